@@ -1,0 +1,3 @@
+from rdpg_cli.cli import main
+
+main()

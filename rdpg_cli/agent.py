@@ -1,0 +1,213 @@
+"""The agent: actor, critic(s), their targets and optimizers, acting, and one compiled update.
+
+One update path serves DDPG and RDPG: a batch is always ``[batch, window]`` with ``window = burn_in +
+sequence_length``; feed-forward is the case ``burn_in = 0, sequence_length = 1`` with an empty state.
+Bookkeeping (when to update the actor, counters) stays in Python; the maths runs in one ``tf.function``
+per flavour of step (with or without the actor), each traced once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rdpg_cli import losses
+from rdpg_cli.config import Config
+from rdpg_cli.envs import EnvSpec
+from rdpg_cli.networks import Actor, Critic, State, history_dim, make_history
+from rdpg_cli.replay import Batch
+
+
+class Agent:
+    def __init__(self, config: Config, spec: EnvSpec, seed: int, run_eagerly: bool = False):
+        self.config = config
+        self.spec = spec
+        self.seed = int(seed)
+        agent = config.agent
+        net = config.network
+        keras.utils.set_random_seed(self.seed)
+
+        self.recurrent = config.recurrent
+        self.burn_in = config.replay.burn_in
+        self.sequence_length = config.replay.sequence_length
+        self.low = tf.constant(spec.low, tf.float32)
+        self.high = tf.constant(spec.high, tf.float32)
+        self.half_range = (self.high - self.low) / 2.0
+        squash = agent.bounding == "tanh"
+
+        def actor() -> Actor:
+            return Actor(net, spec.action_dim, spec.low, spec.high, squash)
+
+        n_critics = 2 if agent.twin_critics else 1
+        self.actor, self.target_actor = actor(), actor()
+        self.critics = [Critic(net) for _ in range(n_critics)]
+        self.target_critics = [Critic(net) for _ in range(n_critics)]
+
+        hist = tf.zeros([1, 1, history_dim(net, spec.observation_dim, spec.action_dim)])
+        act = tf.zeros([1, 1, spec.action_dim])
+        for model in [self.actor, self.target_actor]:
+            model(hist, model.initial_state(1))
+        for model in [*self.critics, *self.target_critics]:
+            model(hist, act, model.initial_state(1))
+        losses.hard_update(self.target_actor.variables, self.actor.variables)
+        for target, critic in zip(self.target_critics, self.critics, strict=True):
+            losses.hard_update(target.variables, critic.variables)
+
+        self.actor_variables = list(self.actor.trainable_variables)
+        self.critic_variables = [v for c in self.critics for v in c.trainable_variables]
+        self.actor_optimizer = keras.optimizers.Adam(learning_rate=agent.actor_lr)
+        self.critic_optimizer = keras.optimizers.Adam(learning_rate=agent.critic_lr)
+        self.actor_optimizer.build(self.actor_variables)
+        self.critic_optimizer.build(self.critic_variables)
+
+        # Counters the compiled step reads; Python keeps copies for bookkeeping and checkpoints.
+        self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
+
+        wrap: Callable = (lambda f: f) if run_eagerly else tf.function
+        self._critic_only_step = wrap(lambda *b: self._update(*b, update_actor=False))
+        self._full_step = wrap(lambda *b: self._update(*b, update_actor=True))
+        self._act = wrap(self._act_impl)
+
+    # -- acting --------------------------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int = 1) -> State:
+        return self.actor.initial_state(batch_size)
+
+    def _act_impl(self, observation: tf.Tensor, prev_action: tf.Tensor, state: State):
+        history = make_history(self.config.network, observation[:, None, :], prev_action[:, None, :])
+        action, state = self.actor(history, state)
+        return action[:, 0, :], state
+
+    def act(self, observation: np.ndarray, prev_action: np.ndarray, state: State
+            ) -> tuple[np.ndarray, State]:
+        """The deterministic action (unclipped, float32) for one observation, and the next state."""
+        action, state = self._act(
+            tf.convert_to_tensor(observation[None, :], tf.float32),
+            tf.convert_to_tensor(prev_action[None, :], tf.float32),
+            state)
+        return action.numpy()[0], state
+
+    # -- learning ------------------------------------------------------------------------------------------
+
+    def train_step(self, batch: Batch, update_actor: bool) -> dict[str, float]:
+        """One gradient step on the critic(s), and on the actor when ``update_actor``; returns metrics."""
+        start_state = batch.start_state or self.actor.initial_state(batch.observations.shape[0])
+        args = (batch.observations, batch.next_observations, batch.actions, batch.prev_actions,
+                batch.rewards, batch.terminated, batch.valid, tuple(start_state))
+        step = self._full_step if update_actor else self._critic_only_step
+        metrics = step(*args)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _encode(self, model, history, state, step_mask):
+        """Unroll a network's history encoder; burn-in steps only warm up the state (no gradient)."""
+        b = self.burn_in
+        if b and self.recurrent:
+            _, state = model.encode(history[:, :b], state, step_mask[:, :b])
+            state = tuple(tf.stop_gradient(s) for s in state)
+            return model.encode(history[:, b:], state, step_mask[:, b:])[0]
+        return model.encode(history[:, b:], state)[0]
+
+    def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
+                start_state, update_actor: bool) -> dict[str, tf.Tensor]:
+        cfg = self.config
+        agent = cfg.agent
+        b = self.burn_in
+        step_mask = valid > 0
+        loss_mask = valid[:, b:]
+        history = make_history(cfg.network, observations, prev_actions)
+        # History at t+1 is (o_{t+1}, a_t): next_observations carries the true final observation at an
+        # episode end, which the next slot of the buffer (another episode) would not.
+        next_history = make_history(cfg.network, next_observations, actions)
+        zero_critic_state = self.critics[0].initial_state(tf.shape(observations)[0])
+
+        # ---- TD target from the target networks (no gradient).
+        if self.recurrent:
+            target_history = tf.concat([history[:, : b + 1], next_history[:, b:]], axis=1)
+            target_mask = tf.concat([step_mask[:, : b + 1], step_mask[:, b:]], axis=1)
+            first = b + 1
+        else:
+            target_history, target_mask, first = next_history, None, 0
+        target_features, _ = self.target_actor.encode(target_history, start_state, target_mask)
+        next_actions = self.target_actor.head(target_features[:, first:])
+        if agent.target_noise > 0:
+            seed = tf.stack([tf.constant(self.seed, tf.int64), self.gradient_steps])
+            noise = tf.random.stateless_normal(tf.shape(next_actions), seed=seed) * agent.target_noise
+            noise = tf.clip_by_value(noise, -agent.target_noise_clip, agent.target_noise_clip)
+            next_actions = next_actions + noise * self.half_range
+        next_actions = tf.clip_by_value(next_actions, self.low, self.high)
+        next_qs = []
+        for target in self.target_critics:
+            features, _ = target.encode(target_history, zero_critic_state, target_mask)
+            next_qs.append(target.head(features[:, first:], next_actions))
+        next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
+        y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma)
+
+        # ---- Critic step.
+        with tf.GradientTape() as tape:
+            critic_loss = 0.0
+            for critic in self.critics:
+                q = critic.head(self._encode(critic, history, zero_critic_state, step_mask), actions[:, b:])
+                critic_loss += losses.critic_loss(q, y, loss_mask, agent.delta_clip)
+                if critic is self.critics[0]:
+                    mean_q = losses.masked_mean(q, loss_mask)
+            critic_loss = tf.debugging.check_numerics(critic_loss, "critic loss")
+        grads = tape.gradient(critic_loss, self.critic_variables)
+        self.critic_optimizer.apply_gradients(zip(grads, self.critic_variables, strict=True))
+        metrics = {"critic_loss": critic_loss, "mean_q": mean_q}
+
+        # ---- Actor step: dQ/da at the actor's own unclipped action, inverted, mean over samples once.
+        if update_actor:
+            with tf.GradientTape() as actor_tape:
+                action = self.actor.head(self._encode(self.actor, history, start_state, step_mask))
+            critic = self.critics[0]
+            critic_features = tf.stop_gradient(self._encode(critic, history, zero_critic_state, step_mask))
+            with tf.GradientTape() as q_tape:
+                q_tape.watch(action)
+                q = critic.head(critic_features, action)
+                q_sum = tf.reduce_sum(q * loss_mask)  # sum, not mean: per-sample dQ/da
+            dqda = q_tape.gradient(q_sum, action)
+            upstream = losses.actor_output_gradient(
+                dqda, action, self.low, self.high, loss_mask, invert=agent.bounding == "invert")
+            actor_grads = actor_tape.gradient(action, self.actor_variables, output_gradients=upstream)
+            actor_grads = losses.clip_gradients(actor_grads, agent.clipnorm, agent.clipvalue)
+            self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor_variables, strict=True))
+            actor_loss = tf.debugging.check_numerics(-losses.masked_mean(q, loss_mask), "actor loss")
+            metrics["actor_loss"] = actor_loss
+            metrics["out_of_bounds"] = losses.out_of_bounds_share(action, self.low, self.high, loss_mask)
+
+        # ---- Targets: soft every step, or a hard copy every N gradient steps.
+        self.gradient_steps.assign_add(1)
+        if agent.target_update < 1:
+            for target, critic in zip(self.target_critics, self.critics, strict=True):
+                losses.soft_update(target.variables, critic.variables, agent.target_update)
+            if update_actor:
+                losses.soft_update(self.target_actor.variables, self.actor.variables, agent.target_update)
+        else:
+            every = tf.constant(int(agent.target_update), tf.int64)
+            if tf.equal(self.gradient_steps % every, 0):
+                for target, critic in zip(self.target_critics, self.critics, strict=True):
+                    losses.hard_update(target.variables, critic.variables)
+                losses.hard_update(self.target_actor.variables, self.actor.variables)
+        return metrics
+
+    # -- state for checkpoints -----------------------------------------------------------------------------
+
+    def networks(self) -> dict[str, keras.Model]:
+        nets: dict[str, keras.Model] = {"actor": self.actor, "target_actor": self.target_actor}
+        for i, (c, t) in enumerate(zip(self.critics, self.target_critics, strict=True)):
+            nets[f"critic_{i}"] = c
+            nets[f"target_critic_{i}"] = t
+        return nets
+
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def variable_groups(self) -> dict[str, list[tf.Variable]]:
+        """Every variable that makes up the agent's state, grouped and in a fixed order."""
+        groups = {name: list(model.variables) for name, model in self.networks().items()}
+        groups.update({name: list(opt.variables) for name, opt in self.optimizers().items()})
+        groups["counters"] = [self.gradient_steps]
+        return groups

@@ -1,0 +1,373 @@
+"""The ``rdpg`` command line: thin Typer commands over the library.
+
+TensorFlow is imported inside the commands that need it, never at module load, so ``rdpg --help`` and
+``rdpg presets`` stay fast; its start-up log noise is hidden unless ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rdpg_cli import __version__
+from rdpg_cli.errors import RdpgError
+
+try:  # Typer >= 0.22 vendors click; older releases depend on it.
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+app = typer.Typer(
+    name="rdpg",
+    help="Train, evaluate and export DDPG/RDPG agents whose actors stay in bounds by inverting gradients.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+presets_app = typer.Typer(help="List the shipped presets, or show one.", invoke_without_command=True)
+app.add_typer(presets_app, name="presets")
+
+console = Console()
+err_console = Console(stderr=True)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show TensorFlow's log and debug detail.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rdpg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")] = None,
+) -> None:
+    """rdpg: recurrent deterministic policy gradients with inverting gradients."""
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Hide TensorFlow's C++ and Python start-up logging unless asked for. Must run before TF is imported."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    import logging
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow|gymnasium).*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Some lines are written by C++ before any log level applies: silence fd 2 while TF loads.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextmanager
+def user_errors(verbose: bool = False):
+    """Project errors -> one line on stderr and their exit code; never a traceback (unless --verbose)."""
+    try:
+        yield
+    except RdpgError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("aborted; the last checkpoint written is intact")
+        raise typer.Exit(130) from None
+
+
+def _parse_sets(values: list[str] | None) -> dict:
+    from rdpg_cli.config import parse_override
+
+    overrides = {}
+    for text in values or []:
+        key, value = parse_override(text)
+        overrides[key] = value
+    return overrides
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+@app.command()
+def train(
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Shipped preset name or YAML path.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total env steps of the run (train.steps).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<preset>/<stamp>).")
+                       ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: section.key=value (repeat).")
+                    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue a run: its checkpoint.h5 or run folder.")] = None,
+    force: Annotated[bool, typer.Option(help="Start over in a --run-dir that already holds a run.")] = False,
+    eager: Annotated[bool, typer.Option(help="Run the update eagerly (debugging; slow).")] = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train an agent from a preset; writes config.yaml, command.txt, metrics.csv, TensorBoard events,
+    checkpoint.h5 and best.h5 into the run folder."""
+    with user_errors(verbose):
+        code = _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose)
+    if code:
+        raise typer.Exit(code)
+
+
+def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose) -> int:
+    from rdpg_cli.config import ConfigError, load_config
+
+    if steps is not None and steps <= 0:
+        raise ConfigError(f"--steps: {steps} must be > 0")
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed: {seed} must be >= 0")
+    overrides = _parse_sets(set_)
+    if resume is None:
+        if preset is None:
+            raise ConfigError("give --preset NAME|PATH (see 'rdpg presets'), or --resume RUN")
+        if steps is not None:
+            overrides["train.steps"] = steps
+        if seed is not None:
+            overrides["train.seed"] = seed
+        config = load_config(preset, overrides)
+        return _run_training(config, run_dir, None, force, eager, quiet, verbose)
+    if run_dir is not None:
+        raise ConfigError("--run-dir: a resumed run continues in its own folder; leave --run-dir out")
+    if overrides:
+        raise ConfigError(f"--set {next(iter(overrides))}: a resumed run keeps its config; only --steps may "
+                          "change")
+    from rdpg_cli.checkpoint import config_from_checkpoint, find_checkpoint, read_checkpoint
+
+    checkpoint = find_checkpoint(resume)
+    folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
+    config = config_from_checkpoint(data, str(resume))
+    if preset is not None:
+        from rdpg_cli.envs import resolve_bounds
+
+        given, _ = resolve_bounds(load_config(preset))
+        mine = config.to_dict()
+        theirs = given.to_dict()
+        for d in (mine, theirs):
+            d["train"].pop("steps")
+            d.pop("name")
+        if mine != theirs:
+            raise ConfigError(f"--preset {preset}: conflicts with the config of the run being resumed "
+                              f"({folder}); leave --preset out")
+    if seed is not None and seed != config.train.seed:
+        raise ConfigError(f"--seed {seed}: the run being resumed uses seed {config.train.seed}")
+    if steps is not None:
+        config = config.replace("train", steps=steps)
+    return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume))
+
+
+def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "") -> int:
+    import shlex
+
+    from rich.table import Table
+
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.runs import RunLock, new_run_dir, write_run_files
+
+    config, spec = resolve_bounds(config)
+    if resume_data is None:
+        run_dir = new_run_dir(config, run_dir, force)
+    total = config.train.steps
+    if resume_data is not None and resume_data.counters["env_steps"] >= total:
+        console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
+                      f"(budget {total}); raise --steps to train more")
+        return 0
+    quiet_tensorflow(verbose)  # only now: bad input above is reported without waiting for TensorFlow
+    from rdpg_cli.display import PlainReporter, QuietReporter, RichReporter
+    from rdpg_cli.trainer import SignalStop, Trainer
+
+    if quiet:
+        reporter = QuietReporter()
+    elif console.is_terminal:
+        reporter = RichReporter(console)
+    else:
+        reporter = PlainReporter()
+    with RunLock(run_dir):
+        write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
+        trainer = Trainer(config, spec, run_dir, reporter, run_eagerly=eager)
+        try:
+            if resume_data is not None:
+                trainer.restore(resume_data, resume_source)
+                reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
+            elif not quiet:
+                console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
+
+            def on_signal(name: str) -> None:
+                reporter.message(f"{name}: finishing this step and writing checkpoint.h5 "
+                                 "(press Ctrl-C again to abort at once)")
+
+            with SignalStop(trainer, on_signal):
+                summary = trainer.run(total, fresh=resume_data is None)
+        finally:
+            trainer.close()
+    if summary.stopped_by:
+        err_console.print(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint "
+                          f"written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
+        return 130 if summary.stopped_by == "SIGINT" else 143
+    if not quiet:
+        table = Table(title=f"{config.name}: done", show_header=False)
+        table.add_row("run folder", str(run_dir))
+        table.add_row("env steps", str(summary.env_steps))
+        table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
+        best = "-" if summary.best_eval is None else f"{summary.best_eval:.1f}"
+        final = "-" if summary.final_eval is None else f"{summary.final_eval:.1f}"
+        table.add_row("best eval return", best)
+        table.add_row("final eval return", final)
+        table.add_row("files", ", ".join(summary.files))
+        console.print(table)
+    else:
+        console.print(str(run_dir / "checkpoint.h5"))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+
+
+@app.command()
+def evaluate(
+    artifact: Annotated[Path, typer.Argument(help="checkpoint.h5 (or best.h5), a run folder, or an export.")],
+    episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the episodes' start states.")] = 0,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    video: Annotated[Path | None, typer.Option(help="Also write the episodes to this .mp4 or .gif.")] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run the deterministic policy for some episodes; report mean ± std return."""
+    quiet_tensorflow(verbose)
+    with user_errors(verbose):
+        _evaluate(artifact, episodes, seed, json_, video, quiet)
+
+
+def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, quiet: bool) -> None:
+    import json
+
+    from rich.table import Table
+
+    from rdpg_cli.errors import ConfigError
+    from rdpg_cli.evaluation import evaluate as run_episodes
+    from rdpg_cli.loading import load_policy
+
+    if episodes <= 0:
+        raise ConfigError(f"--episodes: {episodes} must be > 0")
+    if seed < 0:
+        raise ConfigError(f"--seed: {seed} must be >= 0")
+    if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
+        raise ConfigError(f"--video {video}: give a .mp4 or .gif path")
+    config, policy, label = load_policy(artifact)
+    result = run_episodes(policy, config, episodes, seed, render=video is not None)
+    if video is not None:
+        from rdpg_cli.video import write_video
+
+        write_video(video, result.frames)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    summary = result.as_dict()
+    table = Table(title=f"{label}: {episodes} episodes, seed {seed}")
+    for column in ("mean ± std", "min", "max", "mean length"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}", f"{summary['min_return']:.2f}",
+                  f"{summary['max_return']:.2f}", f"{summary['mean_length']:.1f}")
+    console.print(table)
+    if video is not None and not quiet:
+        console.print(f"video written to {video}")
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path | None, typer.Argument(help="checkpoint.h5 (default: the newest under runs/).")
+                          ] = None,
+    format_: Annotated[str, typer.Option("--format", "-f", help="savedmodel, tflite, onnx or keras.")
+                       ] = "savedmodel",
+    output: Annotated[Path | None, typer.Option(help="Where to write (default: <run>/export/...).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Export the trained policy: raw observations in, actions clipped to the bounds out."""
+    quiet_tensorflow(verbose)
+    with user_errors(verbose):
+        from rdpg_cli.export import run_export
+
+        run_export(checkpoint, format_, output, force, console if not quiet else None)
+
+
+# ---------------------------------------------------------------------------------------------- presets
+
+
+@presets_app.callback()
+def presets_list(ctx: typer.Context) -> None:
+    """List the shipped presets (name, environment, description)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from rdpg_cli.config import read_yaml, shipped_presets
+
+    table = Table(title="shipped presets")
+    table.add_column("name", style="bold")
+    table.add_column("env")
+    table.add_column("description")
+    for name, path in shipped_presets().items():
+        data = read_yaml(path)
+        table.add_row(name, str(data.get("env", {}).get("id", "?")), str(data.get("description", "")))
+    console.print(table)
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name or YAML path.")]) -> None:
+    """Print a preset's YAML."""
+    with user_errors():
+        from rich.syntax import Syntax
+
+        from rdpg_cli.config import resolve_preset_path
+
+        text = resolve_preset_path(name).read_text()
+        if console.is_terminal:
+            console.print(Syntax(text, "yaml"))
+        else:
+            typer.echo(text, nl=False)
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rdpg': the help, as with --help
+            print(exc.format_message())
+            sys.exit(0)
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click_exceptions.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,132 @@
+"""Environment construction: gymnasium env, time limit, observation masking, action-space checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from rdpg_cli.config import Config
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the agent needs to know about an environment."""
+
+    env_id: str
+    observation_dim: int
+    action_dim: int
+    low: np.ndarray
+    high: np.ndarray
+
+
+class SelectObservation(gym.ObservationWrapper):
+    """Keep only some observation components: turns a fully observed task into a partially observed one."""
+
+    def __init__(self, env: gym.Env, indices: list[int]):
+        super().__init__(env)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(
+            low=space.low[self.indices], high=space.high[self.indices], dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.asarray(observation, dtype=np.float32)[self.indices]
+
+
+def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
+    """Build the preset's environment (unseeded: seed it with ``reset(seed=...)``)."""
+    kwargs = dict(config.env.kwargs)
+    if config.env.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = config.env.max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        env = gym.make(config.env.id, **kwargs)
+    except gym.error.NameNotFound:
+        raise ConfigError(f"env.id: unknown environment '{config.env.id}'") from None
+    except gym.error.DependencyNotInstalled as exc:
+        raise EnvironmentSetupError(f"env.id: {config.env.id} needs an extra: {exc}") from None
+    except gym.error.Error as exc:
+        raise ConfigError(f"env.id: {config.env.id}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"env.kwargs: {config.env.id} rejects them: {exc}") from None
+    except ImportError as exc:
+        raise EnvironmentSetupError(f"env.id: {config.env.id} needs a missing package: {exc}") from None
+    if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1:
+        env.close()
+        raise ConfigError(
+            f"env.id: {config.env.id} has action space {env.action_space}; rdpg needs continuous (Box) actions")
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        env.close()
+        raise ConfigError(f"env.id: {config.env.id} has observation space {space}; rdpg needs a flat Box")
+    indices = config.env.observation_indices
+    if indices is not None:
+        dim = space.shape[0]
+        bad = [i for i in indices if i >= dim]
+        if bad or not indices:
+            env.close()
+            raise ConfigError(
+                f"env.observation_indices: {indices} does not fit the {dim} observation components of "
+                f"{config.env.id}")
+        env = SelectObservation(env, indices)
+    return env
+
+
+def env_spec(config: Config, env: gym.Env) -> EnvSpec:
+    """Resolve the action bounds against the env's action space and check them."""
+    space = env.action_space
+    dim = space.shape[0]
+    env_low = space.low.astype(np.float64)
+    env_high = space.high.astype(np.float64)
+    if config.action_bounds.low is None:
+        low, high = env_low, env_high
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ConfigError(
+                f"action_bounds: {config.env.id} has unbounded actions; give action_bounds.low and high")
+    else:
+        low = np.asarray(config.action_bounds.low, dtype=np.float64)
+        high = np.asarray(config.action_bounds.high, dtype=np.float64)
+        if low.shape[0] != dim:
+            raise ConfigError(
+                f"action_bounds: {low.shape[0]} entries but {config.env.id} has {dim} action dimensions")
+        for i in range(dim):
+            if low[i] < env_low[i] or high[i] > env_high[i]:
+                raise ConfigError(
+                    f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
+                    f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
+    return EnvSpec(
+        env_id=config.env.id,
+        observation_dim=int(env.observation_space.shape[0]),
+        action_dim=int(dim),
+        low=low.astype(np.float32),
+        high=high.astype(np.float32),
+    )
+
+
+def resolve_bounds(config: Config) -> tuple[Config, EnvSpec]:
+    """Fill the preset's bounds from the env when left out, so the saved config is complete."""
+    env = make_env(config)
+    try:
+        spec = env_spec(config, env)
+    finally:
+        env.close()
+    if config.action_bounds.low is None:
+        config = config.replace(
+            "action_bounds", low=[float(x) for x in spec.low], high=[float(x) for x in spec.high])
+    return config, spec
+
+
+def episode_seed(seed: int, stream: int, episode: int) -> int:
+    """A reset seed for one episode, a pure function of (run seed, stream, episode index).
+
+    Seeding every episode, not just the first, is what lets a resumed run rebuild the environment exactly:
+    it needs only the counters and the executed actions of the current episode."""
+    return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
+
+
+TRAIN_STREAM = 0
+EVAL_STREAM = 1

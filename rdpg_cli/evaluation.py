@@ -1,0 +1,84 @@
+"""Deterministic evaluation: fixed per-episode seeds, recurrent state reset at every episode start."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rdpg_cli.config import Config
+from rdpg_cli.envs import EVAL_STREAM, episode_seed, make_env
+from rdpg_cli.errors import TrainingFault
+
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+    def act(self, observation: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class EvalResult:
+    returns: list[float]
+    lengths: list[int]
+    seed: int
+    # Actor outputs before clipping, for the out-of-bounds report (empty when the policy does not say).
+    raw_actions: list[np.ndarray] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns))
+
+    def as_dict(self) -> dict:
+        return {
+            "mean_return": self.mean_return,
+            "std_return": self.std_return,
+            "min_return": float(np.min(self.returns)),
+            "max_return": float(np.max(self.returns)),
+            "mean_length": float(np.mean(self.lengths)),
+            "returns": [float(r) for r in self.returns],
+            "lengths": [int(n) for n in self.lengths],
+            "episodes": len(self.returns),
+            "seed": self.seed,
+        }
+
+
+def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
+             record_raw: bool = False, render: bool = False) -> EvalResult:
+    """Run ``episodes`` deterministic episodes; episode i resets with a seed derived from (seed, i), so two
+    evaluations with the same seed see the same start states whatever happened before."""
+    own_env = env is None
+    if own_env:
+        env = make_env(config, render_mode="rgb_array" if render else None)
+    result = EvalResult(returns=[], lengths=[], seed=seed)
+    try:
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, episode))
+            policy.reset()
+            total, length, done = 0.0, 0, False
+            if render:
+                result.frames.append(env.render())
+            while not done:
+                action = policy.act(observation)
+                if record_raw:
+                    result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
+                observation, reward, terminated, truncated, _ = env.step(action)
+                if not math.isfinite(float(reward)):
+                    raise TrainingFault(f"evaluation: the environment returned reward {reward}")
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+                if render:
+                    result.frames.append(env.render())
+            result.returns.append(total)
+            result.lengths.append(length)
+    finally:
+        if own_env:
+            env.close()
+    return result

@@ -1,0 +1,31 @@
+"""Load something to act with: a checkpoint (or run folder), or an exported policy artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rdpg_cli.config import Config
+from rdpg_cli.errors import CheckpointError
+
+
+def load_policy(path: Path) -> tuple[Config, object, str]:
+    """-> (config, policy with reset()/act(), label). Exports are recognised by their shape on disk."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: not found")
+    if path.is_dir() and not (path / "checkpoint.h5").exists():
+        if (path / "saved_model.pb").exists():
+            from rdpg_cli.export import load_exported_policy
+
+            return load_exported_policy(path)
+        raise CheckpointError(f"{path}: a folder with no checkpoint.h5 (and not a SavedModel)")
+    if path.is_file() and path.suffix.lower() in (".tflite", ".onnx", ".keras"):
+        from rdpg_cli.export import load_exported_policy
+
+        return load_exported_policy(path)
+    from rdpg_cli.checkpoint import find_checkpoint
+    from rdpg_cli.policy import AgentPolicy, load_agent
+
+    checkpoint = find_checkpoint(path)
+    config, agent, _ = load_agent(checkpoint)
+    return config, AgentPolicy(agent), str(checkpoint)

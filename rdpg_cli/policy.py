@@ -1,0 +1,62 @@
+"""Acting with a trained agent: the deterministic policy, its recurrent state, and restoring one from a
+checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rdpg_cli.agent import Agent
+from rdpg_cli.checkpoint import CheckpointData, config_from_checkpoint, read_checkpoint, spec_from_checkpoint
+from rdpg_cli.config import Config
+from rdpg_cli.errors import CheckpointError
+
+
+class AgentPolicy:
+    """Deterministic policy over one episode at a time: ``reset()`` at each episode start, then
+    ``act(observation) -> action`` clipped to the bounds. Keeps the recurrent state and previous action."""
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.agent.initial_state(1)
+        self.prev_action = np.zeros(self.agent.spec.action_dim, np.float32)
+        self.last_raw_action = self.prev_action
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state)
+        self.last_raw_action = raw
+        action = np.clip(raw, self.agent.spec.low, self.agent.spec.high).astype(np.float32)
+        self.prev_action = action
+        return action
+
+
+def restore_agent(agent: Agent, data: CheckpointData, source: str) -> None:
+    """Assign every saved array to the agent's variables, after checking names and shapes all match."""
+    groups = agent.variable_groups()
+    for name, variables in groups.items():
+        arrays = data.variables.get(name)
+        if arrays is None:
+            raise CheckpointError(f"{source}: damaged checkpoint: '{name}' is missing")
+        if len(arrays) != len(variables):
+            raise CheckpointError(
+                f"{source}: '{name}' holds {len(arrays)} arrays, the config's networks have {len(variables)}")
+        for i, (var, array) in enumerate(zip(variables, arrays, strict=True)):
+            if tuple(var.shape) != tuple(array.shape):
+                raise CheckpointError(
+                    f"{source}: '{name}' array {i} has shape {tuple(array.shape)}, the config's networks "
+                    f"need {tuple(var.shape)}")
+    for name, variables in groups.items():
+        for var, array in zip(variables, data.variables[name], strict=True):
+            var.assign(array.astype(var.dtype.name if hasattr(var.dtype, "name") else var.dtype))
+
+
+def load_agent(path: Path, with_replay: bool = False) -> tuple[Config, Agent, CheckpointData]:
+    data = read_checkpoint(path, with_replay=with_replay)
+    config = config_from_checkpoint(data, str(path))
+    agent = Agent(config, spec_from_checkpoint(data), seed=config.train.seed)
+    restore_agent(agent, data, str(path))
+    return config, agent, data

@@ -1,0 +1,448 @@
+"""The training loop: collect -> learn -> evaluate -> log -> checkpoint, plus the run folder and resume.
+
+Everything that decides what happens next (counters, RNG states, noise state, the episode in progress,
+metric accumulators) is saved in the checkpoint, so a resumed run continues bit for bit: the environment
+is rebuilt by resetting it with the episode's seed and replaying the episode's executed actions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdpg_cli.agent import Agent
+from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkpoint
+from rdpg_cli.config import Config
+from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
+from rdpg_cli.errors import CheckpointError, TrainingFault
+from rdpg_cli.evaluation import evaluate
+from rdpg_cli.noise import ExplorationNoise
+from rdpg_cli.policy import AgentPolicy, restore_agent
+from rdpg_cli.replay import ReplayBuffer
+
+METRIC_COLUMNS = [
+    "env_steps", "episodes", "gradient_steps",
+    "train/critic_loss", "train/actor_loss", "train/mean_q", "train/out_of_bounds",
+    "rollout/episode_return", "rollout/episode_length",
+    "eval/mean_return", "eval/std_return", "eval/best_return",
+]
+# Wall-clock figures differ between two runs of the same seed, so they live apart from metrics.csv,
+# which stays bit-for-bit reproducible (and identical across a resume).
+TIMING_COLUMNS = ["env_steps", "wall_seconds", "time/steps_per_second", "time/updates_per_second"]
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
+
+
+class Reporter:
+    """What the loop tells the user; the CLI supplies a Rich or plain-text one."""
+
+    def start(self, total: int, done: int) -> None: ...
+    def update(self, stats: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    env_steps: int
+    wall_seconds: float
+    best_eval: float | None
+    final_eval: float | None
+    stopped_by: str | None = None  # a signal name when interrupted
+    files: list[str] = field(default_factory=list)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+class Trainer:
+    def __init__(self, config: Config, spec: EnvSpec, run_dir: Path, reporter: Reporter | None = None,
+                 run_eagerly: bool = False):
+        self.config = config
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.reporter = reporter or Reporter()
+        self.seed = config.train.seed
+        self.agent = Agent(config, spec, self.seed, run_eagerly=run_eagerly)
+        state_sizes = tuple(config.network.units for _ in self.agent.initial_state(1)) \
+            if config.replay.store_state else ()
+        self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
+        self.noise = ExplorationNoise(config.agent, (spec.high - spec.low) / 2.0, self.seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+        self.env = make_env(config)
+        self.eval_env = make_env(config)
+        self.policy = AgentPolicy(self.agent)
+
+        self.env_steps = 0
+        self.episodes = 0
+        self.critic_updates = 0
+        self.best_eval: float | None = None
+        self.last_eval: tuple[float, float] | None = None
+        self.episode_return = 0.0
+        self.episode_length = 0
+        self.accumulators: dict[str, list[float]] = {}  # name -> [sum, count] since the last row
+        self.recent_returns: list[float] = []
+        self.stop_requested: str | None = None
+        self.wall_seconds = 0.0
+        self.observation: np.ndarray | None = None
+        self._session_start: float | None = None
+
+    # -- episode handling ----------------------------------------------------------------------------------
+
+    def _reset_episode(self) -> None:
+        observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+        self.observation = self._check_finite(observation, "observation")
+        self.policy.reset()
+        self.noise.reset()
+        self.episode_return = 0.0
+        self.episode_length = 0
+
+    def _check_finite(self, value: Any, what: str) -> Any:
+        array = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise TrainingFault(
+                f"env step {self.env_steps}: the environment returned a non-finite {what} "
+                f"({np.array2string(array, precision=4)}); checkpoint.h5 keeps the last good state")
+        return np.asarray(value, np.float32) if what == "observation" else value
+
+    # -- one env step --------------------------------------------------------------------------------------
+
+    def _choose_action(self) -> np.ndarray:
+        spec = self.spec
+        warm = self.env_steps < self.config.agent.warmup_steps
+        if warm and not self.agent.recurrent:
+            action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
+            self.policy.prev_action = action
+            return action
+        raw = self.policy.act(self.observation)  # advances the recurrent state, clipped
+        if warm:
+            action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
+        else:
+            noisy = self.policy.last_raw_action + self.noise.sample(self.env_steps)
+            action = np.clip(noisy, spec.low, spec.high).astype(np.float32)
+        del raw
+        self.policy.prev_action = action  # the history holds the executed action
+        return action
+
+    def _env_step(self) -> None:
+        state_before = tuple(np.asarray(s)[0] for s in self.policy.state) if self.replay.states else ()
+        action = self._choose_action()
+        try:
+            next_observation, reward, terminated, truncated, _ = self.env.step(action)
+        except Exception as exc:  # a broken environment must not lose the run
+            raise TrainingFault(
+                f"env step {self.env_steps}: the environment raised {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}; checkpoint.h5 keeps the last good state"
+            ) from None
+        next_observation = self._check_finite(next_observation, "observation")
+        reward = float(self._check_finite(reward, "reward"))
+        self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
+        self.env_steps += 1
+        self.episode_return += reward
+        self.episode_length += 1
+        self.observation = next_observation
+        if terminated or truncated:
+            self.episodes += 1
+            self._accumulate("rollout/episode_return", self.episode_return)
+            self._accumulate("rollout/episode_length", float(self.episode_length))
+            self.recent_returns = [*self.recent_returns[-9:], self.episode_return]
+            self._reset_episode()
+
+    def _learn(self) -> None:
+        agent_cfg = self.config.agent
+        if self.env_steps < agent_cfg.warmup_critic or self.env_steps % agent_cfg.train_interval:
+            return
+        if self.replay.size < agent_cfg.batch_size:
+            return
+        for _ in range(agent_cfg.gradient_steps):
+            batch = self.replay.sample(self.rng, agent_cfg.batch_size, self.config.replay.sequence_length,
+                                       self.config.replay.burn_in)
+            update_actor = (self.env_steps >= agent_cfg.warmup_actor
+                            and self.critic_updates % agent_cfg.policy_delay == 0)
+            try:
+                metrics = self.agent.train_step(batch, update_actor)
+            except Exception as exc:
+                if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
+                    raise TrainingFault(
+                        f"env step {self.env_steps}: the loss became non-finite (NaN or inf): lower the "
+                        "learning rates; checkpoint.h5 keeps the last good state") from None
+                raise
+            self.critic_updates += 1
+            for name, value in metrics.items():
+                self._accumulate(f"train/{name}", value)
+
+    def _accumulate(self, name: str, value: float) -> None:
+        total = self.accumulators.setdefault(name, [0.0, 0.0])
+        total[0] += value
+        total[1] += 1.0
+
+    def _mean(self, name: str) -> float | None:
+        total = self.accumulators.get(name)
+        return total[0] / total[1] if total and total[1] else None
+
+    # -- evaluation, logging, checkpoints ------------------------------------------------------------------
+
+    def _evaluate(self) -> None:
+        policy = AgentPolicy(self.agent)
+        result = evaluate(policy, self.config, self.config.train.eval_episodes, self.seed + EVAL_SEED_OFFSET,
+                          env=self.eval_env)
+        self.last_eval = (result.mean_return, result.std_return)
+        if self.best_eval is None or result.mean_return > self.best_eval:
+            self.best_eval = result.mean_return
+            self._write_checkpoint(self.run_dir / "best.h5", with_replay=False)
+
+    def _write_row(self, metrics_file, timing_file, since: tuple[float, int, int]) -> None:
+        """One row of metrics.csv (means since the previous row) and timing.csv (rates since then)."""
+        started, steps_at_start, updates_at_start = since
+        row = {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "gradient_steps": self.critic_updates,
+            "eval/mean_return": _fmt(self.last_eval[0]) if self.last_eval else "",
+            "eval/std_return": _fmt(self.last_eval[1]) if self.last_eval else "",
+            "eval/best_return": _fmt(self.best_eval),
+        }
+        for name in METRIC_COLUMNS:
+            if name not in row:
+                row[name] = _fmt(self._mean(name))
+        csv.DictWriter(metrics_file, METRIC_COLUMNS).writerow(row)
+        metrics_file.flush()
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        timing = {
+            "env_steps": self.env_steps,
+            "wall_seconds": f"{self.elapsed_wall():.3f}",
+            "time/steps_per_second": f"{(self.env_steps - steps_at_start) / elapsed:.2f}",
+            "time/updates_per_second": f"{(self.critic_updates - updates_at_start) / elapsed:.2f}",
+        }
+        csv.DictWriter(timing_file, TIMING_COLUMNS).writerow(timing)
+        timing_file.flush()
+        self._tensorboard(row, timing)
+        self.accumulators = {}
+
+    def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        if not hasattr(self, "_summary_writer"):
+            self._summary_writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+            with self._summary_writer.as_default():
+                tf.summary.text("config", f"```\n{self.config.to_yaml()}\n```", step=0)
+        with self._summary_writer.as_default():
+            for name, value in [*row.items(), *timing.items()]:
+                if "/" in name and value not in ("", None):
+                    tf.summary.scalar(name, float(value), step=self.env_steps)
+        self._summary_writer.flush()
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "critic_updates": self.critic_updates,
+            "best_eval": self.best_eval,
+            "last_eval": list(self.last_eval) if self.last_eval else None,
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+            "accumulators": self.accumulators,
+            "recent_returns": self.recent_returns,
+            "rng": self.rng.bit_generator.state,
+            "wall_seconds": self.elapsed_wall(),
+        }
+
+    def elapsed_wall(self) -> float:
+        """Training wall time over every session of this run (resumes add up)."""
+        return self.wall_seconds + (time.perf_counter() - self._session_start if self._session_start else 0.0)
+
+    def checkpoint_data(self, with_replay: bool) -> CheckpointData:
+        groups = self.agent.variable_groups()
+        acting = {f"state_{i}": np.asarray(s) for i, s in enumerate(self.policy.state)}
+        acting["prev_action"] = np.asarray(self.policy.prev_action)
+        if self.observation is not None:
+            acting["observation"] = np.asarray(self.observation)
+        return CheckpointData(
+            config_yaml=self.config.to_yaml(),
+            env_id=self.spec.env_id,
+            observation_dim=self.spec.observation_dim,
+            action_dim=self.spec.action_dim,
+            low=self.spec.low,
+            high=self.spec.high,
+            counters={"env_steps": self.env_steps, "gradient_steps": self.critic_updates,
+                      "episodes": self.episodes},
+            variables={name: [np.asarray(v.numpy()) for v in vs] for name, vs in groups.items()},
+            variable_names={name: [getattr(v, "path", v.name) for v in vs] for name, vs in groups.items()},
+            trainer_state=json.dumps(self.trainer_state()),
+            noise_state=self.noise.state_json(),
+            acting=acting,
+            replay=self.replay.state_dict() if with_replay else None,
+        )
+
+    def _write_checkpoint(self, path: Path, with_replay: bool) -> None:
+        try:
+            write_checkpoint(path, self.checkpoint_data(with_replay))
+        except OSError as exc:
+            raise TrainingFault(
+                f"{path}: cannot write the checkpoint ({exc.strerror or exc}); the previous one is intact"
+            ) from None
+
+    def save(self) -> Path:
+        path = self.run_dir / "checkpoint.h5"
+        self._write_checkpoint(path, with_replay=self.config.train.save_replay)
+        return path
+
+    # -- resume --------------------------------------------------------------------------------------------
+
+    def restore(self, data: CheckpointData, source: str) -> None:
+        restore_agent(self.agent, data, source)
+        state = trainer_state_dict(data)
+        self.env_steps = int(state["env_steps"])
+        self.episodes = int(state["episodes"])
+        self.critic_updates = int(state["critic_updates"])
+        self.best_eval = state["best_eval"]
+        self.last_eval = tuple(state["last_eval"]) if state["last_eval"] else None
+        self.accumulators = state["accumulators"]
+        self.recent_returns = state["recent_returns"]
+        self.rng.bit_generator.state = state["rng"]
+        self.wall_seconds = float(state.get("wall_seconds", 0.0))
+        self.noise.load_state_json(data.noise_state)
+        if data.replay is None:
+            self.reporter.message(
+                "the checkpoint holds no replay memory (train.save_replay: false): resuming with an empty "
+                "one and a fresh episode, so this run will not match an uninterrupted one")
+            self._reset_episode()
+            return
+        self.replay.load_state_dict(data.replay)
+        # Rebuild the environment: reset with this episode's seed, replay the executed actions.
+        observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+        for action in self.replay.current_episode_actions():
+            observation, *_ = self.env.step(action)
+        observation = np.asarray(observation, np.float32)
+        saved = data.acting.get("observation")
+        if saved is not None and not np.array_equal(saved, observation):
+            raise CheckpointError(
+                f"{source}: the environment did not replay to the saved state (it is not deterministic "
+                "given its seed), so this run cannot resume exactly")
+        self.observation = observation
+        self.episode_return = float(state["episode_return"])
+        self.episode_length = int(state["episode_length"])
+        self.policy.state = tuple(
+            data.acting[f"state_{i}"] for i in range(len(self.agent.initial_state(1))))
+        self.policy.prev_action = np.asarray(data.acting["prev_action"], np.float32)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def run(self, total_steps: int, fresh: bool) -> RunSummary:
+        if fresh:
+            self._reset_episode()
+        metrics_path = self.run_dir / "metrics.csv"
+        timing_path = self.run_dir / "timing.csv"
+        _truncate_csv(metrics_path, METRIC_COLUMNS, self.env_steps)
+        _truncate_csv(timing_path, TIMING_COLUMNS, self.env_steps)
+        started = self._session_start = time.perf_counter()
+        steps_at_start = self.env_steps
+        self.reporter.start(total_steps, self.env_steps)
+        try:
+            self._loop(total_steps, metrics_path, timing_path, started, steps_at_start)
+        finally:
+            self.reporter.finish()
+        if self.stop_requested is not None:
+            self.save()
+        final_eval = self.last_eval[0] if self.last_eval else None
+        if self.env_steps % self.config.train.eval_every and self.stop_requested is None:
+            # The budget ended between evaluations: evaluate once more for the summary only, leaving the
+            # run's state alone so that a resumed run stays identical to an uninterrupted one.
+            final_eval = evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
+                                  self.seed + EVAL_SEED_OFFSET, env=self.eval_env).mean_return
+        self.wall_seconds = self.elapsed_wall()
+        self._session_start = None
+        files = sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))
+        return RunSummary(
+            run_dir=self.run_dir, env_steps=self.env_steps, wall_seconds=self.wall_seconds,
+            best_eval=self.best_eval, final_eval=final_eval,
+            stopped_by=self.stop_requested, files=files)
+
+    def _loop(self, total_steps: int, metrics_path: Path, timing_path: Path, started: float,
+              steps_at_start: int) -> None:
+        cfg = self.config.train
+        row_clock = (started, steps_at_start, self.critic_updates)
+        last_report = 0.0
+        with open(metrics_path, "a", newline="") as metrics_file, open(timing_path, "a", newline="") as timing:
+            while self.env_steps < total_steps and self.stop_requested is None:
+                self._env_step()
+                self._learn()
+                if self.env_steps % cfg.eval_every == 0:
+                    self._evaluate()
+                if self.env_steps % cfg.log_every == 0:
+                    self._write_row(metrics_file, timing, row_clock)
+                    row_clock = (time.perf_counter(), self.env_steps, self.critic_updates)
+                if self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps:
+                    self.save()
+                now = time.perf_counter()
+                if now - last_report > 0.25 or self.env_steps == total_steps:
+                    last_report = now
+                    self.reporter.update(self._stats(now - started, steps_at_start))
+
+    def _stats(self, elapsed: float, steps_at_start: int) -> dict[str, Any]:
+        return {
+            "env_steps": self.env_steps,
+            "steps_per_second": (self.env_steps - steps_at_start) / max(elapsed, 1e-9),
+            "episode_return": float(np.mean(self.recent_returns)) if self.recent_returns else None,
+            "last_eval": self.last_eval[0] if self.last_eval else None,
+            "best_eval": self.best_eval,
+            "critic_loss": self._mean("train/critic_loss"),
+            "updates": self.critic_updates,
+        }
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
+def _truncate_csv(path: Path, columns: list[str], up_to_step: int) -> None:
+    """Keep the header and the rows up to ``up_to_step``: rows written after the checkpoint a run resumes
+    from are dropped, so the resumed file matches an uninterrupted one."""
+    if not path.exists():
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(columns)
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [columns] + [r for r in rows[1:] if r and int(r[0]) <= up_to_step]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+class SignalStop:
+    """First SIGINT/SIGTERM: ask the loop to stop after the current step (it then checkpoints).
+    A second SIGINT aborts at once; the previous checkpoint is intact since every write is atomic."""
+
+    def __init__(self, trainer: Trainer, on_first: Callable[[str], None]):
+        self.trainer = trainer
+        self.on_first = on_first
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.trainer.stop_requested is not None:
+            raise KeyboardInterrupt
+        self.trainer.stop_requested = name
+        self.on_first(name)
+
+    def __enter__(self) -> SignalStop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
