@@ -21,6 +21,10 @@ from rdpg_cli.networks import Actor, Critic, State, history_dim, make_history
 from rdpg_cli.replay import Batch
 
 
+import os
+JIT = os.environ.get("RDPG_JIT", "0") == "1"
+
+
 class Agent:
     def __init__(self, config: Config, spec: EnvSpec, seed: int, run_eagerly: bool = False):
         self.config = config
@@ -52,9 +56,9 @@ class Agent:
             model(hist, model.initial_state(1))
         for model in [*self.critics, *self.target_critics]:
             model(hist, act, model.initial_state(1))
-        losses.hard_update(self.target_actor.variables, self.actor.variables)
+        losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
         for target, critic in zip(self.target_critics, self.critics, strict=True):
-            losses.hard_update(target.variables, critic.variables)
+            losses.hard_update(target.trainable_variables, critic.trainable_variables)
 
         self.actor_variables = list(self.actor.trainable_variables)
         self.critic_variables = [v for c in self.critics for v in c.trainable_variables]
@@ -66,10 +70,11 @@ class Agent:
         # Counters the compiled step reads; Python keeps copies for bookkeeping and checkpoints.
         self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
 
-        wrap: Callable = (lambda f: f) if run_eagerly else tf.function
+        wrap: Callable = (lambda f: f) if run_eagerly else (lambda f: tf.function(f, jit_compile=JIT))
         self._critic_only_step = wrap(lambda *b: self._update(*b, update_actor=False))
         self._full_step = wrap(lambda *b: self._update(*b, update_actor=True))
         self._act = wrap(self._act_impl)
+        self._numpy_cache: NumpyMLP | None = None
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -83,12 +88,35 @@ class Agent:
 
     def act(self, observation: np.ndarray, prev_action: np.ndarray, state: State
             ) -> tuple[np.ndarray, State]:
-        """The deterministic action (unclipped, float32) for one observation, and the next state."""
+        """The deterministic action (unclipped, float32) for one observation, and the next state.
+
+        A feed-forward actor runs in numpy on a cached copy of its weights: one TF call costs ~300 µs,
+        ten times the arithmetic of a small MLP. Recurrent actors go through the compiled TF step."""
+        if not self.recurrent:
+            return self._numpy_actor().forward(np.asarray(observation, np.float32)), ()
         action, state = self._act(
             tf.convert_to_tensor(observation[None, :], tf.float32),
             tf.convert_to_tensor(prev_action[None, :], tf.float32),
             state)
         return action.numpy()[0], state
+
+    def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: State
+               ) -> tuple[np.ndarray, State]:
+        """The same action through TensorFlow (reference for the numpy fast path)."""
+        action, state = self._act(
+            tf.convert_to_tensor(observation[None, :], tf.float32),
+            tf.convert_to_tensor(prev_action[None, :], tf.float32),
+            state)
+        return action.numpy()[0], state
+
+    def _numpy_actor(self) -> NumpyMLP:
+        if self._numpy_cache is None:
+            self._numpy_cache = NumpyMLP.from_actor(self.actor)
+        return self._numpy_cache
+
+    def actor_changed(self) -> None:
+        """Drop the numpy copy of the actor's weights (after an update or a restore)."""
+        self._numpy_cache = None
 
     # -- learning ------------------------------------------------------------------------------------------
 
@@ -98,7 +126,10 @@ class Agent:
         args = (batch.observations, batch.next_observations, batch.actions, batch.prev_actions,
                 batch.rewards, batch.terminated, batch.valid, tuple(start_state))
         step = self._full_step if update_actor else self._critic_only_step
-        metrics = step(*args)
+        metrics, actor_weights = step(*args)
+        if update_actor and not self.recurrent:
+            # The step hands back the actor's new weights: far cheaper than reading each variable.
+            self._numpy_cache = NumpyMLP.from_arrays([w.numpy() for w in actor_weights], self.actor)
         return {k: float(v) for k, v in metrics.items()}
 
     def _encode(self, model, history, state, step_mask):
@@ -182,16 +213,21 @@ class Agent:
         self.gradient_steps.assign_add(1)
         if agent.target_update < 1:
             for target, critic in zip(self.target_critics, self.critics, strict=True):
-                losses.soft_update(target.variables, critic.variables, agent.target_update)
+                losses.soft_update(target.trainable_variables, critic.trainable_variables, agent.target_update)
             if update_actor:
-                losses.soft_update(self.target_actor.variables, self.actor.variables, agent.target_update)
+                losses.soft_update(self.target_actor.trainable_variables, self.actor.trainable_variables,
+                                   agent.target_update)
         else:
             every = tf.constant(int(agent.target_update), tf.int64)
             if tf.equal(self.gradient_steps % every, 0):
                 for target, critic in zip(self.target_critics, self.critics, strict=True):
-                    losses.hard_update(target.variables, critic.variables)
-                losses.hard_update(self.target_actor.variables, self.actor.variables)
-        return metrics
+                    losses.hard_update(target.trainable_variables, critic.trainable_variables)
+                losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
+        fresh_actor = ()
+        if update_actor and not self.recurrent:
+            fresh_actor = tuple(tf.identity(w) for d in [*self.actor.hidden, self.actor.out]
+                                for w in (d.kernel, d.bias))
+        return metrics, fresh_actor
 
     # -- state for checkpoints -----------------------------------------------------------------------------
 
@@ -211,3 +247,36 @@ class Agent:
         groups.update({name: list(opt.variables) for name, opt in self.optimizers().items()})
         groups["counters"] = [self.gradient_steps]
         return groups
+
+
+class NumpyMLP:
+    """A feed-forward actor's forward pass in numpy (float32), for acting one observation at a time."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], mid: np.ndarray | None,
+                 half_range: np.ndarray | None):
+        self.layers = layers
+        self.mid = mid
+        self.half_range = half_range
+
+    @classmethod
+    def from_actor(cls, actor: Actor) -> NumpyMLP:
+        return cls.from_arrays(
+            [np.asarray(w.numpy()) for d in [*actor.hidden, actor.out] for w in (d.kernel, d.bias)], actor)
+
+    @classmethod
+    def from_arrays(cls, arrays: list[np.ndarray], actor: Actor) -> NumpyMLP:
+        """``arrays``: kernel, bias of each dense layer in order."""
+        layers = list(zip(arrays[0::2], arrays[1::2], strict=True))
+        if actor.squash:
+            return cls(layers, actor.mid.numpy(), actor.half_range.numpy())
+        return cls(layers, None, None)
+
+    def forward(self, observation: np.ndarray) -> np.ndarray:
+        x = observation
+        for kernel, bias in self.layers[:-1]:
+            x = np.maximum(x @ kernel + bias, np.float32(0.0))
+        kernel, bias = self.layers[-1]
+        x = x @ kernel + bias
+        if self.mid is not None:
+            x = self.mid + self.half_range * np.tanh(x)
+        return x

@@ -24,18 +24,38 @@ def _final_initializer() -> keras.initializers.Initializer:
 
 
 class HistoryEncoder(keras.layers.Layer):
-    """The recurrent layer that turns the history into a summary ``h_t``; absent for feed-forward nets."""
+    """The recurrent layer that turns the history into a summary ``h_t``; absent for feed-forward nets.
+
+    LSTM and GRU cells with Keras's own weight layout and gate equations (LSTM gates i, f, c, o; GRU with
+    ``reset_after``, gates z, r, h), unrolled in Python over the (short, static) window: the input
+    projection of all steps is one matmul, each step adds only ``h @ U``. This is several times faster on a
+    CPU than Keras's ``while_loop`` RNN for windows of a few dozen steps, and a standard Keras LSTM/GRU
+    given the same weights computes the same function (exports rely on this).
+    """
 
     def __init__(self, kind: str, units: int, **kwargs):
         super().__init__(**kwargs)
         self.kind = kind
         self.units = units
-        if kind == "lstm":
-            self.rnn = keras.layers.LSTM(units, return_sequences=True, return_state=True)
-        elif kind == "gru":
-            self.rnn = keras.layers.GRU(units, return_sequences=True, return_state=True)
+        self.gates = {"lstm": 4, "gru": 3}.get(kind, 0)
+
+    def build(self, input_shape) -> None:
+        if not self.gates:
+            return
+        features = int(input_shape[-1])
+        width = self.gates * self.units
+        self.kernel = self.add_weight(shape=(features, width), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, width), initializer="orthogonal", name="recurrent_kernel")
+        if self.kind == "lstm":
+            # unit_forget_bias: start with the forget gate open so early gradients flow through time.
+            def bias_init(shape, dtype=None):
+                u = self.units
+                return tf.concat([tf.zeros([u]), tf.ones([u]), tf.zeros([2 * u])], axis=0)
+
+            self.bias = self.add_weight(shape=(width,), initializer=bias_init, name="bias")
         else:
-            self.rnn = None
+            self.bias = self.add_weight(shape=(2, width), initializer="zeros", name="bias")
 
     @property
     def state_size(self) -> int:
@@ -46,12 +66,40 @@ class HistoryEncoder(keras.layers.Layer):
 
     def call(self, history: tf.Tensor, state: State, step_mask: tf.Tensor | None = None
              ) -> tuple[tf.Tensor, State]:
-        """``step_mask`` [batch, time] (bool): masked steps leave the state unchanged, so steps of another
-        episode at the front of a window do not disturb the zero state the episode starts from."""
-        if self.rnn is None:
+        """``step_mask`` [batch, time] (bool): masked steps leave the state (and output) unchanged, so
+        steps of another episode at the front of a window do not disturb the zero state the episode
+        starts from."""
+        if not self.gates:
             return history, ()
-        outputs = self.rnn(history, initial_state=list(state), mask=step_mask)
-        return outputs[0], tuple(outputs[1:])
+        steps = history.shape[1]
+        bias = self.bias if self.kind == "lstm" else self.bias[0]
+        projected = tf.matmul(history, self.kernel) + bias  # [B, T, gates*units], all steps at once
+        outputs = []
+        state = tuple(state)
+        for t in range(steps):
+            new_state = self._cell(projected[:, t], state)
+            if step_mask is not None:
+                keep = step_mask[:, t, None]
+                new_state = tuple(tf.where(keep, n, o) for n, o in zip(new_state, state, strict=True))
+            state = new_state
+            outputs.append(state[0])
+        return tf.stack(outputs, axis=1), state
+
+    def _cell(self, projected_x: tf.Tensor, state: State) -> State:
+        if self.kind == "lstm":
+            h, c = state
+            z = projected_x + tf.matmul(h, self.recurrent_kernel)
+            i, f, g, o = tf.split(z, 4, axis=-1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+        (h,) = state
+        inner = tf.matmul(h, self.recurrent_kernel) + self.bias[1]
+        x_z, x_r, x_h = tf.split(projected_x, 3, axis=-1)
+        r_z, r_r, r_h = tf.split(inner, 3, axis=-1)
+        z = tf.sigmoid(x_z + r_z)
+        r = tf.sigmoid(x_r + r_r)
+        candidate = tf.tanh(x_h + r * r_h)
+        return (z * h + (1.0 - z) * candidate,)
 
 
 def _dense_stack(sizes: list[int], prefix: str) -> list[keras.layers.Layer]:

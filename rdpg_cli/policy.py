@@ -37,6 +37,10 @@ class AgentPolicy:
 def restore_agent(agent: Agent, data: CheckpointData, source: str) -> None:
     """Assign every saved array to the agent's variables, after checking names and shapes all match."""
     groups = agent.variable_groups()
+    extra = sorted(set(data.variables) - set(groups))
+    if extra:
+        raise CheckpointError(f"{source}: damaged checkpoint: '{extra[0]}' is not part of the agent its config "
+                              f"describes ({', '.join(groups)})")
     for name, variables in groups.items():
         arrays = data.variables.get(name)
         if arrays is None:
@@ -49,9 +53,16 @@ def restore_agent(agent: Agent, data: CheckpointData, source: str) -> None:
                 raise CheckpointError(
                     f"{source}: '{name}' array {i} has shape {tuple(array.shape)}, the config's networks "
                     f"need {tuple(var.shape)}")
+            kind = np.dtype(getattr(var.dtype, "name", var.dtype)).kind
+            if array.dtype.kind != kind and not (kind in "iu" and array.dtype.kind in "iu"):
+                raise CheckpointError(f"{source}: damaged checkpoint: '{name}' array {i} has dtype {array.dtype}, "
+                                      f"the variable is {np.dtype(getattr(var.dtype, 'name', var.dtype))}")
+            if kind == "f" and not np.all(np.isfinite(array)):
+                raise CheckpointError(f"{source}: damaged checkpoint: '{name}' array {i} holds non-finite values")
     for name, variables in groups.items():
         for var, array in zip(variables, data.variables[name], strict=True):
-            var.assign(array.astype(var.dtype.name if hasattr(var.dtype, "name") else var.dtype))
+            var.assign(array)
+    agent.actor_changed()
 
 
 def load_agent(path: Path, with_replay: bool = False) -> tuple[Config, Agent, CheckpointData]:

@@ -100,10 +100,12 @@ class ReplayBuffer:
         ended = (flags & EPISODE_END) != 0
         started = (flags & EPISODE_START) != 0
 
-        # Trained part: valid until (and including) the first episode end at or after t0.
+        # Trained part: valid until (and including) the first episode end at or after t0, and before any
+        # episode start after t0 (an episode cut off by mark_episode_start has no end flag).
         trained_ends = ended[:, burn_in:]
         ended_before = (np.cumsum(trained_ends, axis=1) - trained_ends) > 0
         valid_trained = in_range[:, burn_in:] & ~ended_before
+        valid_trained[:, 1:] &= np.cumsum(started[:, burn_in + 1:], axis=1) == 0
         # Burn-in part: valid from t0's episode start on. Step j is in t0's episode if no episode start
         # lies in (j, t0]: count the starts from the right.
         if burn_in:
