@@ -1,13 +1,780 @@
-"""Policy export (issue 5): not written yet."""
+"""Policy export: SavedModel, TFLite, ONNX and Keras artifacts that run without rdpg, and loading them back.
+
+Every format is written from one functional Keras model made of built-in layers only (so a ``.keras`` file
+loads with ``keras.saving.load_model`` in safe mode, without rdpg installed). The model is one policy step:
+
+    inputs   observation [batch, raw obs]  (the preset's observation masking is applied inside)
+             state_h, state_c [batch, units]   (LSTM; GRU has state_h only; absent when feed-forward)
+             prev_action [batch, act]          (only when network.history is obs+prev_action)
+    outputs  action [batch, act], clipped to the bounds, float32, and the next value of every state input
+
+A client starts each episode from the zero state (``initial_state(batch_size)`` in a SavedModel or TFLite
+file) and feeds each step's state outputs back as the next step's inputs. The previous action is part of
+that state: it is the *clipped* action, as the in-process policy feeds back.
+
+Each artifact carries a metadata JSON (a SavedModel asset ``assets.extra/rdpg_policy.json``, or a sidecar
+``<file>.json`` beside a ``.tflite``/``.onnx``/``.keras``) with the bounds, the observation spec, the env id,
+the rdpg version and the resolved config, so ``rdpg evaluate ARTIFACT`` rebuilds the environment without
+the checkpoint. Before an artifact is moved into place its actions are checked against the checkpoint's.
+"""
 
 from __future__ import annotations
 
-from rdpg_cli.errors import ExportError
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rdpg_cli import __version__
+from rdpg_cli.config import Config, config_from_dict
+from rdpg_cli.errors import ConfigError, ExportError
+
+FORMATS = ("savedmodel", "tflite", "onnx", "keras")
+SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras"}
+METADATA_FORMAT = "rdpg-policy"
+METADATA_VERSION = 1
+METADATA_NAME = "rdpg_policy.json"  # in a SavedModel's assets.extra/
+ONNX_OPSET = 17
+# The largest action or state difference from the checkpoint's own policy an artifact may show before it is
+# refused: the issue's bound for TFLite/ONNX; SavedModel and Keras run the same kernels and land near 1e-7.
+PARITY_TOLERANCE = 1.0e-4
+ONNX_EXTRA = "pip install 'rdpg[onnx]'"
+# Names the recurrent layer's state takes in the signatures, in the order Keras returns it.
+ENCODER_STATE_NAMES = {"none": (), "lstm": ("state_h", "state_c"), "gru": ("state_h",)}
 
 
-def run_export(checkpoint, format_, output, force, console) -> None:
-    raise ExportError("rdpg export is not implemented yet")
+# ---------------------------------------------------------------------------------------------- metadata
 
 
-def load_exported_policy(path):
-    raise ExportError(f"{path}: evaluating exported policies is not implemented yet")
+@dataclass(frozen=True)
+class StateSpec:
+    """One recurrent-state tensor the client carries: fed as input ``name``, read back from output ``output``
+    (the same name, except in ONNX, where tf2onnx cannot give an output an input's name)."""
+
+    name: str
+    size: int
+    output: str
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """What an exported policy says about itself; stored as JSON with each artifact."""
+
+    artifact: str  # one of FORMATS
+    env_id: str
+    observation_dim: int  # raw environment observation, before masking
+    observation_indices: list[int] | None
+    observation_low: list[float | None]  # the env's observation space; None where unbounded
+    observation_high: list[float | None]
+    action_dim: int
+    action_low: list[float]
+    action_high: list[float]
+    recurrent: str
+    history: str
+    state: list[StateSpec]
+    config_yaml: str
+    checkpoint: str
+    env_steps: int
+    rdpg_version: str = __version__
+    format_version: int = METADATA_VERSION
+
+    @property
+    def input_names(self) -> list[str]:
+        return ["observation", *(s.name for s in self.state)]
+
+    def to_json(self) -> str:
+        data = {
+            "format": METADATA_FORMAT,
+            "format_version": self.format_version,
+            "rdpg_version": self.rdpg_version,
+            "artifact": self.artifact,
+            "env_id": self.env_id,
+            "observation": {"dim": self.observation_dim, "indices": self.observation_indices,
+                            "low": self.observation_low, "high": self.observation_high},
+            "action": {"dim": self.action_dim, "low": self.action_low, "high": self.action_high},
+            "recurrent": self.recurrent,
+            "history": self.history,
+            "inputs": self.input_names,
+            "outputs": ["action", *(s.output for s in self.state)],
+            "state": [{"name": s.name, "size": s.size, "output": s.output} for s in self.state],
+            "checkpoint": self.checkpoint,
+            "env_steps": self.env_steps,
+            "config": self.config_yaml,
+        }
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> PolicyMetadata:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ExportError(f"{source}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(data, dict) or data.get("format") != METADATA_FORMAT:
+            raise ExportError(f"{source}: not rdpg policy metadata (no 'format: {METADATA_FORMAT}')")
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > METADATA_VERSION:
+            raise ExportError(f"{source}: metadata format_version {version!r} is newer than this rdpg reads "
+                              f"({METADATA_VERSION}); upgrade rdpg")
+        try:
+            obs, act = data["observation"], data["action"]
+            return cls(
+                artifact=str(data["artifact"]),
+                env_id=str(data["env_id"]),
+                observation_dim=int(obs["dim"]),
+                observation_indices=None if obs["indices"] is None else [int(i) for i in obs["indices"]],
+                observation_low=list(obs["low"]),
+                observation_high=list(obs["high"]),
+                action_dim=int(act["dim"]),
+                action_low=[float(x) for x in act["low"]],
+                action_high=[float(x) for x in act["high"]],
+                recurrent=str(data["recurrent"]),
+                history=str(data["history"]),
+                state=[StateSpec(str(s["name"]), int(s["size"]), str(s["output"])) for s in data["state"]],
+                config_yaml=str(data["config"]),
+                checkpoint=str(data["checkpoint"]),
+                env_steps=int(data["env_steps"]),
+                rdpg_version=str(data["rdpg_version"]),
+                format_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportError(f"{source}: damaged metadata ({type(exc).__name__}: {exc})") from None
+
+    def config(self, source: str) -> Config:
+        """The config to rebuild the environment with. Masking happens inside the artifact, which takes raw
+        observations, so the environment built from this config must not mask them a second time."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(self.config_yaml)
+            data["env"]["observation_indices"] = None
+            return config_from_dict(data, source=f"{source} (stored config)")
+        except ConfigError as exc:
+            raise ExportError(str(exc)) from None
+        except (yaml.YAMLError, TypeError, KeyError):
+            raise ExportError(f"{source}: damaged metadata: the stored config does not parse") from None
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    # JSON has no infinity; unbounded observation components are written as null.
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, np.float64)]
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
+    """A functional Keras model of one deterministic policy step, with the actor's weights copied in.
+
+    Built-in layers and ops only, so the ``.keras`` file needs no rdpg code to load. The recurrent layer is
+    rebuilt with ``unroll=True`` over a single step: the same cell maths as the training-time layer, but no
+    while loop, which is what lets tf2onnx and the TFLite converter take the graph.
+    """
+    import keras
+
+    actor = agent.actor
+    spec = agent.spec
+    net = config.network
+    observation = keras.Input((observation_dim,), name="observation", dtype="float32")
+    inputs = {"observation": observation}
+    outputs: dict[str, Any] = {}
+    x = observation
+    if config.env.observation_indices is not None:
+        x = keras.ops.take(x, list(config.env.observation_indices), axis=1)
+    if net.history == "obs+prev_action":
+        prev_action = keras.Input((spec.action_dim,), name="prev_action", dtype="float32")
+        inputs["prev_action"] = prev_action
+        x = keras.layers.Concatenate(name="history")([x, prev_action])
+    if net.recurrent != "none":
+        names = ENCODER_STATE_NAMES[net.recurrent]
+        states = [keras.Input((net.units,), name=n, dtype="float32") for n in names]
+        inputs.update(zip(names, states, strict=True))
+        # rdpg's encoder keeps Keras's weight layout and gate equations (kernel, recurrent_kernel, bias;
+        # LSTM gates i, f, c, o; GRU reset_after), so the stock layer given its weights is the same function.
+        options = {"return_sequences": False, "return_state": True, "unroll": True, "name": "encoder"}
+        if net.recurrent == "lstm":
+            step = keras.layers.LSTM(net.units, **options)
+        else:
+            step = keras.layers.GRU(net.units, reset_after=True, **options)
+        result = step(keras.layers.Reshape((1, -1), name="one_step")(x), initial_state=states)
+        step.set_weights(actor.encoder.get_weights())
+        x = result[0]
+        outputs.update(zip(names, result[1:], strict=True))
+    for layer in [*actor.hidden, actor.out]:
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    if actor.squash:
+        mid = ((spec.high + spec.low) / 2.0).astype(np.float32)
+        half_range = ((spec.high - spec.low) / 2.0).astype(np.float32)
+        x = keras.layers.Activation("tanh", name="squash")(x)
+        x = keras.layers.Rescaling(scale=[float(v) for v in half_range], offset=[float(v) for v in mid],
+                                   name="to_bounds")(x)
+    # Plain float lists (not numpy arrays) keep the op serializable in the .keras file.
+    action = keras.ops.clip(x, [float(v) for v in spec.low], [float(v) for v in spec.high])
+    outputs = {"action": action, **outputs}
+    if "prev_action" in inputs:
+        outputs["prev_action"] = action
+    return keras.Model(inputs, outputs, name="rdpg_policy")
+
+
+def reference_step(agent: Any, config: Config, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One step of the checkpoint's own policy on a batch, through the agent's Keras actor (mask, history with
+    the previous action, actor, clip, as acting does): what every artifact is checked against."""
+    import tensorflow as tf
+
+    from rdpg_cli.networks import make_history
+
+    observation = np.asarray(feed["observation"], np.float32)
+    if config.env.observation_indices is not None:
+        observation = observation[:, config.env.observation_indices]
+    batch = observation.shape[0]
+    prev_action = feed.get("prev_action", np.zeros((batch, agent.spec.action_dim), np.float32))
+    history = make_history(config.network, tf.constant(observation[:, None, :]),
+                           tf.constant(np.asarray(prev_action, np.float32)[:, None, :]))
+    names = ENCODER_STATE_NAMES[config.network.recurrent]
+    state = tuple(tf.constant(feed[n], tf.float32) for n in names)
+    raw, next_state = agent.actor(history, state)
+    action = np.clip(raw.numpy()[:, 0, :], agent.spec.low, agent.spec.high).astype(np.float32)
+    out = {"action": action, **{n: s.numpy() for n, s in zip(names, next_state, strict=True)}}
+    if config.network.history == "obs+prev_action":
+        out["prev_action"] = action
+    return out
+
+
+# --------------------------------------------------------------------------------------------- writers
+
+
+def _signature(meta: PolicyMetadata) -> list[Any]:
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([None, meta.observation_dim], tf.float32, name="observation")]
+    specs += [tf.TensorSpec([None, s.size], tf.float32, name=s.name) for s in meta.state]
+    return specs
+
+
+def _serving_fn(model: Any, meta: PolicyMetadata):
+    names = meta.input_names
+
+    def serve(*args):
+        return model(dict(zip(names, args, strict=True)))
+
+    return serve
+
+
+def _write_savedmodel(model: Any, meta: PolicyMetadata, dest: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    # Keras's ExportArchive, not tf.saved_model.save on a tf.Module: only the former's SavedModel runs under
+    # `saved_model_cli run` (DESIGN §8).
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", _serving_fn(model, meta), input_signature=_signature(meta))
+    if meta.state:
+        sizes = {s.name: s.size for s in meta.state}
+
+        def initial_state(batch_size):
+            return {n: tf.zeros(tf.stack([batch_size, size]), tf.float32) for n, size in sizes.items()}
+
+        archive.add_endpoint("initial_state", initial_state,
+                             input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+    archive.write_out(str(dest), verbose=False)
+    # assets.extra/ is the SavedModel's place for files that travel with the model but that the graph does
+    # not read (ExportArchive tracks only lookup-table resources, so a tf.saved_model.Asset would be dropped).
+    metadata_path(dest, "savedmodel").parent.mkdir(exist_ok=True)
+    metadata_path(dest, "savedmodel").write_text(meta.to_json())
+
+
+def _write_tflite(model: Any, meta: PolicyMetadata, dest: Path) -> None:
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "savedmodel"
+        _write_savedmodel(model, meta, saved)
+        keys = ["serving_default", "initial_state"] if meta.state else ["serving_default"]
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=keys)
+        # Built-in ops only: a file that needs the Flex delegate would not run in a plain LiteRT interpreter.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            content = converter.convert()
+        except Exception as exc:
+            raise ExportError(f"the TFLite converter failed: {_first_line(exc)}") from None
+    dest.write_bytes(content)
+
+
+def _write_onnx(model: Any, meta: PolicyMetadata, dest: Path) -> None:
+    import tensorflow as tf
+
+    tf2onnx = _import_tf2onnx()
+    serve = _serving_fn(model, meta)
+    renamed = {s.name: s.output for s in meta.state}
+
+    def serve_onnx(*args):
+        out = serve(*args)
+        return {renamed.get(k, k): v for k, v in out.items()}
+
+    signature = _signature(meta)
+    function = tf.function(serve_onnx, input_signature=signature)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET,
+                                          output_path=str(dest))
+    except Exception as exc:
+        kind = f"{meta.recurrent} recurrent" if meta.recurrent != "none" else "feed-forward"
+        raise ExportError(f"tf2onnx could not convert this {kind} policy: {_first_line(exc)}; the savedmodel "
+                          "and tflite formats carry the same policy") from None
+
+
+def _write_keras(model: Any, meta: PolicyMetadata, dest: Path) -> None:
+    with warnings.catch_warnings():
+        # Keras 3.15's saver calls np.array on its own tensors and NumPy 2 warns about the copy keyword.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model.save(str(dest))
+
+
+WRITERS = {"savedmodel": _write_savedmodel, "tflite": _write_tflite, "onnx": _write_onnx, "keras": _write_keras}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _import_tf2onnx() -> Any:
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ExportError(f"--format onnx needs tf2onnx and onnxruntime: {ONNX_EXTRA}") from None
+    return tf2onnx
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError(f"ONNX policies run in onnxruntime, which is not installed: {ONNX_EXTRA}") from None
+    return onnxruntime
+
+
+# --------------------------------------------------------------------------------------------- runners
+
+
+class Runner(Protocol):
+    """An artifact loaded in its own runtime: one batched step, and the zero state."""
+
+    def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def initial_state(self, batch_size: int) -> dict[str, np.ndarray]: ...
+
+
+def _zero_state(meta: PolicyMetadata, batch_size: int) -> dict[str, np.ndarray]:
+    return {s.name: np.zeros((batch_size, s.size), np.float32) for s in meta.state}
+
+
+class SavedModelRunner:
+    """Through the SavedModel's signatures: the interface TF Serving and `saved_model_cli` see."""
+
+    def __init__(self, path: Path, meta: PolicyMetadata):
+        import tensorflow as tf
+
+        self.meta = meta
+        self.loaded = tf.saved_model.load(str(path))
+        self.serve = self.loaded.signatures["serving_default"]
+
+    def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        out = self.serve(**{k: tf.constant(v, tf.float32) for k, v in feed.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
+        if not self.meta.state:
+            return {}
+        import tensorflow as tf
+
+        out = self.loaded.signatures["initial_state"](batch_size=tf.constant(batch_size, tf.int32))
+        return {k: v.numpy() for k, v in out.items()}
+
+
+@contextmanager
+def _native_logs_hidden():
+    """Hide what native code writes to fd 2 (TFLite announces its XNNPACK delegate there) when TensorFlow's
+    own logging is turned down, as the CLI does unless --verbose."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+    if not (level.isdigit() and int(level) >= 2):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def tflite_interpreter(path: Path) -> Any:
+    """The LiteRT interpreter from ai-edge-litert when installed, else TensorFlow's own (deprecated in its
+    favour, and noisy about it)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Interpreter(model_path=str(path))
+
+
+class TFLiteRunner:
+    def __init__(self, path: Path, meta: PolicyMetadata):
+        self.meta = meta
+        self.interpreter = tflite_interpreter(path)
+        self.serve = self.interpreter.get_signature_runner("serving_default")
+        self.zero = self.interpreter.get_signature_runner("initial_state") if meta.state else None
+        # The first call allocates the tensors and applies the XNNPACK delegate, which logs natively.
+        with _native_logs_hidden():
+            self.step({"observation": np.zeros((1, meta.observation_dim), np.float32), **_zero_state(meta, 1)})
+
+    def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # The runner resizes its inputs to the batch it is given; copies, because the outputs are views of
+        # the interpreter's buffers that the next call overwrites.
+        return {k: np.array(v) for k, v in self.serve(**feed).items()}
+
+    def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
+        if self.zero is None:
+            return {}
+        return {k: np.array(v) for k, v in self.zero(batch_size=np.array(batch_size, np.int32)).items()}
+
+
+class OnnxRunner:
+    def __init__(self, path: Path, meta: PolicyMetadata):
+        ort = _import_onnxruntime()
+        self.meta = meta
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.state_name = {s.output: s.name for s in meta.state}
+
+    def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {k: np.asarray(v, np.float32) for k, v in feed.items()})
+        return {self.state_name.get(k, k): v for k, v in zip(self.output_names, values, strict=True)}
+
+    def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
+        return _zero_state(self.meta, batch_size)
+
+
+class KerasRunner:
+    def __init__(self, path: Path, meta: PolicyMetadata):
+        import keras
+        import tensorflow as tf
+
+        self.meta = meta
+        try:
+            self.model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
+        except Exception as exc:
+            raise ExportError(f"{path}: keras cannot load it: {_first_line(exc)}") from None
+        # One traced function instead of an eager call per step (about 300 µs against 2 ms, DESIGN §8).
+        self.call = tf.function(lambda feed: self.model(feed, training=False), reduce_retracing=True)
+
+    def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        out = self.call({k: tf.constant(v, tf.float32) for k, v in feed.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
+        return _zero_state(self.meta, batch_size)
+
+
+RUNNERS = {"savedmodel": SavedModelRunner, "tflite": TFLiteRunner, "onnx": OnnxRunner, "keras": KerasRunner}
+
+
+# ---------------------------------------------------------------------------------------------- policy
+
+
+class ExportedPolicy:
+    """An exported artifact as a ``reset()`` / ``act(observation)`` policy for ``evaluate``: the client loop
+    any user of the artifact would write (zero state at each episode start, state outputs fed back)."""
+
+    def __init__(self, runner: Runner, meta: PolicyMetadata):
+        self.runner = runner
+        self.meta = meta
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.runner.initial_state(1)
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        feed = {"observation": np.asarray(observation, np.float32).reshape(1, -1), **self.state}
+        out = self.runner.step(feed)
+        self.state = {s.name: out[s.name] for s in self.meta.state}
+        return np.asarray(out["action"][0], np.float32)
+
+
+def artifact_format(path: Path) -> str | None:
+    """Which export format a path holds, judged by its shape on disk (None: not an export)."""
+    path = Path(path)
+    if path.is_dir():
+        return "savedmodel" if (path / "saved_model.pb").is_file() else None
+    for name, suffix in SUFFIXES.items():
+        if path.suffix.lower() == suffix:
+            return name
+    return None
+
+
+def metadata_path(path: Path, format_: str) -> Path:
+    path = Path(path)
+    if format_ == "savedmodel":
+        return path / "assets.extra" / METADATA_NAME
+    return path.with_name(path.name + ".json")
+
+
+def read_metadata(path: Path, format_: str) -> PolicyMetadata:
+    where = metadata_path(path, format_)
+    if not where.is_file():
+        raise ExportError(f"{path}: no rdpg metadata at {where}; was it written by rdpg export?")
+    try:
+        text = where.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{where}: cannot read it ({exc})") from None
+    meta = PolicyMetadata.from_json(text, str(where))
+    if meta.artifact != format_:
+        raise ExportError(f"{where}: describes a {meta.artifact} export, but {path} is a {format_} one")
+    return meta
+
+
+def load_exported_policy(path: Path) -> tuple[Config, ExportedPolicy, str]:
+    """-> (config to rebuild the environment with, policy, label) for an exported artifact."""
+    path = Path(path)
+    format_ = artifact_format(path)
+    if format_ is None:
+        raise ExportError(f"{path}: not an exported policy (a SavedModel folder, .tflite, .onnx or .keras)")
+    meta = read_metadata(path, format_)
+    config = meta.config(str(path))
+    try:
+        runner = RUNNERS[format_](path, meta)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"{path}: cannot load this {format_} policy: {_first_line(exc)}") from None
+    return config, ExportedPolicy(runner, meta), f"{path} ({format_} export of {meta.checkpoint})"
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    checkpoint: Path
+    metadata: PolicyMetadata
+    max_difference: float  # largest action/state difference from the checkpoint's policy in the check
+
+
+def default_output(checkpoint: Path, format_: str) -> Path:
+    """``<run>/export/savedmodel`` or ``<run>/export/policy.<ext>`` for checkpoint.h5; a checkpoint of
+    another name (best.h5) exports into ``<run>/export/<stem>/`` so the two never collide."""
+    folder = checkpoint.parent / "export"
+    if checkpoint.stem != "checkpoint":
+        folder = folder / checkpoint.stem
+    return folder / ("savedmodel" if format_ == "savedmodel" else f"policy{SUFFIXES[format_]}")
+
+
+def check_output(output: Path, format_: str, force: bool) -> None:
+    """Refuse an output of the wrong kind, or one that exists without --force. --force replaces only what
+    looks like an earlier export, never an arbitrary folder."""
+    if format_ == "savedmodel":
+        if output.suffix.lower() in SUFFIXES.values():
+            raise ExportError(f"--output {output}: a SavedModel is a folder; give a path without {output.suffix}")
+        if output.exists():
+            if not output.is_dir():
+                raise ExportError(f"--output {output}: exists and is not a folder")
+            if not force:
+                raise ExportError(f"--output {output}: already exists; use --force to overwrite it")
+            if any(output.iterdir()) and not (output / "saved_model.pb").exists():
+                raise ExportError(f"--output {output}: a folder that is not a SavedModel; rdpg will not replace "
+                                  "it, even with --force")
+        return
+    suffix = SUFFIXES[format_]
+    if output.suffix.lower() != suffix:
+        raise ExportError(f"--output {output}: a {format_} export needs a {suffix} file name")
+    sidecar = metadata_path(output, format_)
+    for path in (output, sidecar):
+        if path.is_dir():
+            raise ExportError(f"--output {output}: {path} is a folder")
+        if path.exists() and not force:
+            raise ExportError(f"--output {output}: {path} already exists; use --force to overwrite it")
+
+
+def _raw_observation_space(config: Config) -> Any:
+    """The environment's observation space before the preset's masking: what an exported policy takes."""
+    from rdpg_cli.envs import make_env
+
+    env = make_env(config.replace("env", observation_indices=None))
+    try:
+        return env.observation_space
+    finally:
+        env.close()
+
+
+def _metadata(format_: str, config: Config, agent: Any, data: Any, checkpoint: Path, space: Any
+              ) -> PolicyMetadata:
+    net = config.network
+    state = [StateSpec(n, net.units, n) for n in ENCODER_STATE_NAMES[net.recurrent]]
+    if net.history == "obs+prev_action":
+        state.append(StateSpec("prev_action", agent.spec.action_dim, "prev_action"))
+    if format_ == "onnx":
+        state = [StateSpec(s.name, s.size, f"next_{s.name}") for s in state]
+    return PolicyMetadata(
+        artifact=format_,
+        env_id=config.env.id,
+        observation_dim=int(space.shape[0]),
+        observation_indices=None if config.env.observation_indices is None else list(config.env.observation_indices),
+        observation_low=_finite_or_none(space.low),
+        observation_high=_finite_or_none(space.high),
+        action_dim=agent.spec.action_dim,
+        action_low=[float(v) for v in agent.spec.low],
+        action_high=[float(v) for v in agent.spec.high],
+        recurrent=net.recurrent,
+        history=net.history,
+        state=state,
+        config_yaml=data.config_yaml,
+        checkpoint=str(checkpoint.resolve()),
+        env_steps=int(data.counters.get("env_steps", 0)),
+    )
+
+
+def parity_inputs(meta: PolicyMetadata, batch: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    """Observations inside the env's observation space (a normal spread where unbounded), then extreme ones
+    far outside it, with random states: the inputs the export check and the tests compare on."""
+    rng = np.random.default_rng(seed)
+    low = np.array([-1.0 if v is None else v for v in meta.observation_low])
+    high = np.array([1.0 if v is None else v for v in meta.observation_high])
+    typical = rng.uniform(low, high, (batch, meta.observation_dim))
+    scale = np.maximum(np.abs(low), np.abs(high))
+    signs = rng.choice([-1.0, 1.0], (batch, meta.observation_dim))
+    extreme = signs * scale * rng.choice([1.0, 10.0, 1000.0], (batch, meta.observation_dim))
+    feed = {"observation": np.concatenate([typical, extreme]).astype(np.float32)}
+    for s in meta.state:
+        if s.name == "prev_action":
+            feed[s.name] = rng.uniform(meta.action_low, meta.action_high, (2 * batch, s.size)).astype(np.float32)
+        else:
+            feed[s.name] = rng.normal(0.0, 0.5, (2 * batch, s.size)).astype(np.float32)
+    return feed
+
+
+def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    if set(a) != set(b):
+        raise ExportError(f"the artifact returns {sorted(a)}, the policy {sorted(b)}")
+    return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
+
+
+def _place(tmp: Path, dest: Path) -> None:
+    """Move a finished artifact into place; an older one at ``dest`` is removed only once the new one is
+    complete, so a failed export leaves the previous artifact as it was."""
+    if tmp.is_dir():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def export_policy(checkpoint: Path, format_: str, output: Path | None = None, force: bool = False
+                  ) -> ExportResult:
+    """Write ``checkpoint``'s deterministic policy as ``format_``; -> what was written and how closely it
+    matched the checkpoint's own policy."""
+    format_ = format_.strip().lower()
+    if format_ not in FORMATS:
+        raise ExportError(f"--format {format_}: unknown; choose one of {', '.join(FORMATS)}")
+    from rdpg_cli.checkpoint import find_checkpoint
+
+    checkpoint = find_checkpoint(Path(checkpoint))
+    output = Path(output) if output is not None else default_output(checkpoint, format_)
+    check_output(output, format_, force)
+    if format_ == "onnx":  # before the slow part: a missing extra is found at once
+        _import_tf2onnx()
+        _import_onnxruntime()
+
+    from rdpg_cli.policy import load_agent
+
+    config, agent, data = load_agent(checkpoint)
+    space = _raw_observation_space(config)
+    meta = _metadata(format_, config, agent, data, checkpoint, space)
+    model = build_policy_model(agent, config, meta.observation_dim)
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--output {output}: cannot create its folder ({exc.strerror})") from None
+    # Same folder (so the final rename is atomic) and same suffix (Keras refuses to save a .keras file
+    # under any other name).
+    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix}")
+    sidecar_tmp = tmp.with_name(tmp.name + ".json")
+    try:
+        WRITERS[format_](model, meta, tmp)
+        if format_ != "savedmodel":
+            sidecar_tmp.write_text(meta.to_json())
+        # The check runs the file just written, in its own runtime, before it replaces anything.
+        feed = parity_inputs(meta)
+        runner = RUNNERS[format_](tmp, meta)
+        difference = max_difference(runner.step(feed), reference_step(agent, config, feed))
+        del runner  # the TFLite interpreter and ORT session hold the file open
+        if not difference <= PARITY_TOLERANCE:
+            raise ExportError(f"the {format_} artifact's actions differ from the checkpoint's by {difference:.3g} "
+                              f"(> {PARITY_TOLERANCE:g}); nothing was written")
+        if format_ != "savedmodel":
+            _place(sidecar_tmp, metadata_path(output, format_))
+        _place(tmp, output)
+    except OSError as exc:
+        raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        sidecar_tmp.unlink(missing_ok=True)
+    return ExportResult(path=output, format=format_, checkpoint=checkpoint, metadata=meta,
+                        max_difference=difference)
+
+
+def run_export(checkpoint: Path | None, format_: str, output: Path | None, force: bool, console: Any) -> None:
+    """The ``rdpg export`` command: pick the checkpoint (the newest under runs/ by default), export, report.
+    ``console`` is a Rich console, or None for --quiet (then only the written path is printed)."""
+    if format_.strip().lower() not in FORMATS:
+        raise ExportError(f"--format {format_}: unknown; choose one of {', '.join(FORMATS)}")
+    if checkpoint is None:
+        from rdpg_cli.checkpoint import newest_checkpoint
+
+        checkpoint = newest_checkpoint()
+        if console is not None:
+            console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
+    result = export_policy(checkpoint, format_, output, force)
+    if console is None:
+        sys.stdout.write(f"{result.path}\n")
+        return
+    meta = result.metadata
+    state = ", ".join(f"{s.name}[{s.size}]" for s in meta.state) or "none (feed-forward)"
+    # soft_wrap: paths stay on one line, whole, for copying.
+    console.print(f"wrote {result.format} policy to [bold]{result.path}[/]", highlight=False, soft_wrap=True)
+    console.print(f"  from {result.checkpoint} ({meta.env_steps} env steps), {meta.env_id}; state: {state}; "
+                  f"max difference from the checkpoint's policy {result.max_difference:.1e}", highlight=False,
+                  soft_wrap=True)
+    if result.format != "savedmodel":
+        console.print(f"  metadata: {metadata_path(result.path, result.format)}", highlight=False, soft_wrap=True)

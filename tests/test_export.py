@@ -1,0 +1,500 @@
+"""Export (issue 5): SavedModel, TFLite, ONNX and Keras artifacts reproduce the in-process policy, carry their
+recurrent state explicitly, run without rdpg, and `rdpg evaluate` on them equals `rdpg evaluate` on the checkpoint.
+
+Two real checkpoints are trained once per session with tiny settings: a feed-forward one, and an LSTM one that
+reads (observation, previous action) and sees only two of Pendulum's three observation components, so masking,
+the previous-action input and the recurrent state are all exercised. The artifacts are read back through each
+format's own runtime here, not through rdpg's loader, so a loader bug cannot hide an artifact bug.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rdpg_cli import __version__
+from rdpg_cli import export as exporting
+from rdpg_cli.cli import app
+from rdpg_cli.errors import ExportError
+from rdpg_cli.policy import AgentPolicy, load_agent
+
+FORMATS = ["savedmodel", "tflite", "onnx", "keras"]
+KINDS = ["ff", "rec"]
+# The issue's bounds: the same kernels (SavedModel, Keras) versus another runtime's (TFLite, ONNX).
+TOLERANCE = {"savedmodel": 1e-5, "keras": 1e-5, "tflite": 1e-4, "onnx": 1e-4}
+TINY = [
+    "--steps", "300",
+    "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
+    "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100",
+    "--set", "agent.warmup_critic=100", "--set", "agent.warmup_actor=100",
+    "--set", "train.eval_every=300", "--set", "train.eval_episodes=1",
+    "--set", "train.log_every=100", "--set", "train.checkpoint_every=300",
+]
+RECURRENT = [
+    "--set", "network.recurrent=lstm", "--set", "network.units=8", "--set", "network.history=obs+prev_action",
+    "--set", "replay.sequence_length=4", "--set", "replay.burn_in=2", "--set", "env.observation_indices=[0,1]",
+]
+
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+onnx_installed = pytest.mark.skipif(
+    not (installed("tf2onnx") and installed("onnxruntime")),
+    reason="the onnx extra is not installed (pip install 'rdpg[onnx]'; the test extra includes it)")
+
+
+def needs(fmt: str) -> list:
+    return [onnx_installed] if fmt == "onnx" else []
+
+
+FORMAT_PARAMS = [pytest.param(f, marks=needs(f)) for f in FORMATS]
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+def train(where: Path, extra: list[str]) -> Path:
+    code, _, err = cli("train", "--preset", "pendulum", *TINY, *extra, "--run-dir", str(where), "--quiet")
+    assert code == 0, err
+    return where / "checkpoint.h5"
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export-runs")
+    return {"ff": train(root / "ff", []), "rec": train(root / "rec", RECURRENT)}
+
+
+@pytest.fixture(scope="session")
+def artifact(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """``artifact(kind, format) -> path``, each exported once per session."""
+    root = tmp_path_factory.mktemp("exports")
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(kind: str, fmt: str) -> Path:
+        if (kind, fmt) not in made:
+            output = root / kind / ("savedmodel" if fmt == "savedmodel" else f"policy.{fmt}")
+            result = exporting.export_policy(checkpoints[kind], fmt, output)
+            assert result.path == output
+            made[kind, fmt] = output
+        return made[kind, fmt]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def policies(checkpoints: dict[str, Path]) -> dict[str, AgentPolicy]:
+    return {kind: AgentPolicy(load_agent(path)[1]) for kind, path in checkpoints.items()}
+
+
+@pytest.fixture(scope="session")
+def checkpoint_returns(checkpoints: dict[str, Path]):
+    cache: dict[str, list[float]] = {}
+
+    def get(kind: str) -> list[float]:
+        if kind not in cache:
+            cache[kind] = evaluate_returns(checkpoints[kind])
+        return cache[kind]
+
+    return get
+
+
+def evaluate_returns(path: Path) -> list[float]:
+    code, out, err = cli("evaluate", str(path), "--episodes", "2", "--seed", "7", "--json")
+    assert code == 0, err
+    return json.loads(out)["returns"]
+
+
+# ------------------------------------------------------------------------------- each format's runtime
+
+
+def metadata(fmt: str, path: Path) -> dict:
+    where = path / "assets.extra" / "rdpg_policy.json" if fmt == "savedmodel" else Path(f"{path}.json")
+    return json.loads(where.read_text())
+
+
+class Raw:
+    """One batched policy step through the format's own runtime, as a client without rdpg would call it.
+    Returns the action and the next state under the state's input names."""
+
+    def __init__(self, fmt: str, path: Path):
+        self.fmt = fmt
+        self.meta = metadata(fmt, path)
+        if fmt == "savedmodel":
+            import tensorflow as tf
+
+            self.loaded = tf.saved_model.load(str(path))
+            self.run = lambda feed: {k: v.numpy() for k, v in self.loaded.signatures["serving_default"](
+                **{k: tf.constant(v) for k, v in feed.items()}).items()}
+        elif fmt == "tflite":
+            import tensorflow as tf
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+                self.interpreter = tf.lite.Interpreter(model_path=str(path))
+            runner = self.interpreter.get_signature_runner("serving_default")
+            self.run = lambda feed: {k: np.array(v) for k, v in runner(**feed).items()}
+        elif fmt == "onnx":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            names = [o.name for o in session.get_outputs()]
+            back = {s["output"]: s["name"] for s in self.meta["state"]}
+            self.run = lambda feed: {back.get(n, n): v for n, v in zip(names, session.run(names, feed), strict=True)}
+        else:
+            import keras
+
+            model = keras.saving.load_model(str(path), safe_mode=True)
+            self.run = lambda feed: {k: np.asarray(v) for k, v in model(feed).items()}
+
+    def zero_state(self, batch: int) -> dict[str, np.ndarray]:
+        if self.fmt == "savedmodel" and self.meta["state"]:
+            import tensorflow as tf
+
+            state = self.loaded.signatures["initial_state"](batch_size=tf.constant(batch))
+            return {k: v.numpy() for k, v in state.items()}
+        if self.fmt == "tflite" and self.meta["state"]:
+            runner = self.interpreter.get_signature_runner("initial_state")
+            return {k: np.array(v) for k, v in runner(batch_size=np.array(batch, np.int32)).items()}
+        return {s["name"]: np.zeros((batch, s["size"]), np.float32) for s in self.meta["state"]}
+
+
+def masked(meta: dict, observation: np.ndarray) -> np.ndarray:
+    """What the in-process policy sees: the env's masking wrapper keeps these components."""
+    indices = meta["observation"]["indices"]
+    return observation if indices is None else observation[..., indices]
+
+
+def test_observations(meta: dict, n: int = 16) -> np.ndarray:
+    """Random observations inside Pendulum's observation box, then extreme ones far outside it."""
+    rng = np.random.default_rng(11)
+    low, high = np.array(meta["observation"]["low"]), np.array(meta["observation"]["high"])
+    inside = rng.uniform(low, high, (n, low.size))
+    corners = rng.choice([-1.0, 1.0], (n, low.size)) * high * rng.choice([1.0, 10.0, 1.0e3, 1.0e5], (n, low.size))
+    return np.concatenate([inside, corners, np.zeros((1, low.size))]).astype(np.float32)
+
+
+test_observations.__test__ = False  # a helper, not a test
+
+
+# ------------------------------------------------------------------------------------------------ parity
+
+
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_actions_equal_the_in_process_policy(kind: str, fmt: str, artifact, policies):
+    raw = Raw(fmt, artifact(kind, fmt))
+    observations = test_observations(raw.meta)
+    out = raw.run({"observation": observations, **raw.zero_state(len(observations))})
+    policy = policies[kind]
+    expected = []
+    for observation in observations:
+        policy.reset()
+        expected.append(policy.act(masked(raw.meta, observation)))
+    action = out["action"]
+    assert action.dtype == np.float32 and action.shape == (len(observations), 1)
+    np.testing.assert_allclose(action, np.array(expected), rtol=0, atol=TOLERANCE[fmt])
+    assert np.all(action >= -2.0) and np.all(action <= 2.0)
+    if kind == "ff":  # a ReLU net grows without bound on extreme inputs, so clipping must have acted
+        assert np.any(np.abs(action) == 2.0)
+    assert sorted(out) == sorted(["action", *(s["name"] for s in raw.meta["state"])])
+
+
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_rollout_with_state_fed_back_matches(kind: str, fmt: str, artifact, policies):
+    """50 environment steps: the artifact, fed the raw observations and its own state outputs, acts as the
+    in-process policy does (which keeps its state and previous action internally)."""
+    raw = Raw(fmt, artifact(kind, fmt))
+    state = raw.zero_state(1)
+    for spec in raw.meta["state"]:
+        np.testing.assert_array_equal(state[spec["name"]], np.zeros((1, spec["size"]), np.float32))
+    policy = policies[kind]
+    policy.reset()
+    env = gym.make("Pendulum-v1")
+    observation, _ = env.reset(seed=5)
+    worst = 0.0
+    for _ in range(50):
+        expected = policy.act(masked(raw.meta, np.asarray(observation, np.float32)))
+        out = raw.run({"observation": np.asarray(observation, np.float32)[None], **state})
+        state = {s["name"]: out[s["name"]] for s in raw.meta["state"]}
+        worst = max(worst, float(np.max(np.abs(out["action"][0] - expected))))
+        observation, *_ = env.step(expected)
+    env.close()
+    assert worst <= TOLERANCE[fmt]
+    if kind == "rec":
+        assert sorted(state) == ["prev_action", "state_c", "state_h"]
+        assert np.any(state["state_h"] != 0.0)
+
+
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_evaluate_on_the_artifact_equals_evaluate_on_the_checkpoint(kind: str, fmt: str, artifact,
+                                                                     checkpoint_returns):
+    np.testing.assert_allclose(evaluate_returns(artifact(kind, fmt)), checkpoint_returns(kind), rtol=1e-4)
+
+
+def test_metadata_describes_the_policy(artifact, checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for fmt in ("savedmodel", "keras"):
+        meta = metadata(fmt, artifact("rec", fmt))
+        assert meta["format"] == "rdpg-policy" and meta["artifact"] == fmt
+        assert meta["env_id"] == "Pendulum-v1" and meta["rdpg_version"] == __version__
+        assert meta["observation"] == {"dim": 3, "indices": [0, 1], "low": [-1.0, -1.0, -8.0],
+                                       "high": [1.0, 1.0, 8.0]}
+        assert meta["action"] == {"dim": 1, "low": [-2.0], "high": [2.0]}
+        assert meta["inputs"] == ["observation", "state_h", "state_c", "prev_action"]
+        assert "recurrent: lstm" in meta["config"] and meta["checkpoint"] == str(checkpoints["rec"])
+    # `rdpg evaluate` needs nothing but the artifact: not the checkpoint, not the run folder.
+    moved = tmp_path
+    for name in ("policy.tflite", "policy.tflite.json"):
+        shutil.copy(artifact("rec", "tflite").parent / name, moved / name)
+
+    def no_checkpoints(*args, **kwargs):
+        raise AssertionError("an exported policy was evaluated by reading a checkpoint")
+
+    monkeypatch.setattr("rdpg_cli.checkpoint.read_checkpoint", no_checkpoints)
+    monkeypatch.setattr("rdpg_cli.policy.read_checkpoint", no_checkpoints)
+    code, out, err = cli("evaluate", str(moved / "policy.tflite"), "--episodes", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["episodes"] == 1
+
+
+# ----------------------------------------------------------------------------- outside rdpg's process
+
+FRESH_CLIENT = r"""
+import sys
+
+class NoRdpg:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "rdpg_cli":
+            raise ImportError("this client must not need rdpg_cli")
+
+sys.meta_path.insert(0, NoRdpg())
+import numpy as np
+import tensorflow as tf
+
+for model_dir, observations_file, actions_file in zip(*[iter(sys.argv[1:])] * 3):
+    loaded = tf.saved_model.load(model_dir)
+    serve = loaded.signatures["serving_default"]
+    state = {}
+    if "initial_state" in loaded.signatures:
+        state = loaded.signatures["initial_state"](batch_size=tf.constant(1))
+    actions = []
+    for observation in np.load(observations_file):
+        out = serve(observation=tf.constant(observation[None]), **state)
+        state = {k: out[k] for k in state}
+        actions.append(out["action"].numpy()[0])
+    np.save(actions_file, np.array(actions))
+assert not [m for m in sys.modules if m.startswith("rdpg_cli")]
+"""
+
+
+def recorded_rollout(policy: AgentPolicy, meta: dict, steps: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Raw observations of one episode driven by the in-process policy, and its actions."""
+    env = gym.make("Pendulum-v1")
+    observation, _ = env.reset(seed=9)
+    policy.reset()
+    observations, actions = [], []
+    for _ in range(steps):
+        observations.append(np.asarray(observation, np.float32))
+        actions.append(policy.act(masked(meta, observations[-1])))
+        observation, *_ = env.step(actions[-1])
+    env.close()
+    return np.array(observations), np.array(actions)
+
+
+def test_savedmodel_runs_in_a_fresh_process_without_rdpg(artifact, policies, tmp_path: Path):
+    args, expected = [], {}
+    for kind in KINDS:
+        path = artifact(kind, "savedmodel")
+        observations, expected[kind] = recorded_rollout(policies[kind], metadata("savedmodel", path))
+        np.save(tmp_path / f"{kind}-obs.npy", observations)
+        args += [str(path), str(tmp_path / f"{kind}-obs.npy"), str(tmp_path / f"{kind}-actions.npy")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", FRESH_CLIENT, *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for kind in KINDS:
+        np.testing.assert_allclose(np.load(tmp_path / f"{kind}-actions.npy"), expected[kind], rtol=0, atol=1e-5)
+
+
+def saved_model_cli() -> list[str]:
+    script = Path(sys.executable).with_name("saved_model_cli")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
+def test_saved_model_cli_shows_and_runs_the_signatures(artifact, policies, tmp_path: Path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    path = artifact("rec", "savedmodel")
+    shown = subprocess.run([*saved_model_cli(), "show", "--dir", str(path), "--all"], capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "signature_def['serving_default']" in shown.stdout
+    assert "signature_def['initial_state']" in shown.stdout
+    for name in ("observation", "state_h", "state_c", "prev_action"):
+        assert f"inputs['{name}']" in shown.stdout
+
+    for kind in KINDS:
+        path = artifact(kind, "savedmodel")
+        meta = metadata("savedmodel", path)
+        observations = test_observations(meta, n=4)
+        feeds = {"observation": observations}
+        feeds.update({s["name"]: np.zeros((len(observations), s["size"]), np.float32) for s in meta["state"]})
+        for name, value in feeds.items():
+            np.save(tmp_path / f"{kind}-{name}.npy", value)
+        inputs = ";".join(f"{name}={tmp_path / f'{kind}-{name}.npy'}" for name in feeds)
+        outdir = tmp_path / f"{kind}-out"
+        ran = subprocess.run([*saved_model_cli(), "run", "--dir", str(path), "--tag_set", "serve",
+                              "--signature_def", "serving_default", "--inputs", inputs, "--outdir", str(outdir)],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        policy = policies[kind]
+        expected = []
+        for observation in observations:
+            policy.reset()
+            expected.append(policy.act(masked(meta, observation)))
+        np.testing.assert_allclose(np.load(outdir / "action.npy"), np.array(expected), rtol=0, atol=1e-5)
+        assert sorted(p.stem for p in outdir.glob("*.npy")) == sorted(["action", *(s["name"] for s in meta["state"])])
+
+
+# ---------------------------------------------------------------------------------- the model itself
+
+
+@pytest.mark.parametrize("overrides", [
+    {"network.recurrent": "gru", "network.units": 5},
+    {"network.history": "obs+prev_action"},
+    {"agent.bounding": "tanh", "network.recurrent": "lstm", "network.units": 3, "env.observation_indices": [2, 0]},
+], ids=["gru", "ff-prev-action", "tanh-lstm-masked"])
+def test_policy_model_matches_the_actor_for_other_architectures(overrides: dict):
+    """Architectures the trained fixtures do not cover, on fresh random weights: the exported model against
+    the agent's own actor over a 20-step rollout with every state output fed back."""
+    from rdpg_cli.agent import Agent
+    from rdpg_cli.config import load_config
+    from rdpg_cli.envs import resolve_bounds
+
+    config, spec = resolve_bounds(load_config("pendulum", {"network.actor_layers": [8, 8], **overrides}))
+    agent = Agent(config, spec, seed=3)
+    model = exporting.build_policy_model(agent, config, observation_dim=3)
+    names = list(model.input.keys())
+    rng = np.random.default_rng(0)
+    feed = {n: np.zeros((4, int(model.input[n].shape[1])), np.float32) for n in names}
+    for _ in range(20):
+        feed["observation"] = rng.normal(0.0, 3.0, (4, 3)).astype(np.float32)
+        got = {k: np.asarray(v) for k, v in model(feed).items()}
+        want = exporting.reference_step(agent, config, feed)
+        assert exporting.max_difference(got, want) <= 1e-5
+        feed.update({k: v for k, v in got.items() if k != "action"})
+    assert sorted(got) == sorted(["action", *(n for n in names if n != "observation")])
+
+
+# -------------------------------------------------------------------------------------- the command
+
+
+def test_export_defaults_to_the_newest_run_and_never_overwrites(checkpoints, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    older, newer = tmp_path / "runs" / "pendulum" / "a", tmp_path / "runs" / "pendulum" / "b"
+    for folder in (older, newer):
+        folder.mkdir(parents=True)
+        shutil.copy(checkpoints["ff"], folder / "checkpoint.h5")
+    os.utime(older / "checkpoint.h5", (1_000_000_000, 1_000_000_000))
+    monkeypatch.chdir(tmp_path)
+
+    code, out, err = cli("export", "--format", "keras")
+    assert code == 0, err
+    assert "using the newest, runs/pendulum/b/checkpoint.h5" in out
+    written = Path("runs/pendulum/b/export/policy.keras")
+    assert written.is_file() and Path(f"{written}.json").is_file()
+    before = written.read_bytes()
+
+    code, out, err = cli("export", "--format", "keras")
+    assert code == 2 and err.count("\n") == 1
+    assert "already exists; use --force" in err
+    assert written.read_bytes() == before
+
+    code, out, err = cli("export", "--format", "keras", "--force", "--quiet")
+    assert code == 0, err
+    assert out.strip() == str(written)
+    assert not list(written.parent.glob(".*")), "temporary files left behind"
+
+    code, out, err = cli("export", "runs/pendulum/a", "--format", "savedmodel")
+    assert code == 0, err
+    assert Path("runs/pendulum/a/export/savedmodel/saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--format", "pytorch"], "--format pytorch: unknown; choose one of savedmodel, tflite, onnx, keras"),
+    (["missing.h5", "--format", "keras"], "missing.h5: checkpoint not found"),
+    (["{ff}", "--format", "keras", "--output", "policy.onnx"], "a keras export needs a .keras file name"),
+    (["{ff}", "--format", "savedmodel", "--output", "notes", "--force"], "a folder that is not a SavedModel"),
+])
+def test_export_errors_are_one_line(args: list[str], message: str, checkpoints, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("not a SavedModel")
+    code, _, err = cli("export", *[a.format(ff=checkpoints["ff"]) for a in args])
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "not a SavedModel"
+
+
+def test_an_artifact_without_its_metadata_is_refused(artifact, tmp_path: Path):
+    shutil.copy(artifact("ff", "keras"), tmp_path / "policy.keras")
+    code, _, err = cli("evaluate", str(tmp_path / "policy.keras"))
+    assert code == 2 and "no rdpg metadata" in err and "policy.keras.json" in err
+    (tmp_path / "policy.keras.json").write_text('{"format": "rdpg-policy", "format_version": 99}')
+    code, _, err = cli("evaluate", str(tmp_path / "policy.keras"))
+    assert code == 2 and "newer than this rdpg reads" in err
+
+
+def test_export_with_no_runs_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("export", "--format", "savedmodel")
+    assert code == 2 and "none found under runs/" in err
+
+
+def test_missing_onnx_extra_is_named(checkpoints, artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # makes `import tf2onnx` raise ImportError
+    code, _, err = cli("export", str(checkpoints["ff"]), "--format", "onnx", "--output", str(tmp_path / "p.onnx"))
+    assert code == 2 and "pip install 'rdpg[onnx]'" in err
+    assert not list(tmp_path.iterdir())
+    # Evaluating an ONNX policy needs onnxruntime, and says so the same way.
+    if installed("tf2onnx") and installed("onnxruntime"):
+        path = artifact("ff", "onnx")
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)
+        code, _, err = cli("evaluate", str(path), "--episodes", "1")
+        assert code == 2 and "pip install 'rdpg[onnx]'" in err
+
+
+def test_an_artifact_that_disagrees_with_the_checkpoint_is_not_written(checkpoints, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    real = exporting.reference_step
+
+    def off_by_a_little(*args):
+        out = real(*args)
+        out["action"] = out["action"] + 1e-3
+        return out
+
+    monkeypatch.setattr(exporting, "reference_step", off_by_a_little)
+    with pytest.raises(ExportError, match="differ from the checkpoint's"):
+        exporting.export_policy(checkpoints["ff"], "keras", tmp_path / "p.keras")
+    assert not list(tmp_path.iterdir())
