@@ -1,10 +1,15 @@
-"""What the user sees while training: a Rich progress bar on a terminal, plain periodic lines otherwise."""
+"""What the user sees while training: a Rich progress bar on a terminal, plain periodic lines otherwise.
+
+The trainer hands each reporter a stats dict (``Trainer._stats``): env steps, env steps/s, gradient steps
+taken, the recent mean episode return, the last and best evaluation return and the critic loss since the
+last metrics row. Keys it does not send show as "-", so the display never breaks a run.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -17,15 +22,40 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def describe(stats: dict[str, Any]) -> str:
-    return (f"{stats['steps_per_second']:.0f} steps/s  return {_num(stats['episode_return'])}  "
-            f"eval {_num(stats['last_eval'])} (best {_num(stats['best_eval'])})  "
-            f"critic loss {_num(stats['critic_loss'], '{:.3g}')}")
+class StatsLine:
+    """Turns successive stats into one line of text.
+
+    Two figures are kept here rather than asked of the trainer: gradient steps per second (from the counter,
+    averaged over this session like the trainer's env steps/s) and the critic loss, whose mean the trainer
+    resets at every metrics row, so the last known value is shown instead of a "-" after each row."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.updates_at_start = 0
+        self.critic_loss: float | None = None
+
+    def __call__(self, stats: dict[str, Any]) -> str:
+        now = time.monotonic()
+        updates = stats.get("updates")
+        if self.started is None:
+            self.started, self.updates_at_start = now, updates or 0
+        ups = None
+        if updates is not None and now > self.started:
+            ups = (updates - self.updates_at_start) / (now - self.started)
+        if stats.get("critic_loss") is not None:
+            self.critic_loss = stats["critic_loss"]
+        return (f"{_num(stats.get('steps_per_second'), '{:.0f}')} steps/s  {_num(ups, '{:.0f}')} updates/s  "
+                f"return {_num(stats.get('episode_return'))}  "
+                f"eval {_num(stats.get('last_eval'))} (best {_num(stats.get('best_eval'))})  "
+                f"critic loss {_num(self.critic_loss, '{:.3g}')}")
 
 
 class RichReporter(Reporter):
+    """A live progress bar with ETA, for a terminal; messages print above it."""
+
     def __init__(self, console: Console):
         self.console = console
+        self.line = StatsLine()
         self.progress = Progress(
             TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
@@ -37,37 +67,42 @@ class RichReporter(Reporter):
         self.task = self.progress.add_task("train", total=total, completed=done, info="warming up")
 
     def update(self, stats: dict[str, Any]) -> None:
-        self.progress.update(self.task, completed=stats["env_steps"], info=describe(stats))
+        self.progress.update(self.task, completed=stats["env_steps"], info=self.line(stats))
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, highlight=False)
 
     def finish(self) -> None:
         self.progress.stop()
 
 
 class PlainReporter(Reporter):
-    """For logs and pipes: one line every ``every`` seconds, no control characters."""
+    """For logs and pipes: a line every ``every`` seconds and one at the end, no control characters, so a
+    log file grows by a few lines a minute instead of by a redrawn bar."""
 
-    def __init__(self, stream=None, every: float = 10.0):
+    def __init__(self, stream: TextIO | None = None, every: float = 10.0):
         self.stream = stream or sys.stdout
         self.every = every
-        self.last = 0.0
+        self.last: float | None = None
         self.total = 0
+        self.line = StatsLine()
 
     def start(self, total: int, done: int) -> None:
         self.total = total
         print(f"training: {done}/{total} env steps", file=self.stream, flush=True)
 
     def update(self, stats: dict[str, Any]) -> None:
+        text = self.line(stats)  # every update, so the rates and the last loss stay current
         now = time.monotonic()
+        if self.last is None:  # the first update only starts the clock: rates of one step mean nothing
+            self.last = now
         if now - self.last >= self.every or stats["env_steps"] == self.total:
             self.last = now
-            print(f"step {stats['env_steps']}/{self.total}  {describe(stats)}", file=self.stream, flush=True)
+            print(f"step {stats['env_steps']}/{self.total}  {text}", file=self.stream, flush=True)
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
 
 class QuietReporter(Reporter):
-    pass
+    """--quiet: nothing while training; the command prints the checkpoint path at the end."""
