@@ -74,44 +74,42 @@ class Agent:
         self._critic_only_step = wrap(lambda *b: self._update(*b, update_actor=False))
         self._full_step = wrap(lambda *b: self._update(*b, update_actor=True))
         self._act = wrap(self._act_impl)
-        self._numpy_cache: NumpyMLP | None = None
+        self._numpy_cache: NumpyActor | None = None
 
     # -- acting --------------------------------------------------------------------------------------------
 
-    def initial_state(self, batch_size: int = 1) -> State:
-        return self.actor.initial_state(batch_size)
+    def initial_state(self, batch_size: int = 1) -> tuple[np.ndarray, ...]:
+        units = self.config.network.units
+        return tuple(np.zeros((batch_size, units), np.float32) for _ in self.actor.initial_state(1))
 
     def _act_impl(self, observation: tf.Tensor, prev_action: tf.Tensor, state: State):
         history = make_history(self.config.network, observation[:, None, :], prev_action[:, None, :])
         action, state = self.actor(history, state)
         return action[:, 0, :], state
 
-    def act(self, observation: np.ndarray, prev_action: np.ndarray, state: State
-            ) -> tuple[np.ndarray, State]:
+    def act(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple
+            ) -> tuple[np.ndarray, tuple]:
         """The deterministic action (unclipped, float32) for one observation, and the next state.
 
-        A feed-forward actor runs in numpy on a cached copy of its weights: one TF call costs ~300 µs,
-        ten times the arithmetic of a small MLP. Recurrent actors go through the compiled TF step."""
-        if not self.recurrent:
-            return self._numpy_actor().forward(np.asarray(observation, np.float32)), ()
+        Runs in numpy on a cached copy of the actor's weights: one TF call costs ~300 µs, many times the
+        arithmetic of a small actor. ``act_tf`` is the TensorFlow reference it is tested against."""
+        history = np.asarray(observation, np.float32)[None, :]
+        if self.config.network.history == "obs+prev_action":
+            history = np.concatenate([history, np.asarray(prev_action, np.float32)[None, :]], axis=-1)
+        action, state = self._numpy_actor().forward(history, tuple(state))
+        return action[0], state
+
+    def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple
+               ) -> tuple[np.ndarray, tuple]:
         action, state = self._act(
             tf.convert_to_tensor(observation[None, :], tf.float32),
             tf.convert_to_tensor(prev_action[None, :], tf.float32),
-            state)
-        return action.numpy()[0], state
+            tuple(tf.convert_to_tensor(s) for s in state))
+        return action.numpy()[0], tuple(s.numpy() for s in state)
 
-    def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: State
-               ) -> tuple[np.ndarray, State]:
-        """The same action through TensorFlow (reference for the numpy fast path)."""
-        action, state = self._act(
-            tf.convert_to_tensor(observation[None, :], tf.float32),
-            tf.convert_to_tensor(prev_action[None, :], tf.float32),
-            state)
-        return action.numpy()[0], state
-
-    def _numpy_actor(self) -> NumpyMLP:
+    def _numpy_actor(self) -> NumpyActor:
         if self._numpy_cache is None:
-            self._numpy_cache = NumpyMLP.from_actor(self.actor)
+            self._numpy_cache = NumpyActor.from_actor(self.actor)
         return self._numpy_cache
 
     def actor_changed(self) -> None:
@@ -127,9 +125,9 @@ class Agent:
                 batch.rewards, batch.terminated, batch.valid, tuple(start_state))
         step = self._full_step if update_actor else self._critic_only_step
         metrics, actor_weights = step(*args)
-        if update_actor and not self.recurrent:
+        if update_actor:
             # The step hands back the actor's new weights: far cheaper than reading each variable.
-            self._numpy_cache = NumpyMLP.from_arrays([w.numpy() for w in actor_weights], self.actor)
+            self._numpy_cache = NumpyActor.from_arrays([w.numpy() for w in actor_weights], self.actor)
         return {k: float(v) for k, v in metrics.items()}
 
     def _encode(self, model, history, state, step_mask):
@@ -224,9 +222,8 @@ class Agent:
                     losses.hard_update(target.trainable_variables, critic.trainable_variables)
                 losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
         fresh_actor = ()
-        if update_actor and not self.recurrent:
-            fresh_actor = tuple(tf.identity(w) for d in [*self.actor.hidden, self.actor.out]
-                                for w in (d.kernel, d.bias))
+        if update_actor:
+            fresh_actor = tuple(tf.identity(w) for w in NumpyActor.variables(self.actor))
         return metrics, fresh_actor
 
     # -- state for checkpoints -----------------------------------------------------------------------------
@@ -249,34 +246,63 @@ class Agent:
         return groups
 
 
-class NumpyMLP:
-    """A feed-forward actor's forward pass in numpy (float32), for acting one observation at a time."""
+class NumpyActor:
+    """The actor's forward pass for one observation in numpy (float32): the history encoder's cell (LSTM or
+    GRU, Keras layout) and the dense head. Acting one step at a time is all dispatch overhead in TF."""
 
-    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], mid: np.ndarray | None,
+    def __init__(self, kind: str, units: int, arrays: list[np.ndarray], mid: np.ndarray | None,
                  half_range: np.ndarray | None):
-        self.layers = layers
+        self.kind = kind
+        self.units = units
+        n_encoder = 3 if kind in ("lstm", "gru") else 0
+        self.encoder = arrays[:n_encoder]
+        head = arrays[n_encoder:]
+        self.layers = list(zip(head[0::2], head[1::2], strict=True))
         self.mid = mid
         self.half_range = half_range
 
-    @classmethod
-    def from_actor(cls, actor: Actor) -> NumpyMLP:
-        return cls.from_arrays(
-            [np.asarray(w.numpy()) for d in [*actor.hidden, actor.out] for w in (d.kernel, d.bias)], actor)
+    @staticmethod
+    def variables(actor: Actor) -> list:
+        """The actor's acting weights in the order ``from_arrays`` expects."""
+        encoder = actor.encoder
+        out = [encoder.kernel, encoder.recurrent_kernel, encoder.bias] if encoder.gates else []
+        return out + [w for d in [*actor.hidden, actor.out] for w in (d.kernel, d.bias)]
 
     @classmethod
-    def from_arrays(cls, arrays: list[np.ndarray], actor: Actor) -> NumpyMLP:
-        """``arrays``: kernel, bias of each dense layer in order."""
-        layers = list(zip(arrays[0::2], arrays[1::2], strict=True))
-        if actor.squash:
-            return cls(layers, actor.mid.numpy(), actor.half_range.numpy())
-        return cls(layers, None, None)
+    def from_actor(cls, actor: Actor) -> NumpyActor:
+        return cls.from_arrays([np.asarray(v.numpy()) for v in cls.variables(actor)], actor)
 
-    def forward(self, observation: np.ndarray) -> np.ndarray:
-        x = observation
+    @classmethod
+    def from_arrays(cls, arrays: list[np.ndarray], actor: Actor) -> NumpyActor:
+        squash = (actor.mid.numpy(), actor.half_range.numpy()) if actor.squash else (None, None)
+        return cls(actor.encoder.kind, actor.encoder.units, arrays, *squash)
+
+    @staticmethod
+    def _sigmoid(x: np.ndarray) -> np.ndarray:
+        return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+
+    def forward(self, history: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
+        x = history
+        if self.kind == "lstm":
+            kernel, recurrent, bias = self.encoder
+            h, c = state
+            i, f, g, o = np.split(x @ kernel + bias + h @ recurrent, 4, axis=-1)
+            c = self._sigmoid(f) * c + self._sigmoid(i) * np.tanh(g)
+            h = self._sigmoid(o) * np.tanh(c)
+            state, x = (h, c), h
+        elif self.kind == "gru":
+            kernel, recurrent, bias = self.encoder
+            (h,) = state
+            x_z, x_r, x_h = np.split(x @ kernel + bias[0], 3, axis=-1)
+            r_z, r_r, r_h = np.split(h @ recurrent + bias[1], 3, axis=-1)
+            z = self._sigmoid(x_z + r_z)
+            r = self._sigmoid(x_r + r_r)
+            h = z * h + (np.float32(1.0) - z) * np.tanh(x_h + r * r_h)
+            state, x = (h,), h
         for kernel, bias in self.layers[:-1]:
             x = np.maximum(x @ kernel + bias, np.float32(0.0))
         kernel, bias = self.layers[-1]
         x = x @ kernel + bias
         if self.mid is not None:
             x = self.mid + self.half_range * np.tanh(x)
-        return x
+        return x, state

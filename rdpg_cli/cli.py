@@ -6,6 +6,7 @@ TensorFlow is imported inside the commands that need it, never at module load, s
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -14,9 +15,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 
 from rdpg_cli import __version__
-from rdpg_cli.errors import RdpgError
+from rdpg_cli.errors import RdpgError, one_line
+from rdpg_cli.plot import DEFAULT_METRIC, METRIC_LABELS, Band
 
 try:  # Typer >= 0.22 vendors click; older releases depend on it.
     from typer._click import exceptions as click_exceptions
@@ -34,10 +37,63 @@ presets_app = typer.Typer(help="List the shipped presets, or show one.", invoke_
 app.add_typer(presets_app, name="presets")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show TensorFlow's log and debug detail.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+_log_flags = {"verbose": False, "quiet": False}
+
+
+class LogHandler(RichHandler):
+    """Rich's log handler: level column, colours and wrapping on a terminal. Off a terminal (a log file, a
+    pipe) Rich would still wrap at 80 columns and pad every line with spaces, so there each record is one
+    plain line, ``LEVEL: message``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.console.is_terminal:
+            super().emit(record)
+            return
+        try:
+            self.console.print(f"{record.levelname}: {self.format(record)}", soft_wrap=True, markup=False,
+                               highlight=False)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging() -> None:
+    """rdpg's own logger (``rdpg_cli.*``) writes through Rich's handler to stderr: set up once, its level set
+    again by each command's --verbose (debug) / --quiet (warnings and errors only)."""
+    logger = logging.getLogger("rdpg_cli")
+    if not any(isinstance(h, LogHandler) for h in logger.handlers):
+        # A console of its own: how errors are printed (err_console) is no concern of the log's layout.
+        handler = LogHandler(console=Console(stderr=True), show_time=False, show_path=False, markup=False,
+                             rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False  # not twice when a library configures the root logger
+    level = logging.DEBUG if _log_flags["verbose"] else logging.WARNING if _log_flags["quiet"] else logging.INFO
+    logger.setLevel(level)
+
+
+def _logging_flag(name: str):
+    # An option callback runs for every command that takes the option (with its default when not given),
+    # so --verbose / --quiet configure logging in one place instead of in each command's body.
+    def callback(value: bool) -> bool:
+        _log_flags[name] = _log_flags[name] or bool(value)
+        configure_logging()
+        return value
+
+    return callback
+
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug detail (and TensorFlow's log).",
+                                       callback=_logging_flag("verbose"))]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.",
+                                     callback=_logging_flag("quiet"))]
+
+
+def _complete_preset(incomplete: str) -> list[str]:
+    from rdpg_cli.config import shipped_presets
+
+    return [name for name in shipped_presets() if name.startswith(incomplete)]
 
 
 def _version(value: bool) -> None:
@@ -52,6 +108,10 @@ def main_callback(
                                                  help="Print the version and exit.")] = None,
 ) -> None:
     """rdpg: recurrent deterministic policy gradients with inverting gradients."""
+    # Runs before any subcommand's options are parsed: each invocation starts from the default log level,
+    # and a flag given to a group (``rdpg presets -q show X``) is not undone by its subcommand's default.
+    _log_flags.update(verbose=False, quiet=False)
+    configure_logging()
 
 
 def quiet_tensorflow(verbose: bool) -> None:
@@ -84,7 +144,10 @@ def user_errors(verbose: bool = False):
     try:
         yield
     except RdpgError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        from rich.markup import escape  # the message quotes user input: '[x]' or ':x:' must print as typed
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
+                          soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("aborted; the last checkpoint written is intact")
@@ -106,7 +169,8 @@ def _parse_sets(values: list[str] | None) -> dict:
 
 @app.command()
 def train(
-    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Shipped preset name or YAML path.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="Shipped preset name or YAML path.",
+                                               autocompletion=_complete_preset)] = None,
     steps: Annotated[int | None, typer.Option(help="Total env steps of the run (train.steps).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<preset>/<stamp>).")
@@ -271,6 +335,10 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
         raise ConfigError(f"--seed: {seed} must be >= 0")
     if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"--video {video}: give a .mp4 or .gif path")
+    if video is not None:
+        from rdpg_cli.video import prepare_video
+
+        prepare_video(video)
     config, policy, label = load_policy(artifact)
     result = run_episodes(policy, config, episodes, seed, render=video is not None)
     if video is not None:
@@ -313,38 +381,93 @@ def export(
         run_export(checkpoint, format_, output, force, console if not quiet else None)
 
 
+# ------------------------------------------------------------------------------------------------- plot
+
+
+def _complete_metric(incomplete: str) -> list[str]:
+    return [name for name in METRIC_LABELS if name.startswith(incomplete)]
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="Run folders, or folders holding runs (every run below is drawn).", show_default=False)],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Column of metrics.csv or timing.csv to draw.",
+                                        autocompletion=_complete_metric)] = DEFAULT_METRIC,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image to write: .png, .svg or .pdf.")
+                      ] = Path("curve.png"),
+    size: Annotated[str | None, typer.Option(help="Image size WIDTHxHEIGHT in pixels (default 1200x750).")
+                    ] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels (instead of --size).")] = None,
+    height: Annotated[int | None, typer.Option(help="Image height in pixels (instead of --size).")] = None,
+    band: Annotated[Band, typer.Option(help="Shaded band around the mean over seeds.")] = Band.minmax,
+    smooth: Annotated[int, typer.Option(help="Moving average over this many log rows (1: none).")] = 1,
+    title: Annotated[str | None, typer.Option(help="Figure title (default: the metric and environment).")
+                     ] = None,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Draw learning curves from run folders: runs overlaid and labelled, the seeds of one preset as their
+    mean with a band (needs the 'plot' extra)."""
+    with user_errors(verbose):
+        from rdpg_cli.plot import parse_size, render
+
+        result = render(run_dirs, metric, output, parse_size(size, width, height), band, smooth, title)
+    if quiet:
+        typer.echo(str(result.output))
+        return
+    runs = sum(len(curve.runs) for curve in result.curves)
+    console.print(f"wrote {result.output} ({result.width}x{result.height} px): {len(result.curves)} curve(s) "
+                  f"from {runs} run(s)", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------- presets
 
 
 @presets_app.callback()
-def presets_list(ctx: typer.Context) -> None:
-    """List the shipped presets (name, environment, description)."""
+def presets_list(ctx: typer.Context, verbose: Verbose = False, quiet: Quiet = False) -> None:
+    """List the shipped presets (name, environment, description); --quiet: names only, --verbose: files too."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
 
     from rdpg_cli.config import read_yaml, shipped_presets
 
+    presets = shipped_presets()
+    if quiet:  # one name a line, for scripts
+        for name in presets:
+            typer.echo(name)
+        return
     table = Table(title="shipped presets")
     table.add_column("name", style="bold")
     table.add_column("env")
     table.add_column("description")
-    for name, path in shipped_presets().items():
-        data = read_yaml(path)
-        table.add_row(name, str(data.get("env", {}).get("id", "?")), str(data.get("description", "")))
+    if verbose:
+        table.add_column("file")
+    with user_errors(verbose):
+        for name, path in presets.items():
+            data = read_yaml(path)
+            row = [name, str(data.get("env", {}).get("id", "?")), str(data.get("description", ""))]
+            table.add_row(*row, *([str(path)] if verbose else []))
     console.print(table)
 
 
 @presets_app.command("show")
-def presets_show(name: Annotated[str, typer.Argument(help="Preset name or YAML path.")]) -> None:
-    """Print a preset's YAML."""
-    with user_errors():
+def presets_show(
+    name: Annotated[str, typer.Argument(help="Preset name or YAML path.", autocompletion=_complete_preset)],
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show the resolved preset: every key, defaults filled in, each with its doc.",
+        callback=_logging_flag("verbose"))] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Print a preset's YAML (highlighted on a terminal; plain with --quiet or through a pipe)."""
+    with user_errors(verbose):
         from rich.syntax import Syntax
 
-        from rdpg_cli.config import resolve_preset_path
+        from rdpg_cli.config import documented_yaml, load_config, resolve_preset_path
 
-        text = resolve_preset_path(name).read_text()
-        if console.is_terminal:
+        text = documented_yaml(load_config(name)) if verbose else resolve_preset_path(name).read_text()
+        if console.is_terminal and not quiet:
             console.print(Syntax(text, "yaml"))
         else:
             typer.echo(text, nl=False)
@@ -362,12 +485,12 @@ def main() -> None:
             print(exc.format_message())
             sys.exit(0)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        print(one_line(f"error: {exc.format_message()}{hint}"), file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except click_exceptions.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(one_line(f"error: {exc.format_message()}"), file=sys.stderr)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,182 @@
+"""Training through the real entry point: run files, determinism, bit-exact resume, signals, run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY, TINY_RECURRENT, rdpg
+
+RUN_FILES = {"config.yaml", "command.txt", "metrics.csv", "timing.csv", "checkpoint.h5", "best.h5", "tensorboard"}
+
+
+def datasets(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_checkpoint(a: Path, b: Path) -> None:
+    da, db = datasets(a), datasets(b)
+    assert set(da) == set(db)
+    different = [k for k in da if not np.array_equal(da[k], db[k])]
+    assert not different, f"datasets differ: {different[:5]}"
+
+
+def test_tiny_run_writes_every_run_file(tmp_path):
+    result = rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", cwd=tmp_path)
+    run = tmp_path / "run"
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    assert "run" in result.stdout  # says where it wrote
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("env_steps,episodes,gradient_steps,train/critic_loss")
+    assert [r.split(",")[0] for r in rows[1:]] == ["100", "200", "300"]
+    assert "pendulum" in (run / "config.yaml").read_text()
+    assert "--steps 300" in (run / "command.txt").read_text()
+    with h5py.File(run / "checkpoint.h5", "r") as f:
+        assert f.attrs["format"] == "rdpg-checkpoint"
+        assert int(f.attrs["env_steps"]) == 300
+        assert "replay" in f
+    assert list((run / "tensorboard").iterdir())
+
+
+def test_default_run_folder_is_under_runs_preset_stamp(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "-q", cwd=tmp_path)
+    (stamp,) = (tmp_path / "runs" / "pendulum").iterdir()
+    assert len(stamp.name) >= 15 and stamp.name[8] == "-"
+    assert (stamp / "checkpoint.h5").exists()
+
+
+def test_recurrent_run_writes_every_run_file(tmp_path):
+    rdpg("train", "--preset", "pendulum-novel", "--steps", "300", *TINY, *TINY_RECURRENT, "--run-dir", "run",
+         cwd=tmp_path)
+    run = tmp_path / "run"
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    with h5py.File(run / "checkpoint.h5", "r") as f:
+        assert "state_0" in f["acting"] and "state_1" in f["acting"]  # LSTM h and c of the episode in progress
+
+
+def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
+    for name in ("a", "b"):
+        rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--seed", "3", "--run-dir", name, cwd=tmp_path)
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    assert_same_checkpoint(tmp_path / "a" / "checkpoint.h5", tmp_path / "b" / "checkpoint.h5")
+
+
+def test_different_seeds_differ(tmp_path):
+    for name, seed in (("a", "1"), ("b", "2")):
+        rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", seed, "--run-dir", name, cwd=tmp_path)
+    assert (tmp_path / "a" / "metrics.csv").read_text() != (tmp_path / "b" / "metrics.csv").read_text()
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param(["--set", "agent.noise=ou"], id="feedforward-ou"),
+    pytest.param([*TINY_RECURRENT, "--set", "replay.store_state=true", "--set", "agent.twin_critics=true",
+                  "--set", "agent.policy_delay=2", "--set", "agent.target_noise=0.2"], id="recurrent-td3"),
+])
+def test_resume_is_bit_exact(tmp_path, extra):
+    """2N straight == N, stop (mid-episode), resume, N more: identical metrics.csv and every array."""
+    rdpg("train", "--preset", "pendulum", "--steps", "500", *TINY, *extra, "--run-dir", "straight", "-q",
+         cwd=tmp_path)
+    rdpg("train", "--preset", "pendulum", "--steps", "250", *TINY, *extra, "--run-dir", "split", "-q", cwd=tmp_path)
+    result = rdpg("train", "--resume", "split", "--steps", "500", cwd=tmp_path)
+    assert "resuming" in result.stdout
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert (split / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
+    assert_same_checkpoint(split / "checkpoint.h5", straight / "checkpoint.h5")
+
+
+def test_resume_already_done_says_so(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    result = rdpg("train", "--resume", "run", cwd=tmp_path)
+    assert "already at 120" in result.stdout
+
+
+def _start_training(tmp_path: Path, steps: int, run: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", str(steps), *TINY,
+         "--run-dir", run], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for_rows(path: Path, rows: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) > rows:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("training made no progress")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_writes_checkpoint_and_resume_matches(tmp_path, sig, code):
+    proc = _start_training(tmp_path, 700, "run")
+    _wait_for_rows(tmp_path / "run" / "metrics.csv", 2, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "rdpg train --resume run" in err
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
+        stopped_at = int(f.attrs["env_steps"])
+    assert 200 <= stopped_at < 700
+    rdpg("train", "--resume", "run", "-q", cwd=tmp_path)
+    rdpg("train", "--preset", "pendulum", "--steps", "700", *TINY, "--run-dir", "straight", "-q", cwd=tmp_path)
+    assert (tmp_path / "run" / "metrics.csv").read_text() == (tmp_path / "straight" / "metrics.csv").read_text()
+
+
+def test_existing_run_is_not_overwritten_without_force(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    before = (tmp_path / "run" / "checkpoint.h5").read_bytes()
+    result = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
+                  check=False)
+    assert result.returncode == 2
+    assert "--force" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "--force", "-q",
+         cwd=tmp_path)
+
+
+def test_second_process_on_same_run_dir_is_refused(tmp_path):
+    proc = _start_training(tmp_path, 100_000, "run")
+    try:
+        _wait_for_rows(tmp_path / "run" / "metrics.csv", 1, proc)
+        result = rdpg("train", "--resume", "run", cwd=tmp_path, check=False)
+        assert result.returncode == 2
+        assert "another rdpg train" in result.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+
+
+def test_evaluate_same_seed_same_returns(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    first = json.loads(rdpg("evaluate", "run/checkpoint.h5", "--episodes", "2", "--seed", "5", "--json",
+                            cwd=tmp_path).stdout)
+    second = json.loads(rdpg("evaluate", "run", "--episodes", "2", "--seed", "5", "--json", cwd=tmp_path).stdout)
+    assert first == second
+    assert {"mean_return", "std_return", "returns", "lengths", "episodes", "seed"} <= set(first)
+    assert first["episodes"] == 2 and first["seed"] == 5 and first["lengths"] == [200, 200]
+    other = json.loads(rdpg("evaluate", "run", "--episodes", "2", "--seed", "6", "--json", cwd=tmp_path).stdout)
+    assert other["returns"] != first["returns"]
+
+
+@pytest.mark.slow
+def test_pendulum_learns_within_5k_steps(tmp_path):
+    """The issue-2 learning bar: the shipped preset, seed 0, mean eval return >= -300 by 5k env steps."""
+    rdpg("train", "--preset", "pendulum", "--steps", "5000", "--seed", "0", "--run-dir", "run", "-q",
+         cwd=tmp_path)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert int(last["env_steps"]) == 5000
+    assert float(last["eval/mean_return"]) >= -300, last
