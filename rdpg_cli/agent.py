@@ -279,7 +279,8 @@ class NumpyActor:
 
     @staticmethod
     def _sigmoid(x: np.ndarray) -> np.ndarray:
-        return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+        # The tanh form never overflows, unlike 1 / (1 + exp(-x)) on extreme inputs.
+        return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
 
     def forward(self, history: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
         x = history

@@ -1,0 +1,156 @@
+"""The agent's networks and acting: shapes, state resets, the numpy fast path, one update path for DDPG/RDPG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rdpg_cli.agent import Agent
+from rdpg_cli.config import config_from_dict
+from rdpg_cli.envs import EnvSpec
+from rdpg_cli.networks import HistoryEncoder
+from rdpg_cli.policy import AgentPolicy
+from rdpg_cli.replay import ReplayBuffer
+
+SPEC = EnvSpec("Pendulum-v1", observation_dim=2, action_dim=1, low=np.array([-2.0], np.float32),
+               high=np.array([2.0], np.float32))
+
+
+def make_agent(recurrent: str = "none", history: str = "obs", seed: int = 0, **agent) -> Agent:
+    sequence = {"sequence_length": 4, "burn_in": 2} if recurrent != "none" else {}
+    config = config_from_dict({
+        "env": {"id": "Pendulum-v1", "observation_indices": [0, 1]},
+        "action_bounds": {"low": [-2.0], "high": [2.0]},
+        "agent": {"batch_size": 8, **agent},
+        "network": {"actor_layers": [16], "critic_layers": [16], "recurrent": recurrent, "units": 8,
+                    "history": history},
+        "replay": {"size": 1000, **sequence},
+    })
+    return Agent(config, SPEC, seed=seed)
+
+
+def filled_replay(seed: int = 0, episodes: int = 6, length: int = 30) -> ReplayBuffer:
+    rng = np.random.default_rng(seed)
+    replay = ReplayBuffer(1000, 2, 1)
+    for _ in range(episodes):
+        for t in range(length):
+            replay.add(rng.normal(size=2), rng.uniform(-2, 2, 1), rng.normal(), rng.normal(size=2),
+                       terminated=False, truncated=t == length - 1)
+    return replay
+
+
+@pytest.mark.parametrize("kind", ["none", "lstm", "gru"])
+def test_network_output_and_state_shapes(kind):
+    agent = make_agent(kind, history="obs+prev_action")
+    history = tf.zeros([5, 7, 3])  # obs 2 + previous action 1
+    state = agent.actor.initial_state(5)
+    assert len(state) == {"none": 0, "lstm": 2, "gru": 1}[kind]
+    actions, new_state = agent.actor(history, state)
+    assert actions.shape == (5, 7, 1)
+    assert [tuple(s.shape) for s in new_state] == [(5, 8)] * len(state)
+    q, critic_state = agent.critics[0](history, tf.zeros([5, 7, 1]), agent.critics[0].initial_state(5))
+    assert q.shape == (5, 7)
+    assert len(critic_state) == len(state)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_masked_steps_leave_the_state_alone(kind):
+    encoder = HistoryEncoder(kind, 4)
+    x = tf.random.stateless_normal([3, 5, 2], seed=[1, 2])
+    zero = encoder.initial_state(3)
+    mask = tf.constant([[False, False, True, True, True]] * 3)
+    masked, masked_state = encoder(x, zero, mask)
+    plain, plain_state = encoder(x[:, 2:], zero)
+    np.testing.assert_allclose(masked[:, 2:].numpy(), plain.numpy(), atol=1e-6)
+    for a, b in zip(masked_state, plain_state, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(("kind", "history"), [("none", "obs"), ("none", "obs+prev_action"), ("lstm", "obs"),
+                                               ("lstm", "obs+prev_action"), ("gru", "obs+prev_action")])
+def test_numpy_acting_matches_tensorflow(kind, history):
+    agent = make_agent(kind, history=history, seed=3)
+    rng = np.random.default_rng(0)
+    fast, reference = agent.initial_state(), agent.initial_state()
+    prev = np.zeros(1, np.float32)
+    for _ in range(50):
+        observation = (rng.normal(size=2) * 3).astype(np.float32)
+        a_fast, fast = agent.act(observation, prev, fast)
+        a_ref, reference = agent.act_tf(observation, prev, reference)
+        np.testing.assert_allclose(a_fast, a_ref, atol=1e-5, rtol=1e-5)
+        for s_fast, s_ref in zip(fast, reference, strict=True):
+            np.testing.assert_allclose(s_fast, s_ref, atol=1e-5)
+        prev = np.clip(a_fast, -2, 2)
+
+
+def test_numpy_acting_follows_actor_updates():
+    agent = make_agent(seed=1)
+    replay = filled_replay()
+    observation = np.array([0.3, -0.2], np.float32)
+    before = agent.act(observation, np.zeros(1, np.float32), ())[0]
+    agent.train_step(replay.sample(np.random.default_rng(0), 8), update_actor=True)
+    after = agent.act(observation, np.zeros(1, np.float32), ())[0]
+    assert not np.array_equal(before, after)
+    np.testing.assert_allclose(after, agent.act_tf(observation, np.zeros(1, np.float32), ())[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_state_resets_at_episode_start(kind):
+    """After a whole episode, the first action of the next equals a fresh policy's for the same observation."""
+    agent = make_agent(kind, history="obs+prev_action", seed=2)
+    rng = np.random.default_rng(1)
+    policy = AgentPolicy(agent)
+    first_episode = [rng.normal(size=2).astype(np.float32) for _ in range(20)]
+    start = rng.normal(size=2).astype(np.float32)
+    for observation in first_episode:
+        policy.act(observation)
+    carried = policy.act(start)  # without a reset the history leaks in
+    policy.reset()
+    after_reset = policy.act(start)
+    fresh = AgentPolicy(agent).act(start)
+    np.testing.assert_array_equal(after_reset, fresh)
+    assert not np.array_equal(carried, after_reset)
+
+
+def test_feedforward_sequences_equal_flattened_transitions():
+    """DDPG is RDPG with no recurrence: a feed-forward update on [B, L] windows is the update on the B*L
+    transitions as a batch of sequence length 1 (same loss, same new weights)."""
+    replay = filled_replay(seed=4)
+    batch = replay.sample(np.random.default_rng(2), 8, sequence_length=4)
+    flat = type(batch)(*[x.reshape(32, 1, *x.shape[2:]) for x in batch[:-1]], start_state=())
+    windowed_agent, flat_agent = make_agent(seed=7), make_agent(seed=7)
+    m_windowed = windowed_agent.train_step(batch, update_actor=True)
+    m_flat = flat_agent.train_step(flat, update_actor=True)
+    for key in ("critic_loss", "mean_q", "actor_loss"):
+        assert m_windowed[key] == pytest.approx(m_flat[key], rel=1e-5, abs=1e-7)
+    for a, b in zip(windowed_agent.actor.variables, flat_agent.actor.variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    for a, b in zip(windowed_agent.critics[0].variables, flat_agent.critics[0].variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+def test_burn_in_steps_carry_no_loss():
+    """Changing rewards inside the burn-in part changes nothing; changing them in the trained part does."""
+    replay = filled_replay(seed=5)
+    batch = replay.sample(np.random.default_rng(3), 8, sequence_length=4, burn_in=2)
+    burn = batch.rewards.copy()
+    burn[:, :2] += 100.0
+    trained = batch.rewards.copy()
+    trained[:, 2:] += 100.0
+    losses = {}
+    for name, rewards in (("base", batch.rewards), ("burn", burn), ("trained", trained)):
+        agent = make_agent("lstm", history="obs+prev_action", seed=9)
+        losses[name] = agent.train_step(batch._replace(rewards=rewards), update_actor=False)["critic_loss"]
+    assert losses["burn"] == losses["base"]
+    assert losses["trained"] != losses["base"]
+
+
+def test_train_step_traces_once_per_flavour():
+    agent = make_agent(seed=0)
+    replay = filled_replay()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        agent.train_step(replay.sample(rng, 8), update_actor=i % 2 == 0)
+    assert agent._full_step.experimental_get_tracing_count() == 1
+    assert agent._critic_only_step.experimental_get_tracing_count() == 1
