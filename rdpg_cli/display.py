@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
+from rich.text import Text
 
 from rdpg_cli.trainer import Reporter
 
@@ -50,29 +52,42 @@ class StatsLine:
                 f"critic loss {_num(self.critic_loss, '{:.3g}')}")
 
 
+class _TwoLineProgress(Progress):
+    """The bar on one line and the figures under it: in one row, the figures squeeze the bar, the step count
+    and the ETA to "…" on an ordinary terminal."""
+
+    info = Text("warming up")
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self.info
+
+
 class RichReporter(Reporter):
-    """A live progress bar with ETA, for a terminal; messages print above it."""
+    """A live progress bar with elapsed time and ETA, for a terminal; messages print above it."""
 
     def __init__(self, console: Console):
         self.console = console
         self.line = StatsLine()
-        self.progress = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=console, transient=False)
+        self.progress = _TwoLineProgress(
+            TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("env steps"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False,
+            expand=True)
         self.task = None
 
     def start(self, total: int, done: int) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("train", total=total, completed=done, info="warming up")
+        self.task = self.progress.add_task("train", total=total, completed=done)
 
     def update(self, stats: dict[str, Any]) -> None:
-        self.progress.update(self.task, completed=stats["env_steps"], info=self.line(stats))
+        self.progress.info = Text(self.line(stats), style="dim")
+        self.progress.update(self.task, completed=stats["env_steps"])
 
     def message(self, text: str) -> None:
         self.console.print(text, highlight=False)
 
     def finish(self) -> None:
+        self.progress.refresh()  # the final figures, not those of the last redraw
         self.progress.stop()
 
 

@@ -1,10 +1,10 @@
 """Learning curves from run folders: what ``rdpg plot`` draws.
 
 Each run folder gives ``metrics.csv`` (deterministic scalars), ``timing.csv`` (wall-clock rates, joined on
-``env_steps``) and ``config.yaml``. Runs whose configs differ only in ``train.seed`` (and the budget,
-``train.steps``) are seeds of one experiment: they are drawn as one curve, the mean across seeds with a shaded
-band. matplotlib is the optional ``plot`` extra; it is imported only when a figure is drawn, on the Agg canvas,
-so plotting works on a machine without a display.
+``env_steps``) and ``config.yaml``. Runs whose configs differ only in ``train.seed`` (and in keys that do not
+change what is measured, ``NOT_THE_EXPERIMENT``) are seeds of one experiment: they are drawn as one curve, the
+mean across seeds with a shaded band. matplotlib is the optional ``plot`` extra; it is imported only when a
+figure is drawn, on the Agg canvas, so plotting works on a machine without a display.
 
 Only the standard library is imported at module load: the CLI imports this module to build its options and
 its shell completion, and ``rdpg --help`` should not pay for numpy or matplotlib.
@@ -27,6 +27,10 @@ from rdpg_cli.errors import RdpgError
 log = logging.getLogger(__name__)
 
 DEFAULT_METRIC = "eval/mean_return"
+# Config keys that do not change what a run measures: runs differing only in these are seeds of one experiment.
+# (The budget only cuts a curve shorter; logging and checkpoints are bookkeeping; the seed is what varies.)
+NOT_THE_EXPERIMENT = frozenset({"train.seed", "train.steps", "train.log_every", "train.checkpoint_every",
+                                "train.save_replay", "description"})
 DEFAULT_SIZE = (1200, 750)
 SIZE_LIMITS = (200, 8000)  # pixels per side: smaller has no room for labels, larger is a mistake
 FIGURE_WIDTH_INCHES = 8.0  # the figure is laid out at this width and scaled, so every size looks alike
@@ -183,8 +187,7 @@ def read_run(path: Path) -> Run:
             log.warning("%s: config.yaml does not parse; the run is drawn on its own", path)
     settings = _flatten(config)
     seed = settings.get("train.seed")
-    # The seed and the budget do not change what is being measured; everything else does.
-    key_settings = {k: v for k, v in settings.items() if k not in ("train.seed", "train.steps")}
+    key_settings = {k: v for k, v in settings.items() if k not in NOT_THE_EXPERIMENT}
     group_key = json.dumps(key_settings, sort_keys=True, default=str) if config else f"path:{path.resolve()}"
     run = Run(
         path=path,
@@ -266,7 +269,7 @@ def _labels(groups: list[list[Run]]) -> list[str]:
         rivals = [g[0] for g in groups if g[0].name == first.name and g[0].group_key != first.group_key]
         differing = sorted(
             k for k in first.settings
-            if k not in ("train.seed", "train.steps")
+            if k not in NOT_THE_EXPERIMENT
             and any(r.settings.get(k) != first.settings[k] for r in rivals))
         details = [f"{k}={first.settings[k]}" for k in differing[:3]] + (["…"] if len(differing) > 3 else [])
         if rivals and not differing:  # same name, no config to tell them apart: the folder does

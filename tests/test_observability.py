@@ -146,6 +146,20 @@ def test_plot_groups_seeds_into_mean_and_band(synthetic_runs: Path, tmp_path: Pa
     assert curve.steps == [1000.0 * i for i in range(1, 13)]
 
 
+def test_plot_bookkeeping_keys_do_not_split_seeds(tmp_path: Path):
+    """Seeds that differ in budget, logging or checkpoint interval are still one experiment."""
+    first = write_run(tmp_path / "a", "pendulum", 0, 1e-3, [-900.0, -500.0])
+    second = write_run(tmp_path / "b", "pendulum", 1, 1e-3, [-800.0, -400.0, -300.0])
+    config = yaml.safe_load((second / "config.yaml").read_text())
+    config["train"]["checkpoint_every"] = 123
+    (second / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = [plotting.read_run(first), plotting.read_run(second)]
+    curves, _ = plotting.build_curves(runs, "eval/mean_return", plotting.Band.minmax)
+    assert [len(c.runs) for c in curves] == [2]
+    assert curves[0].steps == [1000.0, 2000.0]  # the steps both seeds cover
+    assert curves[0].mean == [-850.0, -450.0]
+
+
 def test_plot_reads_timing_metrics_and_size_option(synthetic_runs: Path, tmp_path: Path):
     pytest.importorskip("matplotlib")
     output = tmp_path / "speed.png"
@@ -276,6 +290,27 @@ def test_training_output_through_a_pipe_is_plain_lines(tiny_run):
     assert "critic loss -" not in progress[-1]  # the last known loss, not a blank after a metrics row
 
 
+def test_rich_progress_keeps_bar_and_figures_readable():
+    """On a terminal: the bar, the step count and the ETA on one line, the figures under it, none cut to '…'."""
+    import io
+
+    from rich.console import Console
+
+    from rdpg_cli.display import RichReporter
+
+    screen = io.StringIO()
+    reporter = RichReporter(Console(file=screen, force_terminal=True, width=100, color_system=None))
+    reporter.start(total=1000, done=0)
+    stats = {"env_steps": 500, "steps_per_second": 250.0, "updates": 400, "episode_return": -1200.0,
+             "last_eval": -900.0, "best_eval": -850.0, "critic_loss": 3.25}
+    reporter.update(stats)
+    reporter.update({**stats, "env_steps": 1000, "updates": 900, "critic_loss": None})
+    reporter.finish()
+    final = screen.getvalue().split("\r")[-1]  # the last redraw
+    assert "1000/1000 env steps" in final and "eta" in final and "…" not in final
+    assert "250 steps/s" in final and "return -1200.0  eval -900.0 (best -850.0)  critic loss 3.25" in final
+
+
 def test_presets_through_a_pipe_are_plain(tmp_path: Path):
     listing = run_cli(["presets"], cwd=tmp_path)
     shown = run_cli(["presets", "show", "pendulum"], cwd=tmp_path)
@@ -357,6 +392,16 @@ def test_completion_answers(words: str, expected: list[str]):
     result = CliRunner().invoke(app, [], prog_name="rdpg", env=env)
     assert result.exit_code == 0
     assert [line for line in result.stdout.splitlines() if line] == expected
+
+
+def test_install_completion_writes_a_sourced_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    result = CliRunner().invoke(app, ["--install-completion", "bash"], prog_name="rdpg")
+    assert result.exit_code == 0, result.output
+    script = tmp_path / ".bash_completions" / "rdpg.sh"
+    assert "_RDPG_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
 
 
 def test_bash_completion_end_to_end(tmp_path: Path):
