@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -192,6 +194,25 @@ def field_docs() -> dict[str, str]:
     }
 
 
+def documented_yaml(config: Config) -> str:
+    """The whole resolved config as YAML, every key with its default filled in and its doc as a comment
+    (``rdpg presets show NAME --verbose``). Loads back to ``config.to_dict()``."""
+
+    def flow(value: Any) -> str:  # one value in YAML flow style: lists stay on the key's line
+        text = yaml.safe_dump({"v": value}, default_flow_style=True, width=10**6, allow_unicode=True).strip()
+        return text[len("{v: "):-1]
+
+    docs = field_docs()
+    data = config.to_dict()
+    lines = [f"{key}: {flow(data.pop(key))}" for key in TOP_LEVEL_SCALARS]
+    for section, values in data.items():
+        lines.append(f"{section}:  # {(SECTIONS[section].__doc__ or '').strip()}")
+        width = max(len(f"  {key}: {flow(value)}") for key, value in values.items())
+        for key, value in values.items():
+            lines.append(f"  {key}: {flow(value)}".ljust(width) + f"  # {docs[f'{section}.{key}']}")
+    return "\n".join(lines) + "\n"
+
+
 def _suggest(key: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -216,6 +237,14 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
 
 
+def _show(value: Any) -> str:
+    """``repr(value)`` for a message; never raises (Python refuses to print ints of over 4300 digits)."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value!r}"
@@ -227,7 +256,7 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if value is None:
         return "null"
-    return f"{value!r}"
+    return _show(value)
 
 
 class _Mismatch(Exception):
@@ -267,15 +296,23 @@ def _coerce(value: Any, tp: Any) -> Any:
         raise _Mismatch
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                raise _TooLarge
             return value
-        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            if not -(2.0**63) <= value < 2.0**63:
+                raise _TooLarge
             return int(value)
         raise _Mismatch
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(float(value)):
+            try:
+                number = float(value)
+            except OverflowError:
+                raise _TooLarge from None
+            if not math.isfinite(number):
                 raise _NonFinite
-            return float(value)
+            return number
         raise _Mismatch
     if tp is str:
         if isinstance(value, str):
@@ -288,6 +325,31 @@ class _NonFinite(_Mismatch):
     pass
 
 
+class _TooLarge(_Mismatch):
+    pass
+
+
+# env.kwargs is passed to gymnasium as it is: plain YAML data, finite numbers, not absurdly nested.
+_MAX_NESTING = 32
+
+
+def _check_plain_data(key: str, value: Any, where: str) -> None:
+    """Reject non-finite numbers, self-referencing (YAML anchor) loops and deep nesting inside a mapping."""
+    stack: list[tuple[Any, int, tuple[int, ...]]] = [(value, 0, ())]
+    while stack:
+        item, depth, ancestors = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{_at(where, key)}: holds the non-finite number {item}")
+        if not isinstance(item, (dict, list)):
+            continue
+        if id(item) in ancestors:
+            raise ConfigError(f"{_at(where, key)}: holds a structure that contains itself (a YAML anchor loop)")
+        if depth >= _MAX_NESTING:
+            raise ConfigError(f"{_at(where, key)}: nested more than {_MAX_NESTING} levels deep")
+        children = list(item.keys()) + list(item.values()) if isinstance(item, dict) else item
+        stack.extend((child, depth + 1, (*ancestors, id(item))) for child in children)
+
+
 def _looks_numeric(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -298,30 +360,39 @@ def _looks_numeric(value: Any) -> bool:
     return True
 
 
+def _at(where: str, key: str) -> str:
+    """Where a value came from, then its key: ``file.yaml: agent.gamma`` or ``--set agent.gamma``."""
+    return f"{where} {key}" if where == "--set" else f"{where}: {key}"
+
+
 def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -> Any:
     try:
         out = _coerce(value, tp)
     except _NonFinite:
-        raise ConfigError(f"{where}: {key}: {value!r} is not a finite number") from None
+        raise ConfigError(f"{_at(where, key)}: {_show(value)} is not a finite number") from None
+    except _TooLarge:
+        raise ConfigError(f"{_at(where, key)}: {_show(value)} is too large (expected {_type_name(tp)})") from None
     except _Mismatch:
         hint = ""
         if _looks_numeric(value) and "number" in _type_name(tp):
-            hint = f" (write it as e.g. {float(value):.1e}: YAML reads {value!r} as text)"
             if not math.isfinite(float(value)):
-                raise ConfigError(f"{where}: {key}: {value!r} is not a finite number") from None
+                raise ConfigError(f"{_at(where, key)}: {value!r} is not a finite number") from None
+            hint = f" (write it as e.g. {float(value):.1e}: YAML reads {value!r} as text)"
         elif isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
             hint = " (write true or false without quotes)" if "true/false" in _type_name(tp) else ""
         elif isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
-            raise ConfigError(f"{where}: {key}: {value!r} holds a non-finite number") from None
-        raise ConfigError(f"{where}: {key}: expected {_type_name(tp)}, got {_describe(value)}{hint}") from None
+            raise ConfigError(f"{_at(where, key)}: {_show(value)} holds a non-finite number") from None
+        raise ConfigError(f"{_at(where, key)}: expected {_type_name(tp)}, got {_describe(value)}{hint}") from None
+    if isinstance(out, dict):
+        _check_plain_data(key, out, where)
     if check is not None and out is not None:
         ok, rule = _CHECKS[check]
         if not ok(out):
-            raise ConfigError(f"{where}: {key}: {value!r} {rule}")
+            raise ConfigError(f"{_at(where, key)}: {_show(value)} {rule}")
     return out
 
 
-def _build_section(section: str, cls: type, data: Any, where: str) -> Any:
+def _build_section(section: str, cls: type, data: Any, where: str, origins: dict[str, str]) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -330,60 +401,79 @@ def _build_section(section: str, cls: type, data: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in data.items():
-        dotted = f"{section}.{key}"
+        dotted = f"{section}.{key if isinstance(key, str) else _show(key)}"
         if not isinstance(key, str) or key not in fields:
             raise ConfigError(f"{where}: {dotted}: unknown key{_suggest(dotted, all_keys())}")
-        values[key] = _check_value(dotted, value, hints[key], fields[key].metadata.get("check"), where)
+        values[key] = _check_value(dotted, value, hints[key], fields[key].metadata.get("check"),
+                                   origins.get(dotted, where))
     return cls(**values)
 
 
-def config_from_dict(data: Any, source: str = "<config>") -> Config:
-    """Validate a parsed preset mapping into a Config; raise ConfigError with a one-line message."""
+def config_from_dict(data: Any, source: str = "<config>", origins: dict[str, str] | None = None) -> Config:
+    """Validate a parsed preset mapping into a Config; raise ConfigError with a one-line message.
+
+    ``source`` names the file in messages; ``origins`` maps dotted keys whose value came from elsewhere
+    (``--set``) to the name to use for them instead."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {_describe(data)}")
+    origins = origins or {}
     sections = {}
     scalars: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECTIONS:
-            sections[key] = _build_section(key, SECTIONS[key], value, source)
+            sections[key] = _build_section(key, SECTIONS[key], value, source, origins)
         elif key in TOP_LEVEL_SCALARS:
             if not isinstance(value, str):
-                raise ConfigError(f"{source}: {key}: expected a string, got {_describe(value)}")
+                raise ConfigError(f"{origins.get(key, source)}: {key}: expected a string, got {_describe(value)}")
+            if key == "name" and (value.strip() in ("", ".", "..") or any(c in value for c in "/\\\0")):
+                raise ConfigError(f"{origins.get(key, source)}: name: {value!r} must be a plain folder name "
+                                  "(runs go to runs/<name>/)")
             scalars[key] = value
         else:
+            shown = key if isinstance(key, str) else _show(key)
             raise ConfigError(
-                f"{source}: {key}: unknown section{_suggest(str(key), list(SECTIONS) + list(TOP_LEVEL_SCALARS))}")
+                f"{source}: {shown}: unknown section{_suggest(shown, list(SECTIONS) + list(TOP_LEVEL_SCALARS))}")
     config = Config(**sections, **scalars)
-    _cross_checks(config, source)
+    _cross_checks(config, source, origins)
     return config
 
 
-def _cross_checks(config: Config, where: str) -> None:
+def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
+    def at(*keys: str) -> str:  # the file, and any --set that gave one of these keys (or sections)
+        given = [f"{where} {key}" for key, where in origins.items()
+                 if any(key == k or key.startswith(f"{k}.") for k in keys)]
+        return f"{source} with {', '.join(given)}" if given else source
+
     if not config.env.id:
-        raise ConfigError(f"{where}: env.id: missing (every preset names its gymnasium environment)")
+        raise ConfigError(f"{at('env.id')}: env.id: missing (every preset names its gymnasium environment)")
     low, high = config.action_bounds.low, config.action_bounds.high
     if (low is None) != (high is None):
-        raise ConfigError(f"{where}: action_bounds: give both low and high, or neither")
+        raise ConfigError(f"{at('action_bounds')}: action_bounds: give both low and high, or neither")
     if low is not None and high is not None:
         if len(low) != len(high) or not low:
             raise ConfigError(
-                f"{where}: action_bounds: low has {len(low)} entries and high {len(high)}; "
+                f"{at('action_bounds')}: action_bounds: low has {len(low)} entries and high {len(high)}; "
                 "they need one each per action dimension")
         for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
             if not lo < hi:
-                raise ConfigError(f"{where}: action_bounds: dimension {i}: low {lo} must be < high {hi}")
+                raise ConfigError(
+                    f"{at('action_bounds')}: action_bounds: dimension {i}: low {lo} must be < high {hi}")
     if config.replay.burn_in and not config.recurrent:
-        raise ConfigError(f"{where}: replay.burn_in: {config.replay.burn_in} needs network.recurrent lstm or gru")
+        raise ConfigError(f"{at('replay.burn_in', 'network.recurrent')}: replay.burn_in: {config.replay.burn_in} "
+                          "needs network.recurrent lstm or gru")
     if config.replay.store_state and not config.recurrent:
-        raise ConfigError(f"{where}: replay.store_state: needs network.recurrent lstm or gru")
+        raise ConfigError(f"{at('replay.store_state', 'network.recurrent')}: replay.store_state: needs "
+                          "network.recurrent lstm or gru")
     if config.agent.noise_sigma_final is not None and config.agent.noise_anneal_steps == 0:
-        raise ConfigError(f"{where}: agent.noise_anneal_steps: must be > 0 when noise_sigma_final is set")
+        raise ConfigError(f"{at('agent.noise_anneal_steps', 'agent.noise_sigma_final')}: "
+                          "agent.noise_anneal_steps: must be > 0 when noise_sigma_final is set")
     if config.agent.target_update > 1 and not float(config.agent.target_update).is_integer():
-        raise ConfigError(
-            f"{where}: agent.target_update: {config.agent.target_update} must be < 1 (soft) or a whole number")
+        raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update} must be "
+                          "< 1 (soft) or a whole number")
     window = config.replay.burn_in + config.replay.sequence_length
     if window > config.replay.size:
-        raise ConfigError(f"{where}: replay.size: {config.replay.size} is smaller than one window ({window})")
+        raise ConfigError(f"{at('replay')}: replay.size: {config.replay.size} is smaller than one window "
+                          f"(burn_in + sequence_length = {window})")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -409,32 +499,100 @@ def shipped_presets() -> dict[str, Path]:
     }
 
 
+def _preset_file(preset: str, path: Path) -> Path:
+    """``path`` if it is a readable regular file; otherwise a one-line ConfigError saying why not."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{preset}: preset file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{preset}: cannot read the preset file: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:  # an embedded NUL byte
+        raise ConfigError(f"{preset!r}: not a valid file name") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{preset}: is a folder, not a preset file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{preset}: not a regular file (a device or pipe cannot be a preset)")
+    return path
+
+
 def resolve_preset_path(preset: str) -> Path:
     """A shipped preset name, or a path to a YAML file."""
     shipped = shipped_presets()
     if preset in shipped:
         return shipped[preset]
     path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in preset:
-        if not path.exists():
-            raise ConfigError(f"{preset}: preset file not found")
-        if path.is_dir():
-            raise ConfigError(f"{preset}: is a folder, not a preset file")
-        return path
+    looks_like_path = path.suffix in (".yaml", ".yml") or "/" in preset or os.sep in preset
+    try:
+        exists = looks_like_path or os.path.lexists(path)
+    except ValueError:
+        exists = True  # a NUL byte: _preset_file says so
+    if exists:
+        return _preset_file(preset, path)
     names = ", ".join(shipped)
     raise ConfigError(f"unknown preset '{preset}'{_suggest(preset, list(shipped))}; shipped presets: {names}")
 
 
+# Presets are a few hundred bytes; anything this large is not one (and /dev/zero never ends).
+MAX_PRESET_BYTES = 1 << 20
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (only plain data: no tag can build a Python object or run code), plus
+    two checks it lacks: a key given twice in one mapping is an error (YAML would silently keep the last),
+    and a scalar that its tag's constructor rejects (``2001-13-45``, ``!!float abc``) is a parse error with
+    its line number rather than a bare ValueError."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    ident = (key_node.tag, key_node.value)
+                    if ident in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key '{key_node.value}' given twice (first at line {seen[ident]})",
+                            key_node.start_mark)
+                    seen[ident] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError) as exc:
+            value = node.value if isinstance(node, yaml.ScalarNode) else node.id
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {value!r} as {node.tag.rsplit(':', 1)[-1]} ({exc})",
+                node.start_mark) from None
+
+
+def _parse_yaml(text: str) -> Any:
+    """Parse YAML safely (plain data only); every failure is a yaml.YAMLError."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a yaml.SafeLoader: safe_load plus checks
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(f"{path}: cannot read the file: {reason}") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PRESET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_PRESET_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_PRESET_BYTES // 1024} KiB; not a preset")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} on line {line})") from None
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty")
     try:
-        return yaml.safe_load(text)
+        return _parse_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -453,7 +611,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if key not in all_keys():
         raise ConfigError(f"--set {text}: unknown key '{key}'{_suggest(key, all_keys())}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _parse_yaml(raw) if raw.strip() else None
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"--set {text}: the value does not parse as YAML: {problem}") from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {text}: the value does not parse as YAML") from None
     # On the command line 1e-3 means a number, whatever YAML 1.1 says.
@@ -480,11 +641,13 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 
 def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a preset by name or path, apply overrides, validate."""
+    """Load a preset by name or path, apply overrides, validate. A bad overridden value is reported as
+    ``--set key``, not as the file's."""
     path = resolve_preset_path(preset)
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {_describe(data)}")
-    data = apply_overrides(data, overrides or {})
+    overrides = overrides or {}
+    data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(data, source=str(path), origins={key: "--set" for key in overrides})

@@ -36,6 +36,29 @@ class SelectObservation(gym.ObservationWrapper):
         return np.asarray(observation, dtype=np.float32)[self.indices]
 
 
+# The rdpg extra (pyproject.toml) that installs the simulator behind each gymnasium family of environments.
+SIMULATOR_EXTRAS = {"gymnasium.envs.box2d": "box2d", "gymnasium.envs.mujoco": "mujoco"}
+
+
+def required_extra(env_id: str) -> str | None:
+    """The rdpg extra that installs what ``env_id`` simulates with (None: nothing beyond rdpg's own needs)."""
+    try:
+        entry_point = gym.spec(env_id).entry_point
+    except gym.error.Error:
+        return None
+    if not isinstance(entry_point, str):
+        return None
+    return next((extra for prefix, extra in SIMULATOR_EXTRAS.items() if entry_point.startswith(prefix)), None)
+
+
+def _missing_dependency(env_id: str, exc: Exception) -> str:
+    extra = required_extra(env_id)
+    if extra is not None:
+        return f"env.id: {env_id} needs the '{extra}' extra, which is not installed: pip install 'rdpg[{extra}]'"
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"env.id: {env_id} needs a package that is not installed ({reason})"
+
+
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     """Build the preset's environment (unseeded: seed it with ``reset(seed=...)``)."""
     kwargs = dict(config.env.kwargs)
@@ -46,15 +69,18 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     try:
         env = gym.make(config.env.id, **kwargs)
     except gym.error.NameNotFound:
-        raise ConfigError(f"env.id: unknown environment '{config.env.id}'") from None
+        raise ConfigError(f"env.id: unknown environment {config.env.id!r}") from None
     except gym.error.DependencyNotInstalled as exc:
-        raise EnvironmentSetupError(f"env.id: {config.env.id} needs an extra: {exc}") from None
+        raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None
     except gym.error.Error as exc:
-        raise ConfigError(f"env.id: {config.env.id}: {exc}") from None
+        raise ConfigError(f"env.id: {config.env.id!r}: {exc}") from None
     except TypeError as exc:
         raise ConfigError(f"env.kwargs: {config.env.id} rejects them: {exc}") from None
     except ImportError as exc:
-        raise EnvironmentSetupError(f"env.id: {config.env.id} needs a missing package: {exc}") from None
+        raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None
+    except Exception as exc:  # an environment's constructor may raise anything at values it cannot take
+        raise ConfigError(f"env.kwargs: {config.env.id} cannot be made with {config.env.kwargs}: "
+                          f"{type(exc).__name__}: {exc}") from None
     if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1:
         env.close()
         raise ConfigError(
@@ -94,7 +120,9 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
             raise ConfigError(
                 f"action_bounds: {low.shape[0]} entries but {config.env.id} has {dim} action dimensions")
         for i in range(dim):
-            if low[i] < env_low[i] or high[i] > env_high[i]:
+            # Compared in float32, the precision both the space and the agent use: 0.7 written in a preset
+            # is the space's float32 0.7, not outside it.
+            if np.float32(low[i]) < space.low[i] or np.float32(high[i]) > space.high[i]:
                 raise ConfigError(
                     f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
                     f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
@@ -107,11 +135,25 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
     )
 
 
+def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
+    """With ``env.kwargs`` given, reset and take one step, so a value the environment only trips over when it
+    runs (``g: abc`` for Pendulum) is bad input reported before a run folder exists, not a failed run."""
+    if not config.env.kwargs:
+        return
+    try:
+        env.reset(seed=0)
+        env.step(((spec.low + spec.high) / 2).astype(env.action_space.dtype))
+    except Exception as exc:
+        raise ConfigError(f"env.kwargs: {config.env.id} fails with {config.env.kwargs}: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+
 def resolve_bounds(config: Config) -> tuple[Config, EnvSpec]:
     """Fill the preset's bounds from the env when left out, so the saved config is complete."""
     env = make_env(config)
     try:
         spec = env_spec(config, env)
+        _try_kwargs(config, env, spec)
     finally:
         env.close()
     if config.action_bounds.low is None:

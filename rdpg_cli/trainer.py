@@ -285,8 +285,16 @@ class Trainer:
         )
 
     def _write_checkpoint(self, path: Path, with_replay: bool) -> None:
+        data = self.checkpoint_data(with_replay)
+        poisoned = [name for name, arrays in data.variables.items()
+                    if any(a.dtype.kind == "f" and not np.all(np.isfinite(a)) for a in arrays)]
+        if poisoned:
+            # Never replace a good checkpoint with a poisoned one.
+            raise TrainingFault(
+                f"env step {self.env_steps}: non-finite values in {poisoned[0]} (diverged: lower the learning "
+                f"rates); {path.name} keeps the last good state")
         try:
-            write_checkpoint(path, self.checkpoint_data(with_replay))
+            write_checkpoint(path, data)
         except OSError as exc:
             raise TrainingFault(
                 f"{path}: cannot write the checkpoint ({exc.strerror or exc}); the previous one is intact"

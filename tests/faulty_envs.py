@@ -1,0 +1,33 @@
+"""Environments that break on purpose, for the fault-injection tests (``env.id: faulty_envs:NAME``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+
+class FaultyPendulum(PendulumEnv):
+    """Pendulum that, from its ``fault_step``-th step on (counted over its whole life), returns a NaN
+    observation, an infinite reward, or raises, as ``fault`` says."""
+
+    def __init__(self, fault: str = "nan_observation", fault_step: int = 10**9, **kwargs):
+        super().__init__(**kwargs)
+        self.fault = fault
+        self.fault_step = fault_step
+        self.steps = 0
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = super().step(action)
+        self.steps += 1
+        if self.steps >= self.fault_step:
+            if self.fault == "nan_observation":
+                observation = np.full_like(observation, np.nan)
+            elif self.fault == "inf_reward":
+                reward = float("inf")
+            elif self.fault == "raise":
+                raise RuntimeError("simulated crash inside the environment")
+        return observation, reward, terminated, truncated, info
+
+
+gym.register("FaultyPendulum-v0", entry_point=FaultyPendulum, max_episode_steps=200)

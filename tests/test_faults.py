@@ -1,0 +1,140 @@
+"""Fault injection: broken environments, diverging losses, failing disks, SIGKILL at random moments.
+
+Each must end with a clear message, a non-zero exit, no traceback, and the last good checkpoint intact."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY, rdpg
+
+from rdpg_cli.checkpoint import read_checkpoint
+
+TESTS = Path(__file__).parent
+FAULTY_ENV = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+
+
+def faulty_preset(tmp_path: Path, fault: str, fault_step: int) -> Path:
+    preset = tmp_path / "faulty.yaml"
+    preset.write_text(
+        "env:\n  id: faulty_envs:FaultyPendulum-v0\n"
+        f"  kwargs: {{fault: {fault}, fault_step: {fault_step}}}\n"
+        "action_bounds: {low: [-2.0], high: [2.0]}\n"
+        "train: {eval_every: 100000, checkpoint_every: 100, log_every: 100}\n")
+    return preset
+
+
+def checkpoint_steps(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f.attrs["env_steps"])
+
+
+@pytest.mark.parametrize(("fault", "words"), [("nan_observation", "non-finite observation"),
+                                              ("inf_reward", "non-finite reward"),
+                                              ("raise", "the environment raised RuntimeError")])
+def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
+    preset = faulty_preset(tmp_path, fault, 350)
+    result = rdpg("train", "--preset", preset, "--steps", "1000", *TINY, "--set", "train.eval_every=100000",
+                  "--set", "train.checkpoint_every=100", "--run-dir", "run", cwd=tmp_path, check=False,
+                  env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and words in error_lines[0] and "step 349" in error_lines[0], result.stderr
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
+    data = read_checkpoint(tmp_path / "run" / "checkpoint.h5")
+    assert np.all(np.isfinite(data.replay["observations"])) and np.all(np.isfinite(data.replay["rewards"]))
+
+
+def test_diverging_losses_stop_cleanly(tmp_path):
+    result = rdpg("train", "--preset", "pendulum", "--steps", "1000", *TINY, "--set", "agent.critic_lr=1.0e+30",
+                  "--set", "agent.actor_lr=1.0e+30", "--set", "train.checkpoint_every=50", "--run-dir", "run",
+                  cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "non-finite" in result.stderr and "learning rate" in result.stderr
+    checkpoint = tmp_path / "run" / "checkpoint.h5"
+    if checkpoint.exists():  # whatever was written is finite
+        data = read_checkpoint(checkpoint)
+        assert all(np.all(np.isfinite(a)) for arrays in data.variables.values() for a in arrays
+                   if a.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
+def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
+    import h5py as h5
+
+    from rdpg_cli.config import load_config
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import TrainingFault
+    from rdpg_cli.trainer import Trainer
+
+    overrides = {"network.actor_layers": [16], "network.critic_layers": [16], "agent.batch_size": 32,
+                 "agent.warmup_steps": 50, "agent.warmup_critic": 50, "agent.warmup_actor": 50,
+                 "train.eval_every": 100000, "train.checkpoint_every": 100, "train.log_every": 100}
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    trainer = Trainer(config, spec, tmp_path)
+    trainer.run(100, fresh=True)
+    good = (tmp_path / "checkpoint.h5").read_bytes()
+    real_file = h5.File
+
+    def failing_file(name, mode="r", *args, **kwargs):
+        if mode == "w":
+            raise OSError(error, os.strerror(error))
+        return real_file(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(h5, "File", failing_file)
+    with pytest.raises(TrainingFault, match=os.strerror(error)) as caught:
+        trainer.run(200, fresh=False)
+    assert "previous one is intact" in str(caught.value)
+    assert (tmp_path / "checkpoint.h5").read_bytes() == good
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no half-written leftovers
+    trainer.close()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
+    """20 kills at random times during a run checkpointing every 25 steps; each time the last checkpoint
+    loads, and the next process resumes from it."""
+    rng = random.Random(1234)
+    args = ["train", "--preset", "pendulum", "--steps", "100000", *TINY, "--set", "train.checkpoint_every=25",
+            "--run-dir", "run"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    last_steps = 0
+    for kill in range(20):
+        proc = subprocess.Popen([sys.executable, "-m", "rdpg_cli", *args], cwd=tmp_path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        checkpoint = tmp_path / "run" / "checkpoint.h5"
+        deadline = time.monotonic() + 120
+        # Wait until this process has written at least one checkpoint of its own, then kill at random.
+        while time.monotonic() < deadline:
+            if checkpoint.exists() and checkpoint_steps_safe(checkpoint) > last_steps:
+                break
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        data = read_checkpoint(checkpoint)  # loads: complete and consistent
+        assert data.counters["env_steps"] >= last_steps
+        last_steps = data.counters["env_steps"]
+        args = ["train", "--resume", "run"]
+    assert last_steps > 0
+    rdpg("train", "--resume", "run", "--steps", str(last_steps + 30), "-q", cwd=tmp_path)
+
+
+def checkpoint_steps_safe(path: Path) -> int:
+    try:
+        return checkpoint_steps(path)
+    except OSError:
+        return -1
