@@ -33,11 +33,11 @@ def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor, gamma
 
 
 def critic_loss(q: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, delta_clip: float | None) -> tf.Tensor:
-    """Huber loss with threshold ``delta_clip`` (squared error when None), halved like keras-rl's, masked,
-    averaged once over the valid samples."""
+    """Huber loss with threshold ``delta_clip`` (0.5 e² inside, linear outside), or the mean squared error
+    e² when None (DESIGN §3); masked, averaged once over the valid samples."""
     error = q - tf.stop_gradient(target)
     if delta_clip is None:
-        per_sample = 0.5 * tf.square(error)
+        per_sample = tf.square(error)
     else:
         abs_error = tf.abs(error)
         quadratic = tf.minimum(abs_error, delta_clip)

@@ -30,10 +30,11 @@ def reference_invert(dqda: np.ndarray, action: np.ndarray, low: np.ndarray, high
 
 
 def reference_huber(error: np.ndarray, delta: float | None) -> np.ndarray:
-    """keras-rl's convention: 0.5 e^2 in the quadratic regime, delta (|e| - delta / 2) beyond it."""
+    """Huber: 0.5 e^2 in the quadratic regime, delta (|e| - delta / 2) beyond it; plain e^2 (MSE) without a
+    delta, as DESIGN §3 says."""
     error = np.asarray(error, np.float64)
     if delta is None:
-        return 0.5 * error**2
+        return error**2
     return np.where(np.abs(error) <= delta, 0.5 * error**2, delta * (np.abs(error) - 0.5 * delta))
 
 
@@ -195,8 +196,8 @@ def test_critic_loss_hand_computed():
     # Huber, delta 1: |e| = 0.5 -> 0.5 * 0.25 = 0.125;  |e| = 3 -> 1 * (3 - 0.5) = 2.5;  |e| = 0 -> 0
     # mean over the 3 valid steps: (0.125 + 2.5 + 0) / 3 = 0.875
     np.testing.assert_allclose(losses.critic_loss(q, target, mask, 1.0).numpy(), 0.875, rtol=1e-6)
-    # squared error (delta None), halved as keras-rl does: (0.5 * 0.25 + 0.5 * 9 + 0) / 3 = 1.541666...
-    np.testing.assert_allclose(losses.critic_loss(q, target, mask, None).numpy(), 4.625 / 3, rtol=1e-6)
+    # mean squared error (delta None): (0.25 + 9 + 0) / 3 = 3.083333...
+    np.testing.assert_allclose(losses.critic_loss(q, target, mask, None).numpy(), 9.25 / 3, rtol=1e-6)
 
 
 def test_critic_loss_ignores_padded_steps():
@@ -221,8 +222,8 @@ def test_critic_loss_does_not_differentiate_through_the_target():
     with tf.GradientTape(persistent=True) as tape:
         loss = losses.critic_loss(q, target, tf.ones([1, 2]), None)
     assert tape.gradient(loss, target) is None
-    # d/dq of mean(0.5 e^2) over 2 samples = e / 2
-    np.testing.assert_allclose(tape.gradient(loss, q).numpy(), [[0.5, 1.0]], rtol=1e-6)
+    # d/dq of mean(e^2) over 2 samples = 2 e / 2 = e
+    np.testing.assert_allclose(tape.gradient(loss, q).numpy(), [[1.0, 2.0]], rtol=1e-6)
 
 
 def test_td_target_terminated_stops_bootstrap_truncated_does_not():
