@@ -494,7 +494,7 @@ def shipped_presets() -> dict[str, Path]:
     folder = _preset_folder()
     return {
         Path(p.name).stem: Path(str(p))
-        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        for p in sorted(folder.iterdir(), key=lambda p: Path(p.name).stem)
         if p.name.endswith(".yaml")
     }
 
