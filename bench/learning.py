@@ -22,10 +22,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
-def run_one(seed: int, bounding: str, steps: int, eval_every: int) -> dict:
+def run_one(seed: int, bounding: str, steps: int, eval_every: int, preset: str = "pendulum",
+            extra: dict | None = None) -> dict:
+    """Train one run in-process; return its eval curve, time to -200 and out-of-bounds figures."""
     from rdpg_cli.config import load_config
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.evaluation import evaluate
@@ -33,8 +35,9 @@ def run_one(seed: int, bounding: str, steps: int, eval_every: int) -> dict:
     from rdpg_cli.trainer import EVAL_SEED_OFFSET, Trainer
 
     overrides = {"train.seed": seed, "train.steps": steps, "agent.bounding": bounding,
-                 "train.eval_every": eval_every, "train.log_every": eval_every, "train.checkpoint_every": steps}
-    config, spec = resolve_bounds(load_config("pendulum", overrides))
+                 "train.eval_every": eval_every, "train.log_every": eval_every, "train.checkpoint_every": steps,
+                 **(extra or {})}
+    config, spec = resolve_bounds(load_config(preset, overrides))
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, spec, Path(run_dir))
         trainer.run(steps, fresh=True)

@@ -21,11 +21,6 @@ from rdpg_cli.networks import Actor, Critic, State, history_dim, make_history
 from rdpg_cli.replay import Batch
 
 
-import os
-JIT = os.environ.get("RDPG_JIT", "0") == "1"
-REUSE = os.environ.get("RDPG_REUSE", "1") == "1"
-
-
 class Agent:
     def __init__(self, config: Config, spec: EnvSpec, seed: int, run_eagerly: bool = False):
         self.config = config
@@ -71,7 +66,9 @@ class Agent:
         # Counters the compiled step reads; Python keeps copies for bookkeeping and checkpoints.
         self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
 
-        wrap: Callable = (lambda f: f) if run_eagerly else (lambda f: tf.function(f, jit_compile=JIT))
+        # XLA (jit_compile) was measured: no gain for the feed-forward step on this CPU, and tens of seconds
+        # of compilation for an unrolled recurrent one; plain graphs it is.
+        wrap: Callable = (lambda f: f) if run_eagerly else tf.function
         self._critic_only_step = wrap(lambda *b: self._update(*b, update_actor=False))
         self._full_step = wrap(lambda *b: self._update(*b, update_actor=True))
         self._act = wrap(self._act_impl)
@@ -195,7 +192,7 @@ class Agent:
             with tf.GradientTape() as actor_tape:
                 action = self.actor.head(self._encode(self.actor, history, start_state, step_mask))
             critic = self.critics[0]
-            if self.recurrent and REUSE:
+            if self.recurrent:
                 # Reuse this step's history summary rather than unroll the critic's recurrent layer again:
                 # it moved by one small step since, and a second unroll costs a fifth of the update.
                 critic_features = tf.stop_gradient(critic_features)

@@ -124,13 +124,12 @@ class Trainer:
             action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
             self.policy.prev_action = action
             return action
-        raw = self.policy.act(self.observation)  # advances the recurrent state, clipped
+        self.policy.act(self.observation)  # advances the recurrent state even while warming up
         if warm:
             action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
         else:
             noisy = self.policy.last_raw_action + self.noise.sample(self.env_steps)
             action = np.clip(noisy, spec.low, spec.high).astype(np.float32)
-        del raw
         self.policy.prev_action = action  # the history holds the executed action
         return action
 

@@ -180,3 +180,22 @@ def test_pendulum_learns_within_5k_steps(tmp_path):
     last = dict(zip(header, rows[-1].split(","), strict=True))
     assert int(last["env_steps"]) == 5000
     assert float(last["eval/mean_return"]) >= -300, last
+
+
+def test_resume_refuses_conflicting_input(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    before = (tmp_path / "run" / "checkpoint.h5").read_bytes()
+    cases = [
+        (["--preset", "mountaincar"], "conflicts with the config of the run"),
+        (["--set", "agent.gamma=0.5"], "a resumed run keeps its config"),
+        (["--seed", "9"], "uses seed 0"),
+        (["--run-dir", "elsewhere"], "continues in its own folder"),
+    ]
+    for extra, words in cases:
+        result = rdpg("train", "--resume", "run", "--steps", "200", *extra, cwd=tmp_path, check=False)
+        assert result.returncode == 2, (extra, result.stderr)
+        assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for missing, words in ((tmp_path / "nowhere", "not found"), (tmp_path, "no checkpoint.h5")):
+        result = rdpg("train", "--resume", missing, cwd=tmp_path, check=False)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
