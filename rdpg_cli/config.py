@@ -132,6 +132,9 @@ class TrainConfig:
     seed: int = _f(0, "seed for networks, replay sampling, noise and environments", "nonnegative")
     eval_every: int = _f(1000, "env steps between deterministic evaluations", "positive")
     eval_episodes: int = _f(10, "episodes per evaluation", "positive")
+    eval_seed: int = _f(0, "seed of the evaluation episodes' start states: the same for every run (whatever its "
+                           "train.seed), so runs compare on equal terms; rdpg evaluate --seed takes the same",
+                        "nonnegative")
     checkpoint_every: int = _f(5000, "env steps between writes of checkpoint.h5", "positive")
     log_every: int = _f(1000, "env steps between rows of metrics.csv", "positive")
     save_replay: bool = _f(True, "save the replay memory beside the checkpoint so a resume continues exactly")

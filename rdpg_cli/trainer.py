@@ -38,7 +38,6 @@ METRIC_COLUMNS = [
 # Wall-clock figures differ between two runs of the same seed, so they live apart from metrics.csv,
 # which stays bit-for-bit reproducible (and identical across a resume).
 TIMING_COLUMNS = ["env_steps", "wall_seconds", "time/steps_per_second", "time/updates_per_second"]
-EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training episodes
 
 
 class Reporter:
@@ -96,6 +95,7 @@ class Trainer:
         self.wall_seconds = 0.0
         self.observation: np.ndarray | None = None
         self._session_start: float | None = None
+        self._summary_writer = None
 
     # -- episode handling ----------------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class Trainer:
 
     def _evaluate(self) -> None:
         policy = AgentPolicy(self.agent)
-        result = evaluate(policy, self.config, self.config.train.eval_episodes, self.seed + EVAL_SEED_OFFSET,
+        result = evaluate(policy, self.config, self.config.train.eval_episodes, self.config.train.eval_seed,
                           env=self.eval_env)
         self.last_eval = (result.mean_return, result.std_return)
         if self.best_eval is None or result.mean_return > self.best_eval:
@@ -231,12 +231,16 @@ class Trainer:
     def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
         import tensorflow as tf
 
-        if not hasattr(self, "_summary_writer"):
+        if self._summary_writer is None:
             self._summary_writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
             with self._summary_writer.as_default():
                 tf.summary.text("config", f"```\n{self.config.to_yaml()}\n```", step=0)
+        evaluated_now = self.env_steps % self.config.train.eval_every == 0
         with self._summary_writer.as_default():
             for name, value in [*row.items(), *timing.items()]:
+                # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each one once.
+                if name.startswith("eval/") and not evaluated_now:
+                    continue
                 if "/" in name and value not in ("", None):
                     tf.summary.scalar(name, float(value), step=self.env_steps)
         self._summary_writer.flush()
@@ -366,7 +370,7 @@ class Trainer:
             # The budget ended between evaluations: evaluate once more for the summary only, leaving the
             # run's state alone so that a resumed run stays identical to an uninterrupted one.
             final_eval = evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
-                                  self.seed + EVAL_SEED_OFFSET, env=self.eval_env).mean_return
+                                  self.config.train.eval_seed, env=self.eval_env).mean_return
         self.wall_seconds = self.elapsed_wall()
         self._session_start = None
         files = sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))
@@ -410,6 +414,8 @@ class Trainer:
     def close(self) -> None:
         self.env.close()
         self.eval_env.close()
+        if self._summary_writer is not None:
+            self._summary_writer.close()
 
 
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int) -> None:
