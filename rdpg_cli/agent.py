@@ -129,12 +129,13 @@ class Agent:
         return {k: float(v) for k, v in metrics.items()}
 
     def _encode(self, model, history, state, step_mask):
-        """Unroll a network's history encoder; burn-in steps only warm up the state (no gradient)."""
+        """Unroll a network's history encoder. The burn-in steps only warm up the state (no loss, no
+        gradient); there the mask keeps steps of another episode from touching the zero state. The trained
+        steps need no mask: whatever follows an episode's end is masked out of every loss."""
         b = self.burn_in
         if b and self.recurrent:
             _, state = model.encode(history[:, :b], state, step_mask[:, :b])
             state = tuple(tf.stop_gradient(s) for s in state)
-            return model.encode(history[:, b:], state, step_mask[:, b:])[0]
         return model.encode(history[:, b:], state)[0]
 
     def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
@@ -152,12 +153,12 @@ class Agent:
 
         # ---- TD target from the target networks (no gradient).
         if self.recurrent:
+            # The window shifted by one step: burn-in, then h_{t0} .. h_{t0+L}; the targets need h_{t+1}.
             target_history = tf.concat([history[:, : b + 1], next_history[:, b:]], axis=1)
-            target_mask = tf.concat([step_mask[:, : b + 1], step_mask[:, b:]], axis=1)
-            first = b + 1
+            first = 1
         else:
-            target_history, target_mask, first = next_history, None, 0
-        target_features, _ = self.target_actor.encode(target_history, start_state, target_mask)
+            target_history, first = next_history, 0
+        target_features = self._encode(self.target_actor, target_history, start_state, step_mask)
         next_actions = self.target_actor.head(target_features[:, first:])
         if agent.target_noise > 0:
             seed = tf.stack([tf.constant(self.seed, tf.int64), self.gradient_steps])
@@ -167,7 +168,7 @@ class Agent:
         next_actions = tf.clip_by_value(next_actions, self.low, self.high)
         next_qs = []
         for target in self.target_critics:
-            features, _ = target.encode(target_history, zero_critic_state, target_mask)
+            features = self._encode(target, target_history, zero_critic_state, step_mask)
             next_qs.append(target.head(features[:, first:], next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
         y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma)

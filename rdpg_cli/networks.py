@@ -27,10 +27,11 @@ class HistoryEncoder(keras.layers.Layer):
     """The recurrent layer that turns the history into a summary ``h_t``; absent for feed-forward nets.
 
     LSTM and GRU cells with Keras's own weight layout and gate equations (LSTM gates i, f, c, o; GRU with
-    ``reset_after``, gates z, r, h), unrolled in Python over the (short, static) window: the input
-    projection of all steps is one matmul, each step adds only ``h @ U``. This is several times faster on a
-    CPU than Keras's ``while_loop`` RNN for windows of a few dozen steps, and a standard Keras LSTM/GRU
-    given the same weights computes the same function (exports rely on this).
+    ``reset_after``, gates z, r, h), so a standard Keras LSTM/GRU given the same weights computes the same
+    function (exports rely on this). An unmasked LSTM sequence runs in TensorFlow's fused kernel; masked
+    sequences (burn-in) and GRUs are unrolled in Python over the short, static window, with the input
+    projection of all steps in one matmul. Both are several times faster on a CPU than Keras's
+    ``while_loop`` RNN for windows of a few dozen steps.
     """
 
     def __init__(self, kind: str, units: int, **kwargs):
@@ -71,6 +72,8 @@ class HistoryEncoder(keras.layers.Layer):
         starts from."""
         if not self.gates:
             return history, ()
+        if self.kind == "lstm" and step_mask is None:
+            return self._fused_lstm(history, state)
         steps = history.shape[1]
         bias = self.bias if self.kind == "lstm" else self.bias[0]
         projected = tf.matmul(history, self.kernel) + bias  # [B, T, gates*units], all steps at once
@@ -84,6 +87,18 @@ class HistoryEncoder(keras.layers.Layer):
             state = new_state
             outputs.append(state[0])
         return tf.stack(outputs, axis=1), state
+
+    def _fused_lstm(self, history: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
+        """The whole sequence in TensorFlow's fused LSTM kernel (BlockLSTMV2: Keras's gate order i, f, c, o,
+        no peepholes), forward and backward a few times faster than a cell unrolled op by op."""
+        h, c = state
+        zeros = tf.zeros([self.units], history.dtype)
+        outputs = tf.raw_ops.BlockLSTMV2(
+            seq_len_max=tf.constant(history.shape[1], tf.int64), x=tf.transpose(history, [1, 0, 2]),
+            cs_prev=c, h_prev=h, w=tf.concat([self.kernel, self.recurrent_kernel], axis=0),
+            wci=zeros, wcf=zeros, wco=zeros, b=self.bias, cell_clip=-1.0, use_peephole=False)
+        cells, hiddens = outputs[1], outputs[6]  # [time, batch, units]
+        return tf.transpose(hiddens, [1, 0, 2]), (hiddens[-1], cells[-1])
 
     def _cell(self, projected_x: tf.Tensor, state: State) -> State:
         if self.kind == "lstm":
