@@ -18,6 +18,7 @@ from rdpg_cli import losses
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec
 from rdpg_cli.networks import Actor, Critic, State, history_dim, make_history
+from rdpg_cli.optim import FusedAdam
 from rdpg_cli.replay import Batch
 
 
@@ -58,10 +59,8 @@ class Agent:
 
         self.actor_variables = list(self.actor.trainable_variables)
         self.critic_variables = [v for c in self.critics for v in c.trainable_variables]
-        self.actor_optimizer = keras.optimizers.Adam(learning_rate=agent.actor_lr)
-        self.critic_optimizer = keras.optimizers.Adam(learning_rate=agent.critic_lr)
-        self.actor_optimizer.build(self.actor_variables)
-        self.critic_optimizer.build(self.critic_variables)
+        self.actor_optimizer = FusedAdam(agent.actor_lr, self.actor_variables, name="actor_adam")
+        self.critic_optimizer = FusedAdam(agent.critic_lr, self.critic_variables, name="critic_adam")
 
         # Counters the compiled step reads; Python keeps copies for bookkeeping and checkpoints.
         self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
@@ -241,7 +240,7 @@ class Agent:
             nets[f"target_critic_{i}"] = t
         return nets
 
-    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+    def optimizers(self) -> dict[str, FusedAdam]:
         return {"actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
 
     def variable_groups(self) -> dict[str, list[tf.Variable]]:

@@ -78,9 +78,9 @@ def out_of_bounds_share(action: tf.Tensor, low: tf.Tensor, high: tf.Tensor, mask
 
 
 def soft_update(target_vars: list[tf.Variable], source_vars: list[tf.Variable], tau: float) -> None:
-    """target <- (1 - tau) * target + tau * source."""
+    """target <- (1 - tau) * target + tau * source, as target -= tau * (target - source) in one fused op."""
     for t, s in zip(target_vars, source_vars, strict=True):
-        t.assign(t + tau * (s - t))
+        tf.raw_ops.ResourceApplyGradientDescent(var=t.handle, alpha=tf.constant(tau, t.dtype), delta=t - s)
 
 
 def hard_update(target_vars: list[tf.Variable], source_vars: list[tf.Variable]) -> None:
