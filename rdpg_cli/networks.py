@@ -121,6 +121,24 @@ def _dense_stack(sizes: list[int], prefix: str) -> list[keras.layers.Layer]:
     return [keras.layers.Dense(n, activation="relu", name=f"{prefix}_{i}") for i, n in enumerate(sizes)]
 
 
+def _mlp(x: tf.Tensor, hidden: list[keras.layers.Dense], out: keras.layers.Dense) -> tf.Tensor:
+    """ReLU hidden layers and a linear output over the last axis of ``x`` (any leading dims).
+
+    Once the layers are built, the arithmetic is written out on 2-D tensors: Keras's Dense on a
+    [batch, time, features] input adds casts and reshapes around every matmul, and in a small network
+    those ops cost more dispatch time than the arithmetic. The layers still own the weights."""
+    if not out.built:
+        for layer in hidden:
+            x = layer(x)
+        return out(x)
+    leading = tf.shape(x)[:-1]
+    y = tf.reshape(x, [-1, x.shape[-1]])
+    for layer in hidden:
+        y = tf.nn.relu(tf.nn.bias_add(tf.matmul(y, layer.kernel), layer.bias))
+    y = tf.nn.bias_add(tf.matmul(y, out.kernel), out.bias)
+    return tf.reshape(y, tf.concat([leading, [out.units]], axis=0))
+
+
 class Actor(keras.Model):
     """mu(h_t): a linear output (bounding ``invert`` or ``clip``) or one squashed by tanh into the bounds."""
 
@@ -142,10 +160,7 @@ class Actor(keras.Model):
         return self.encoder(history, state, step_mask)
 
     def head(self, features: tf.Tensor) -> tf.Tensor:
-        x = features
-        for layer in self.hidden:
-            x = layer(x)
-        x = self.out(x)
+        x = _mlp(features, self.hidden, self.out)
         if self.squash:
             x = self.mid + self.half_range * tf.tanh(x)
         return x
@@ -172,10 +187,8 @@ class Critic(keras.Model):
         return self.encoder(history, state, step_mask)
 
     def head(self, features: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
-        x = tf.concat([features, action], axis=-1)
-        for layer in self.hidden:
-            x = layer(x)
-        return tf.squeeze(self.out(x), axis=-1)
+        x = _mlp(tf.concat([features, action], axis=-1), self.hidden, self.out)
+        return tf.squeeze(x, axis=-1)
 
     def call(self, history: tf.Tensor, action: tf.Tensor, state: State = ()) -> tuple[tf.Tensor, State]:
         features, state = self.encode(history, state)
