@@ -127,7 +127,7 @@ class Agent:
             self._numpy_cache = NumpyActor.from_arrays([w.numpy() for w in actor_weights], self.actor)
         return {k: float(v) for k, v in metrics.items()}
 
-    def _encode(self, model, history, state, step_mask):
+    def _encode(self, model, history, state, step_mask, forward_only: bool = False):
         """Unroll a network's history encoder. The burn-in steps only warm up the state (no loss, no
         gradient); there the mask keeps steps of another episode from touching the zero state. The trained
         steps need no mask: whatever follows an episode's end is masked out of every loss."""
@@ -135,7 +135,7 @@ class Agent:
         if b and self.recurrent:
             _, state = model.encode(history[:, :b], state, step_mask[:, :b])
             state = tuple(tf.stop_gradient(s) for s in state)
-        return model.encode(history[:, b:], state)[0]
+        return model.encode(history[:, b:], state, forward_only=forward_only)[0]
 
     def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
                 start_state, update_actor: bool) -> dict[str, tf.Tensor]:
@@ -157,7 +157,8 @@ class Agent:
             first = 1
         else:
             target_history, first = next_history, 0
-        target_features = self._encode(self.target_actor, target_history, start_state, step_mask)
+        target_features = self._encode(self.target_actor, target_history, start_state, step_mask,
+                                       forward_only=True)
         next_actions = self.target_actor.head(target_features[:, first:])
         if agent.target_noise > 0:
             seed = tf.stack([tf.constant(self.seed, tf.int64), self.gradient_steps])
@@ -167,7 +168,7 @@ class Agent:
         next_actions = tf.clip_by_value(next_actions, self.low, self.high)
         next_qs = []
         for target in self.target_critics:
-            features = self._encode(target, target_history, zero_critic_state, step_mask)
+            features = self._encode(target, target_history, zero_critic_state, step_mask, forward_only=True)
             next_qs.append(target.head(features[:, first:], next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
         y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma)

@@ -28,10 +28,10 @@ class HistoryEncoder(keras.layers.Layer):
 
     LSTM and GRU cells with Keras's own weight layout and gate equations (LSTM gates i, f, c, o; GRU with
     ``reset_after``, gates z, r, h), so a standard Keras LSTM/GRU given the same weights computes the same
-    function (exports rely on this). An unmasked LSTM sequence runs in TensorFlow's fused kernel; masked
-    sequences (burn-in) and GRUs are unrolled in Python over the short, static window, with the input
-    projection of all steps in one matmul. Both are several times faster on a CPU than Keras's
-    ``while_loop`` RNN for windows of a few dozen steps.
+    function (exports rely on this). Sequences are unrolled in Python over the short, static window, with
+    the input projection of all steps in one matmul; forward-only unmasked LSTM sequences (target networks)
+    run in TensorFlow's fused kernel. Both are several times faster on a CPU than Keras's ``while_loop`` RNN
+    for windows of a few dozen steps.
     """
 
     def __init__(self, kind: str, units: int, **kwargs):
@@ -65,14 +65,14 @@ class HistoryEncoder(keras.layers.Layer):
     def initial_state(self, batch_size: int) -> State:
         return tuple(tf.zeros([batch_size, self.units]) for _ in range(self.state_size))
 
-    def call(self, history: tf.Tensor, state: State, step_mask: tf.Tensor | None = None
-             ) -> tuple[tf.Tensor, State]:
+    def call(self, history: tf.Tensor, state: State, step_mask: tf.Tensor | None = None,
+             forward_only: bool = False) -> tuple[tf.Tensor, State]:
         """``step_mask`` [batch, time] (bool): masked steps leave the state (and output) unchanged, so
         steps of another episode at the front of a window do not disturb the zero state the episode
         starts from."""
         if not self.gates:
             return history, ()
-        if self.kind == "lstm" and step_mask is None:
+        if self.kind == "lstm" and step_mask is None and forward_only:
             return self._fused_lstm(history, state)
         steps = history.shape[1]
         bias = self.bias if self.kind == "lstm" else self.bias[0]
@@ -90,7 +90,9 @@ class HistoryEncoder(keras.layers.Layer):
 
     def _fused_lstm(self, history: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
         """The whole sequence in TensorFlow's fused LSTM kernel (BlockLSTMV2: Keras's gate order i, f, c, o,
-        no peepholes), forward and backward a few times faster than a cell unrolled op by op."""
+        no peepholes), a few times faster than a cell unrolled op by op. Forward only: its registered gradient
+        does not match its forward pass in TF 2.21 (measured: weight gradients off by tens of percent), so
+        trained unrolls use the cell below and only the target networks use this kernel."""
         h, c = state
         zeros = tf.zeros([self.units], history.dtype)
         outputs = tf.raw_ops.BlockLSTMV2(
@@ -155,9 +157,9 @@ class Actor(keras.Model):
     def initial_state(self, batch_size: int) -> State:
         return self.encoder.initial_state(batch_size)
 
-    def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None
-               ) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask)
+    def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
+               forward_only: bool = False) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, forward_only=forward_only)
 
     def head(self, features: tf.Tensor) -> tf.Tensor:
         x = _mlp(features, self.hidden, self.out)
@@ -182,9 +184,9 @@ class Critic(keras.Model):
     def initial_state(self, batch_size: int) -> State:
         return self.encoder.initial_state(batch_size)
 
-    def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None
-               ) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask)
+    def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
+               forward_only: bool = False) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, forward_only=forward_only)
 
     def head(self, features: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
         x = _mlp(tf.concat([features, action], axis=-1), self.hidden, self.out)
