@@ -1,0 +1,335 @@
+"""Issue 7's bad-input catalogue, through the real entry point (``python -m rdpg_cli``, the console script's
+``main()``): every case exits 2 with exactly one non-empty line on stderr that names the file, key or value,
+prints no traceback, and leaves every file the user had exactly as it was (and adds none).
+
+Cases found before TensorFlow loads take a fraction of a second; the checkpoint cases of ``rdpg evaluate``
+load it (a few seconds each) and share one tiny training run per session. More crafted checkpoints are
+read in-process by tests/test_checkpoint_security.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+TINY_RUN = [
+    "train", "--preset", "pendulum", "--steps", "300",
+    "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
+    "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100", "--set", "agent.warmup_critic=100",
+    "--set", "agent.warmup_actor=100", "--set", "train.eval_every=300", "--set", "train.eval_episodes=1",
+    "--set", "train.log_every=100", "--set", "train.checkpoint_every=300",
+]
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def rdpg(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="80", TERM="dumb")  # a narrow console: long messages must not wrap
+    return subprocess.run([sys.executable, "-m", "rdpg_cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """checkpoint.h5 of a 300-step pendulum run with [16] networks, trained once per session."""
+    base = tmp_path_factory.getbasetemp() / "tiny-run"
+    checkpoint = base / "run" / "checkpoint.h5"
+    if not checkpoint.exists():
+        base.mkdir(exist_ok=True)
+        result = rdpg(*TINY_RUN, "--run-dir", "run", "--quiet", cwd=base, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert checkpoint.is_file()
+    return checkpoint
+
+
+# ------------------------------------------------------------------------------------------ the cases
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]
+    fragments: list[str]  # each must appear in the one stderr line ({tmp} is the case's folder)
+    files: dict[str, str | bytes] = field(default_factory=dict)  # written into the folder first
+    checkpoint: Callable[[h5py.File], None] | None = None  # crafts ckpt.h5 from the tiny run's checkpoint
+    marks: tuple = ()
+
+
+GOOD = "env:\n  id: Pendulum-v1\naction_bounds:\n  low: [-2.0]\n  high: [2.0]\n"
+
+
+def preset(extra: str) -> dict[str, str]:
+    return {"p.yaml": GOOD + extra}
+
+
+def set_attr(name: str, value: object) -> Callable[[h5py.File], None]:
+    def craft(f: h5py.File) -> None:
+        f.attrs[name] = value
+    return craft
+
+
+def replace_dataset(path: str, **create: object) -> Callable[[h5py.File], None]:
+    def craft(f: h5py.File) -> None:
+        del f[path]
+        f.create_dataset(path, **create)
+    return craft
+
+
+def change_stored_config(**network: object) -> Callable[[h5py.File], None]:
+    def craft(f: h5py.File) -> None:
+        config = yaml.safe_load(f.attrs["config"])
+        config["network"].update(network)
+        f.attrs["config"] = yaml.safe_dump(config)
+    return craft
+
+
+def delete_attr(name: str) -> Callable[[h5py.File], None]:
+    def craft(f: h5py.File) -> None:
+        del f.attrs[name]
+    return craft
+
+
+def truncate(f: h5py.File) -> None:
+    """Marker: ckpt.h5 is the first half of the real file's bytes (handled in the test)."""
+
+
+CASES = [
+    # --- presets
+    Case("unknown preset name lists the shipped ones", ["train", "--preset", "pendullum"],
+         ["unknown preset 'pendullum'", "did you mean 'pendulum'", "pendulum", "mountaincar"]),
+    Case("missing preset file", ["train", "--preset", "nope.yaml"], ["nope.yaml: preset file not found"]),
+    Case("preset path is a folder", ["train", "--preset", "folder.yaml"], ["folder.yaml: is a folder"],
+         files={"folder.yaml/keep": ""}),
+    Case("preset path is a device", ["train", "--preset", "/dev/zero"], ["/dev/zero: not a regular file"]),
+    Case("preset not readable (mode 000)", ["train", "--preset", "locked.yaml"],
+         ["locked.yaml: cannot read the file: Permission denied"], files={"locked.yaml": GOOD},
+         marks=(pytest.mark.skipif(IS_ROOT, reason="root reads files whatever their mode"),)),
+    Case("preset not UTF-8", ["train", "--preset", "p.yaml"], ["p.yaml: not UTF-8 text (byte 12 on line 2)"],
+         files={"p.yaml": b"env:\n  id: P\xe9ndulum-v1\n"}),
+    Case("preset name too long", ["train", "--preset", "x" * 300 + ".yaml"], ["File name too long"]),
+    Case("empty preset", ["train", "--preset", "p.yaml"], ["p.yaml: the file is empty"], files={"p.yaml": "\n"}),
+    Case("YAML syntax error", ["train", "--preset", "p.yaml"], ["p.yaml: YAML does not parse at line 3"],
+         files={"p.yaml": "env:\n  id: Pendulum-v1\n agent: [\n"}),
+    Case("YAML key twice", ["train", "--preset", "p.yaml"],
+         ["p.yaml: YAML does not parse at line 3, column 3: key 'id' given twice (first at line 2)"],
+         files={"p.yaml": "env:\n  id: Pendulum-v1\n  id: CartPole-v1\n"}),
+    Case("YAML date that does not exist", ["train", "--preset", "p.yaml"],
+         ["p.yaml: YAML does not parse at line 6", "'2001-13-45'"], files=preset("name: 2001-13-45\n")),
+    Case("top level not a mapping", ["train", "--preset", "p.yaml"],
+         ["p.yaml: the top level must be a mapping of sections, got a list"], files={"p.yaml": "- env\n- agent\n"}),
+    Case("unknown section", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agnet: unknown section (did you mean 'agent'?)"], files=preset("agnet:\n  gamma: 0.9\n")),
+    Case("unknown key", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.gama: unknown key (did you mean 'agent.gamma'?)"], files=preset("agent:\n  gama: 0.9\n")),
+    Case("string for a number", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.batch_size: expected an integer, got the string '64'"],
+         files=preset("agent:\n  batch_size: '64'\n")),
+    Case("YAML 1.1 exponent is a string", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.actor_lr: expected a number, got the string '1e-3'", "1.0e-03"],
+         files=preset("agent:\n  actor_lr: 1e-3\n")),
+    Case("list for a scalar", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.gamma: expected a number, got a list"], files=preset("agent:\n  gamma: [0.9]\n")),
+    Case("boolean spelled as a string", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.twin_critics: expected true/false, got the string 'yes'"],
+         files=preset("agent:\n  twin_critics: 'yes'\n")),
+    Case("zero batch size", ["train", "--preset", "p.yaml"], ["p.yaml: agent.batch_size: 0 must be > 0"],
+         files=preset("agent:\n  batch_size: 0\n")),
+    Case("negative replay size", ["train", "--preset", "p.yaml"], ["p.yaml: replay.size: -10 must be > 0"],
+         files=preset("replay:\n  size: -10\n")),
+    Case("zero steps in the preset", ["train", "--preset", "p.yaml"], ["p.yaml: train.steps: 0 must be > 0"],
+         files=preset("train:\n  steps: 0\n")),
+    Case("zero units in a layer", ["train", "--preset", "p.yaml"],
+         ["p.yaml: network.actor_layers: [64, 0] every entry must be > 0"],
+         files=preset("network:\n  actor_layers: [64, 0]\n")),
+    Case("gamma zero", ["train", "--preset", "p.yaml"], ["p.yaml: agent.gamma: 0.0 must be in (0, 1]"],
+         files=preset("agent:\n  gamma: 0.0\n")),
+    Case("gamma above one", ["train", "--preset", "pendulum", "--set", "agent.gamma=1.5"],
+         ["--set agent.gamma: 1.5 must be in (0, 1]"]),
+    Case("tau zero", ["train", "--preset", "p.yaml"], ["p.yaml: agent.target_update: 0.0 must be > 0"],
+         files=preset("agent:\n  target_update: 0.0\n")),
+    Case("tau above one and not a period", ["train", "--preset", "p.yaml"],
+         ["p.yaml: agent.target_update: 1.5 must be < 1 (soft) or a whole number"],
+         files=preset("agent:\n  target_update: 1.5\n")),
+    Case("bounds length mismatch", ["train", "--preset", "p.yaml"],
+         ["p.yaml: action_bounds: low has 2 entries and high 1"],
+         files={"p.yaml": "env: {id: Pendulum-v1}\naction_bounds: {low: [-1.0, -1.0], high: [1.0]}\n"}),
+    Case("low not below high", ["train", "--preset", "p.yaml"],
+         ["p.yaml: action_bounds: dimension 0: low 1.0 must be < high 1.0"],
+         files={"p.yaml": "env: {id: Pendulum-v1}\naction_bounds: {low: [1.0], high: [1.0]}\n"}),
+    Case("bounds beyond the action space", ["train", "--preset", "pendulum", "--set", "action_bounds.low=[-3.0]"],
+         ["action_bounds: dimension 0: [-3.0, 2.0] lies outside the action space [-2.0, 2.0] of Pendulum-v1"]),
+    Case("bounds with more dimensions than the env", ["train", "--preset", "p.yaml"],
+         ["action_bounds: 2 entries but Pendulum-v1 has 1 action dimensions"],
+         files={"p.yaml": "env: {id: Pendulum-v1}\naction_bounds: {low: [-1.0, -1.0], high: [1.0, 1.0]}\n"}),
+    Case("NaN", ["train", "--preset", "p.yaml"], ["p.yaml: agent.gamma: nan is not a finite number"],
+         files=preset("agent:\n  gamma: .nan\n")),
+    Case("inf in bounds", ["train", "--preset", "p.yaml"],
+         ["p.yaml: action_bounds.high: [inf] holds a non-finite number"],
+         files={"p.yaml": "env: {id: Pendulum-v1}\naction_bounds: {low: [-2.0], high: [.inf]}\n"}),
+    Case("NaN in env kwargs", ["train", "--preset", "pendulum", "--set", "env.kwargs={g: .nan}"],
+         ["--set env.kwargs: holds the non-finite number nan"]),
+    Case("env kwargs the env fails on", ["train", "--preset", "pendulum", "--set", "env.kwargs={g: abc}"],
+         ["env.kwargs: Pendulum-v1 fails with {'g': 'abc'}: TypeError"]),
+    Case("discrete-action environment", ["train", "--preset", "pendulum", "--set", "env.id=CartPole-v1",
+                                         "--set", "action_bounds.low=null", "--set", "action_bounds.high=null"],
+         ["env.id: CartPole-v1 has action space Discrete(2); rdpg needs continuous (Box) actions"]),
+    Case("environment id that does not exist", ["train", "--preset", "p.yaml"],
+         ["env.id: unknown environment 'NoSuchEnv-v0'"], files={"p.yaml": "env:\n  id: NoSuchEnv-v0\n"}),
+    Case("environment version that does not exist", ["train", "--preset", "pendulum", "--set", "env.id=Pendulum-v9"],
+         ["env.id: 'Pendulum-v9'"]),
+    Case("unsafe YAML tag", ["train", "--preset", "p.yaml"],
+         ["p.yaml: YAML does not parse at line 2, column 7: could not determine a constructor for the tag",
+          "python/object/apply:os.system"],
+         files={"p.yaml": "env:\n  id: !!python/object/apply:os.system ['touch pwned']\n"}),
+    Case("unsafe YAML tag at the top", ["train", "--preset", "p.yaml"], ["p.yaml: YAML does not parse at line 1"],
+         files={"p.yaml": "!!python/object/new:subprocess.Popen [['touch', 'pwned']]\n"}),
+    Case("run name that escapes runs/", ["train", "--preset", "p.yaml"],
+         ["p.yaml: name: '../../x' must be a plain folder name"], files=preset("name: ../../x\n")),
+    Case("presets show of a file that is not text", ["presets", "show", "p.yaml"],
+         ["p.yaml: not UTF-8 text (byte 0 on line 1)"], files={"p.yaml": b"\xff\xfe\x00"}),
+    Case("presets show of an unknown name", ["presets", "show", "pendullum"], ["unknown preset 'pendullum'"]),
+    # --- --set
+    Case("--set without =", ["train", "--preset", "pendulum", "--set", "agent.gamma"],
+         ["--set agent.gamma: expected section.key=value"]),
+    Case("--set unknown key", ["train", "--preset", "pendulum", "--set", "agent.bacth_size=32"],
+         ["--set agent.bacth_size=32: unknown key 'agent.bacth_size' (did you mean 'agent.batch_size'?)"]),
+    Case("--set wrong type", ["train", "--preset", "pendulum", "--set", "agent.batch_size=abc"],
+         ["--set agent.batch_size: expected an integer, got the string 'abc'"]),
+    Case("--set value not YAML", ["train", "--preset", "pendulum", "--set", "network.actor_layers=[16"],
+         ["--set network.actor_layers=[16: the value does not parse as YAML"]),
+    Case("--set unsafe tag", ["train", "--preset", "pendulum", "--set", "agent.gamma=!!python/name:os.system"],
+         ["--set agent.gamma=!!python/name:os.system: the value does not parse as YAML"]),
+    Case("--set value with markup-like brackets", ["train", "--preset", "pendulum", "--set", "env.id=[bold]x"],
+         ["--set env.id=[bold]x: the value does not parse as YAML"]),
+    Case("--set value with a newline", ["train", "--preset", "pendulum", "--set", "agent.gama=1\n2"],
+         ["--set agent.gama=1\\n2: unknown key"]),
+    # --- command line
+    Case("unknown option", ["train", "--preset", "pendulum", "--bogus"], ["No such option: --bogus"]),
+    Case("unknown command", ["trian"], ["No such command 'trian'"]),
+    Case("no preset", ["train"], ["give --preset NAME|PATH"]),
+    Case("--steps 0", ["train", "--preset", "pendulum", "--steps", "0"], ["--steps: 0 must be > 0"]),
+    Case("--steps negative", ["train", "--preset", "pendulum", "--steps", "-5"], ["--steps: -5 must be > 0"]),
+    Case("--steps not a number", ["train", "--preset", "pendulum", "--steps", "ten"], ["'--steps'"]),
+    Case("--seed negative", ["train", "--preset", "pendulum", "--seed", "-1"], ["--seed: -1 must be >= 0"]),
+    Case("--run-dir is a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken"],
+         ["--run-dir taken: exists and is not a folder"], files={"taken": "my notes\n"}),
+    Case("--run-dir inside a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken/run"],
+         ["--run-dir taken/run: cannot create it (Not a directory)"], files={"taken": "my notes\n"}),
+    Case("--run-dir name too long", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "r" * 300],
+         ["--run-dir rrrr", "File name too long"]),
+    Case("--run-dir holding a run", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "old"],
+         ["--run-dir old: already holds a run (checkpoint.h5)", "--resume old", "--force"],
+         files={"old/checkpoint.h5": b"precious", "old/metrics.csv": "step\n1\n"}),
+    Case("evaluate with no checkpoint argument", ["evaluate"], ["Missing argument 'artifact'"]),
+    Case("evaluate --episodes not a number", ["evaluate", "x.h5", "--episodes", "many"], ["'--episodes'"]),
+    # --- checkpoints (rdpg evaluate)
+    Case("checkpoint missing", ["evaluate", "missing.h5"], ["missing.h5: not found"]),
+    Case("folder with no checkpoint", ["evaluate", "empty"], ["empty: a folder with no checkpoint.h5"],
+         files={"empty/notes.txt": "x"}),
+    Case("checkpoint not HDF5", ["evaluate", "ckpt.h5"], ["ckpt.h5: not an HDF5 file"],
+         files={"ckpt.h5": "this is text\n" * 100}),
+    Case("--episodes 0", ["evaluate", "ckpt.h5", "--episodes", "0"], ["--episodes: 0 must be > 0"],
+         checkpoint=lambda f: None),
+    Case("HDF5 but not an rdpg checkpoint", ["evaluate", "ckpt.h5"], ["ckpt.h5: an HDF5 file, but not an rdpg"],
+         checkpoint=set_attr("format", "something-else")),
+    Case("truncated checkpoint", ["evaluate", "ckpt.h5"], ["ckpt.h5: truncated or damaged HDF5 file"],
+         checkpoint=truncate),
+    Case("newer format_version", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: checkpoint format_version 2 is newer than this rdpg supports (1); upgrade rdpg"],
+         checkpoint=set_attr("format_version", 2)),
+    Case("weights of the wrong shape", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: 'actor' array 0 has shape (3, 17), the config's networks need (3, 16)"],
+         checkpoint=replace_dataset("weights/actor/0000", data=np.zeros((3, 17), np.float32))),
+    Case("stored config does not match the weights", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: 'actor' array 0 has shape (3, 16), the config's networks need (3, 32)"],
+         checkpoint=change_stored_config(actor_layers=[32])),
+    Case("dataset of an absurd shape", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: damaged checkpoint: 'weights/actor/0000'", "refused unread"],
+         checkpoint=replace_dataset("weights/actor/0000", shape=(20_000, 10_000), dtype="f4", chunks=(1, 1000))),
+    Case("missing attribute", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: damaged checkpoint: attribute 'action_dim' is missing"], checkpoint=delete_attr("action_dim")),
+]
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every file and folder under ``folder``: kind, mode, size, mtime and content hash."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        rel = str(path.relative_to(folder))
+        if path.is_dir():
+            out[rel] = ("dir", info.st_mode, info.st_mtime_ns)
+        else:
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except PermissionError:
+                digest = None
+            out[rel] = ("file", info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return out
+
+
+def prepare(case: Case, folder: Path, tiny_checkpoint: Path | None) -> None:
+    for name, content in case.files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    if case.id.startswith("preset not readable"):
+        (folder / "locked.yaml").chmod(0)
+    if case.checkpoint is not None:
+        target = folder / "ckpt.h5"
+        if case.checkpoint is truncate:
+            data = tiny_checkpoint.read_bytes()
+            target.write_bytes(data[: len(data) // 2])
+        else:
+            shutil.copy(tiny_checkpoint, target)
+            with h5py.File(target, "r+") as f:
+                case.checkpoint(f)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(case: Case, tmp_path: Path, request):
+    checkpoint = request.getfixturevalue("tiny_checkpoint") if case.checkpoint is not None else None
+    prepare(case, tmp_path, checkpoint)
+    before = snapshot(tmp_path)
+
+    result = rdpg(*case.args, cwd=tmp_path)
+
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert result.returncode == 2, output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"stderr is not one line: {result.stderr!r}"
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for fragment in case.fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    assert result.stdout == "", result.stdout
+    assert snapshot(tmp_path) == before, "bad input changed or added files"
+
+
+def test_the_catalogue_covers_issue_7():
+    """Issue 7 asks for at least 30 cases; the checkpoint cases of issue 4 are among them."""
+    assert len(CASES) >= 30
+    assert sum(c.args[0] == "evaluate" for c in CASES) >= 10
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_a_good_tiny_run_still_works(tiny_checkpoint: Path, tmp_path: Path):
+    """The cases above fail for the reason they name, not because evaluating any checkpoint fails."""
+    shutil.copy(tiny_checkpoint, tmp_path / "ckpt.h5")
+    result = rdpg("evaluate", "ckpt.h5", "--episodes", "1", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert '"episodes": 1' in result.stdout
