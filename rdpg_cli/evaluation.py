@@ -10,7 +10,7 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EVAL_STREAM, episode_seed, make_env
-from rdpg_cli.errors import TrainingFault
+from rdpg_cli.errors import EnvironmentSetupError, TrainingFault
 
 
 class Policy(Protocol):
@@ -63,7 +63,7 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
             policy.reset()
             total, length, done = 0.0, 0, False
             if render:
-                result.frames.append(env.render())
+                result.frames.append(_render(env, config))
             while not done:
                 action = policy.act(observation)
                 if record_raw:
@@ -75,10 +75,22 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                 length += 1
                 done = terminated or truncated
                 if render:
-                    result.frames.append(env.render())
+                    result.frames.append(_render(env, config))
             result.returns.append(total)
             result.lengths.append(length)
     finally:
         if own_env:
             env.close()
     return result
+
+
+def _render(env, config: Config) -> np.ndarray:
+    """One rgb_array frame; a renderer that cannot start (no OpenGL on a headless machine) is a one-line
+    error, not a traceback."""
+    try:
+        return env.render()
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EnvironmentSetupError(
+            f"--video: {config.env.id} cannot render here ({first}); MuJoCo needs OpenGL, e.g. MUJOCO_GL=egl "
+            "with the system's EGL libraries") from None
