@@ -13,8 +13,10 @@ Each variable dataset keeps the variable's path as its ``name`` attribute, for p
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,117 +122,257 @@ def write_checkpoint(path: Path, data: CheckpointData) -> None:
         raise
 
 
-def _read_arrays(group: Any, where: str) -> list[np.ndarray]:
-    import h5py
+# Everything read from a checkpoint is in the file: rdpg writes datasets uncompressed and never links one
+# piece of data twice. So a reader that refuses, before reading, any dataset or attribute that would take
+# the bytes read past the file's size cannot be made to allocate more than the file holds, however the file
+# was crafted (a dataset of a huge shape with unallocated or compressed storage, one dataset hard-linked many
+# times, a scalar string attribute pointing at one big heap string from many objects).
+TOP_LEVEL = ("weights", "optimizers", "counters", "acting", "replay")
+# Plausible sizes of an environment's observation and action vectors; anything beyond is a crafted file.
+MAX_DIM = 1_000_000
 
-    arrays = []
-    for key in sorted(group.keys()):
-        ds = group[key]
-        if not isinstance(ds, h5py.Dataset):
-            raise CheckpointError(f"{where}/{key}: expected a dataset")
+
+class _Reader:
+    """Reads one open checkpoint file within a byte budget; every problem is a one-line CheckpointError."""
+
+    def __init__(self, f: Any, path: Path, budget: int):
+        self.f = f
+        self.path = path
+        self.left = budget
+
+    def damaged(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: damaged checkpoint: {what}")
+
+    def spend(self, nbytes: int, where: str) -> None:
+        if nbytes > self.left:
+            raise self.damaged(f"'{where}' claims {nbytes} bytes, more than the file holds; refused unread")
+        self.left -= nbytes
+
+    def member(self, group: Any, key: str, where: str, kind: type) -> Any:
+        """``group[key]``, a hard-linked ``kind`` (h5py.Group or h5py.Dataset) or a CheckpointError."""
+        import h5py
+
+        link = group.get(key, getlink=True)
+        if link is None:
+            raise self.damaged(f"'{where}' is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise self.damaged(f"'{where}' is a link ({type(link).__name__}); rdpg writes none")
+        obj = group[key]
+        if not isinstance(obj, kind):
+            raise self.damaged(f"'{where}' should be a {kind.__name__.lower()}, not a {type(obj).__name__.lower()}")
+        return obj
+
+    def array(self, ds: Any, where: str) -> np.ndarray:
+        """A numeric dataset, its size checked against the budget before a byte is read."""
+        if ds.shape is None:
+            raise self.damaged(f"'{where}' has no dataspace")
+        if ds.dtype.kind not in "fiub" or ds.dtype.fields is not None:
+            raise self.damaged(f"'{where}' has dtype {ds.dtype}; rdpg writes numbers only")
         if ds.size > MAX_DATASET_ELEMENTS:
-            raise CheckpointError(f"{where}/{key}: absurd shape {ds.shape}")
-        if ds.dtype.kind not in "fiub":
-            raise CheckpointError(f"{where}/{key}: unexpected dtype {ds.dtype}")
-        arrays.append(ds[()])
-    return arrays
+            raise self.damaged(f"'{where}' has absurd shape {ds.shape}")
+        self.spend(int(ds.size) * ds.dtype.itemsize, where)
+        return np.asarray(ds[()])
+
+    def numbered_arrays(self, group: Any, where: str) -> tuple[list[np.ndarray], list[str]]:
+        """Datasets 0000, 0001, ... of ``group`` in order, and their ``name`` attributes."""
+        import h5py
+
+        keys = sorted(group.keys())
+        expected = [f"{i:04d}" for i in range(len(keys))]
+        if keys != expected:
+            odd = next(k for k, e in zip(keys, expected, strict=True) if k != e)
+            raise self.damaged(f"'{where}/{odd}' is not a numbered variable (expected {expected[keys.index(odd)]})")
+        arrays, names = [], []
+        for key in keys:
+            ds = self.member(group, key, f"{where}/{key}", h5py.Dataset)
+            arrays.append(self.array(ds, f"{where}/{key}"))
+            names.append(self.text_attr(ds, "name", f"{where}/{key}", default=key))
+        return arrays, names
+
+    def arrays_by_name(self, group: Any, where: str) -> dict[str, np.ndarray]:
+        import h5py
+
+        return {key: self.array(self.member(group, key, f"{where}/{key}", h5py.Dataset), f"{where}/{key}")
+                for key in group.keys()}
+
+    def _attr_id(self, obj: Any, name: str, where: str, default: Any) -> Any:
+        if name not in obj.attrs:
+            if default is not None:
+                return None
+            raise self.damaged(f"attribute '{where}' is missing")
+        return obj.attrs.get_id(name)
+
+    def text_attr(self, obj: Any, name: str, where: str | None = None, default: str | None = None) -> str:
+        import h5py
+
+        where = f"{where}@{name}" if where else name
+        aid = self._attr_id(obj, name, where, default)
+        if aid is None:
+            return str(default)
+        string = h5py.check_string_dtype(aid.dtype)
+        if aid.shape != () or (string is None and aid.dtype.kind != "S"):
+            raise self.damaged(f"attribute '{where}' should be text, not {aid.dtype} of shape {aid.shape}")
+        if string is None or string.length is not None:  # fixed length: its size is known before reading
+            self.spend(aid.dtype.itemsize, where)
+        value = obj.attrs[name]
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.damaged(f"attribute '{where}' is not UTF-8 text") from None
+        if string is not None and string.length is None:  # variable length: counted once read
+            self.spend(len(value), where)
+        return str(value)
+
+    def number_attr(self, name: str, kinds: str = "iu", low: float = 0, high: float = 2**63 - 1) -> Any:
+        aid = self._attr_id(self.f, name, name, None)
+        if aid.shape not in ((), (1,)) or aid.dtype.kind not in kinds:
+            raise self.damaged(f"attribute '{name}' should be one number, not {aid.dtype} of shape {aid.shape}")
+        value = np.asarray(self.f.attrs[name]).reshape(()).item()
+        if not low <= value <= high:
+            raise self.damaged(f"attribute '{name}' is {value}, outside [{low}, {high}]")
+        return value
+
+    def bounds_attr(self, name: str, action_dim: int) -> np.ndarray:
+        aid = self._attr_id(self.f, name, name, None)
+        if aid.shape != (action_dim,) or aid.dtype.kind != "f":
+            raise self.damaged(f"attribute '{name}' should hold {action_dim} numbers, not {aid.dtype} of "
+                               f"shape {aid.shape}")
+        self.spend(action_dim * aid.dtype.itemsize, name)
+        value = np.asarray(self.f.attrs[name], np.float32)
+        if not np.all(np.isfinite(value)):
+            raise self.damaged(f"attribute '{name}' holds non-finite values {value.tolist()}")
+        return value
 
 
-def _attr(f: Any, name: str, path: Path) -> Any:
-    if name not in f.attrs:
-        raise CheckpointError(f"{path}: damaged checkpoint: attribute '{name}' is missing")
-    value = f.attrs[name]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    return value
+def _open_regular_file(path: Path, what: str = "checkpoint") -> int:
+    """The size of ``path`` if it is a regular file; a one-line CheckpointError otherwise."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:
+        raise CheckpointError(f"{str(path)!r}: not a valid file name") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path}: not a regular file")
+    return info.st_size
 
 
 def read_checkpoint(path: Path, with_replay: bool = True) -> CheckpointData:
-    """Read and check a checkpoint; every problem is a one-line CheckpointError."""
+    """Read and check a checkpoint; every problem is a one-line CheckpointError. Nothing in the file is
+    executed, and nothing larger than the file is allocated (see ``_Reader``)."""
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    size = _open_regular_file(path)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        with open(path, "rb") as fh:
-            is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        try:
+            with open(path, "rb") as fh:
+                is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        except OSError:
+            is_hdf5 = False
         reason = "truncated or damaged HDF5 file" if is_hdf5 else "not an HDF5 file"
         raise CheckpointError(f"{path}: {reason} ({str(exc).splitlines()[0][:80]})") from None
     try:
         with f:
-            if f.attrs.get("format") not in (FORMAT, FORMAT.encode()):
-                raise CheckpointError(f"{path}: an HDF5 file, but not an rdpg checkpoint")
-            version = int(_attr(f, "format_version", path))
-            if version > FORMAT_VERSION:
-                raise CheckpointError(
-                    f"{path}: checkpoint format_version {version} is newer than this rdpg supports "
-                    f"({FORMAT_VERSION}); upgrade rdpg")
-            variables: dict[str, list[np.ndarray]] = {}
-            names: dict[str, list[str]] = {}
-            for parent in ("weights", "optimizers"):
-                if parent not in f:
-                    raise CheckpointError(f"{path}: damaged checkpoint: group '{parent}' is missing")
-                for group_name in f[parent]:
-                    group = f[parent][group_name]
-                    variables[group_name] = _read_arrays(group, f"{parent}/{group_name}")
-                    names[group_name] = [str(group[k].attrs.get("name", k)) for k in sorted(group.keys())]
-            variables["counters"] = _read_arrays(f["counters"], "counters") if "counters" in f else []
-            acting = {k: f["acting"][k][()] for k in f["acting"]} if "acting" in f else {}
-            replay = None
-            if with_replay and "replay" in f:
-                replay = {}
-                for k in f["replay"]:
-                    ds = f["replay"][k]
-                    if ds.size > MAX_DATASET_ELEMENTS:
-                        raise CheckpointError(f"{path}: replay/{k}: absurd shape {ds.shape}")
-                    replay[k] = ds[()]
-            counters = {k: int(_attr(f, k, path)) for k in ("env_steps", "gradient_steps", "episodes")}
-            return CheckpointData(
-                config_yaml=str(_attr(f, "config", path)),
-                env_id=str(_attr(f, "env_id", path)),
-                observation_dim=int(_attr(f, "observation_dim", path)),
-                action_dim=int(_attr(f, "action_dim", path)),
-                low=np.asarray(_attr(f, "low", path), np.float32),
-                high=np.asarray(_attr(f, "high", path), np.float32),
-                counters=counters,
-                variables=variables,
-                variable_names=names,
-                trainer_state=str(_attr(f, "trainer_state", path)),
-                noise_state=str(_attr(f, "noise_state", path)),
-                acting=acting,
-                replay=replay,
-                rdpg_version=str(_attr(f, "rdpg_version", path)),
-                format_version=version,
-            )
+            return _read(_Reader(f, path, size), with_replay)
     except CheckpointError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0][:80] if str(exc) else ""
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {reason})") from None
+
+
+def _read(r: _Reader, with_replay: bool) -> CheckpointData:
+    import h5py
+
+    f, path = r.f, r.path
+    try:
+        is_rdpg = r.text_attr(f, "format", default="") == FORMAT
+    except CheckpointError:
+        is_rdpg = False
+    if not is_rdpg:
+        raise CheckpointError(f"{path}: an HDF5 file, but not an rdpg checkpoint")
+    version = r.number_attr("format_version", high=2**31)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version} is newer than this rdpg supports "
+            f"({FORMAT_VERSION}); upgrade rdpg")
+    if version < 1:
+        raise r.damaged(f"format_version {version}")
+    unknown = sorted(set(f.keys()) - set(TOP_LEVEL))
+    if unknown:
+        raise r.damaged(f"unexpected member '{unknown[0]}' (an rdpg checkpoint holds {', '.join(TOP_LEVEL)})")
+    action_dim = r.number_attr("action_dim", low=1, high=MAX_DIM)
+    observation_dim = r.number_attr("observation_dim", low=1, high=MAX_DIM)
+    low, high = r.bounds_attr("low", action_dim), r.bounds_attr("high", action_dim)
+    if not np.all(low < high):
+        raise r.damaged(f"bounds low {low.tolist()} are not below high {high.tolist()}")
+    counters = {k: int(r.number_attr(k)) for k in ("env_steps", "gradient_steps", "episodes")}
+    variables: dict[str, list[np.ndarray]] = {}
+    names: dict[str, list[str]] = {}
+    for parent in ("weights", "optimizers"):
+        parent_group = r.member(f, parent, parent, h5py.Group)
+        for group_name in sorted(parent_group.keys()):
+            where = f"{parent}/{group_name}"
+            if group_name == "counters" or group_name in variables:
+                raise r.damaged(f"'{where}' clashes with another group of that name")
+            group = r.member(parent_group, group_name, where, h5py.Group)
+            variables[group_name], names[group_name] = r.numbered_arrays(group, where)
+    counters_group = r.member(f, "counters", "counters", h5py.Group) if "counters" in f else None
+    variables["counters"] = r.numbered_arrays(counters_group, "counters")[0] if counters_group else []
+    acting = r.arrays_by_name(r.member(f, "acting", "acting", h5py.Group), "acting") if "acting" in f else {}
+    replay = None
+    if with_replay and "replay" in f:
+        replay = r.arrays_by_name(r.member(f, "replay", "replay", h5py.Group), "replay")
+    return CheckpointData(
+        config_yaml=r.text_attr(f, "config"),
+        env_id=r.text_attr(f, "env_id"),
+        observation_dim=int(observation_dim),
+        action_dim=int(action_dim),
+        low=low,
+        high=high,
+        counters=counters,
+        variables=variables,
+        variable_names=names,
+        trainer_state=r.text_attr(f, "trainer_state"),
+        noise_state=r.text_attr(f, "noise_state"),
+        acting=acting,
+        replay=replay,
+        rdpg_version=r.text_attr(f, "rdpg_version"),
+        format_version=int(version),
+    )
 
 
 def trainer_state_dict(data: CheckpointData) -> dict[str, Any]:
     try:
-        return json.loads(data.trainer_state)
-    except json.JSONDecodeError:
+        state = json.loads(data.trainer_state)
+    except (json.JSONDecodeError, RecursionError):
         raise CheckpointError("damaged checkpoint: trainer_state is not JSON") from None
+    if not isinstance(state, dict):
+        raise CheckpointError("damaged checkpoint: trainer_state is not a JSON object")
+    return state
 
 
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint file, or a run folder holding ``checkpoint.h5``."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError):
+        is_dir = False  # _open_regular_file says why
+    if is_dir:
         candidate = path / "checkpoint.h5"
         if not candidate.exists():
             raise CheckpointError(f"{path}: no checkpoint.h5 in this folder")
         return candidate
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
+    _open_regular_file(path)
     return path
 
 
@@ -247,10 +389,34 @@ def spec_from_checkpoint(data: CheckpointData) -> EnvSpec:
                    low=np.asarray(data.low, np.float32), high=np.asarray(data.high, np.float32))
 
 
+def _least_weights(config: Config, observation_dim: int, action_dim: int) -> int:
+    """A lower bound on the weights of the networks ``config`` describes: the kernels between consecutive
+    layers of the actor and critic stacks (observation -> recurrent units -> dense layers -> output)."""
+    encoder = [config.network.units] if config.recurrent else []
+    total = 0
+    for layers, out in ((config.network.actor_layers, action_dim), (config.network.critic_layers, 1)):
+        sizes = [observation_dim, *encoder, *layers, out]
+        total += sum(a * b for a, b in itertools.pairwise(sizes))
+    return total
+
+
 def config_from_checkpoint(data: CheckpointData, source: str) -> Config:
     try:
-        return config_from_dict(data.config_dict, source=f"{source} (stored config)")
+        config = config_from_dict(data.config_dict, source=f"{source} (stored config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     except Exception:
         raise CheckpointError(f"{source}: damaged checkpoint: the stored config does not parse") from None
+    if config.env.id != data.env_id:
+        raise CheckpointError(f"{source}: damaged checkpoint: the stored config is for {config.env.id!r}, "
+                              f"the file's env_id says {data.env_id!r}")
+    # Building the agent allocates what the config asks for before any shape can be compared, so a config
+    # whose networks dwarf the stored weights (a crafted or mismatched file) is refused first. The bound is
+    # loose (a quarter of a lower bound): the exact check is restore_agent's.
+    held = sum(int(a.size) for name, arrays in data.variables.items() if name != "counters" for a in arrays)
+    needed = _least_weights(config, data.observation_dim, data.action_dim)
+    if needed > 4 * held:
+        raise CheckpointError(
+            f"{source}: the stored config's networks need at least {needed} weights, the file holds {held}; "
+            "the config does not match the weights")
+    return config

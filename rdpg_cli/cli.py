@@ -215,6 +215,10 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
                           "change")
     from rdpg_cli.checkpoint import config_from_checkpoint, find_checkpoint, read_checkpoint
 
+    from rdpg_cli.runs import RunLock
+
+    RunLock.check_free(resume)
+    RunLock.check_free(resume.parent)
     checkpoint = find_checkpoint(resume)
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
@@ -464,9 +468,9 @@ def presets_show(
     with user_errors(verbose):
         from rich.syntax import Syntax
 
-        from rdpg_cli.config import documented_yaml, load_config, resolve_preset_path
+        from rdpg_cli.config import documented_yaml, load_config, read_preset_text, resolve_preset_path
 
-        text = documented_yaml(load_config(name)) if verbose else resolve_preset_path(name).read_text()
+        text = documented_yaml(load_config(name)) if verbose else read_preset_text(resolve_preset_path(name))
         if console.is_terminal and not quiet:
             console.print(Syntax(text, "yaml"))
         else:

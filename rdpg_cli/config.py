@@ -579,7 +579,8 @@ def _parse_yaml(text: str) -> Any:
         raise yaml.YAMLError("nested too deeply") from None
 
 
-def read_yaml(path: Path) -> Any:
+def read_preset_text(path: Path) -> str:
+    """A preset file's text; a one-line ConfigError if it cannot be read, is too large or is not UTF-8."""
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_PRESET_BYTES + 1)
@@ -588,10 +589,14 @@ def read_yaml(path: Path) -> Any:
     if len(raw) > MAX_PRESET_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_PRESET_BYTES // 1024} KiB; not a preset")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} on line {line})") from None
+
+
+def read_yaml(path: Path) -> Any:
+    text = read_preset_text(path)
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty")
     try:

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+
+# A message quoting a pasted blob stays readable: its middle is cut beyond this many characters.
+MAX_MESSAGE_CHARS = 2000
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (newline, tab, terminal escape, ...) written as its escape, so a
+    message quoting a user's value stays one line and cannot drive the terminal; very long ones are cut."""
+    if not text.isprintable():
+        text = "".join(
+            ch if ch == " " or unicodedata.category(ch)[0] not in "CZ"
+            else ch.encode("unicode_escape").decode("ascii")
+            for ch in text)
+    if len(text) > MAX_MESSAGE_CHARS:
+        keep = MAX_MESSAGE_CHARS // 2
+        text = f"{text[:keep]} [... {len(text) - 2 * keep} characters cut ...] {text[-keep:]}"
+    return text
+
 
 class RdpgError(Exception):
     """Bad input from the user: a one-line message, exit code 2."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(one_line(str(message)))
 
 
 class ConfigError(RdpgError):

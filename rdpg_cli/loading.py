@@ -11,7 +11,11 @@ from rdpg_cli.errors import CheckpointError
 def load_policy(path: Path) -> tuple[Config, object, str]:
     """-> (config, policy with reset()/act(), label). Exports are recognised by their shape on disk."""
     path = Path(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise CheckpointError(f"{path}: cannot use it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not exists:
         raise CheckpointError(f"{path}: not found")
     if path.is_dir() and not (path / "checkpoint.h5").exists():
         if (path / "saved_model.pb").exists():

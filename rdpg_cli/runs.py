@@ -34,10 +34,21 @@ class RunLock:
         os.write(self.fd, str(os.getpid()).encode())
         return self
 
+    @staticmethod
+    def check_free(run_dir: Path) -> None:
+        """Refuse at once when another process holds the folder, before looking at what is in it."""
+        try:
+            held = (Path(run_dir) / ".lock").exists()
+        except OSError:  # a name too long for the file system: reported by the caller's own checks
+            return
+        if held:
+            with RunLock(run_dir):
+                pass
+
     def __exit__(self, *exc: object) -> None:
+        # The file stays: unlinking it would let a waiter lock the old inode while a newcomer locks a new one.
         if self.fd is not None:
             os.close(self.fd)
-            self.path.unlink(missing_ok=True)
 
 
 def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
@@ -49,7 +60,11 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
             run_dir = Path("runs") / config.name / f"{stamp}-{suffix}"
             suffix += 1
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
+    try:
+        exists = run_dir.exists()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise ConfigError(f"--run-dir {run_dir}: cannot use it ({getattr(exc, 'strerror', None) or exc})") from None
+    if exists and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder")
     if run_dir.is_dir() and (run_dir / "checkpoint.h5").exists() and not force:
         raise ConfigError(
