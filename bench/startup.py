@@ -40,9 +40,10 @@ def time_rdpg(option: str = "--help") -> float:
     return time.perf_counter() - start
 
 
-def time_python() -> float:
+def time_python(code: str = "pass") -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return time.perf_counter() - start
 
 
@@ -110,6 +111,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="rdpg-bench-") as workdir:
         runs = [time_train(Path(workdir), i) for i in range(train_runs)]
+    imports = [time_python("import tensorflow, keras, gymnasium") for _ in range(train_runs)]
+    print(f"python -c 'import tensorflow, keras, gymnasium': {spread(imports, '{:.2f}')} s, median (min-max) of "
+          f"{train_runs} (for comparison: rdpg train imports these before its first env step)")
     for key, what in [("set_up", "to the set-up line (networks built)"), ("first_step", "to the first env step"),
                       ("total", "whole process (1 step, 1 eval episode, checkpoint, summary)")]:
         print(f"rdpg train {what}: {spread([r[key] for r in runs], '{:.2f}')} s, median (min-max) of {train_runs}")

@@ -19,6 +19,18 @@ network construction, graph tracing and the first updates are outside it. rdpg's
 ``rdpg_cli.trainer.Trainer.run`` loop (evaluation, logging and checkpoints pushed past the window) and
 reads the clock after the update of the window's first and last env step; SB3's side reads it in a
 callback after the same env steps (each SB3 iteration is one env step then one gradient step).
+
+Besides wall-clock steps/s (the headline), each child reports its process CPU time per env step (user +
+system, all threads, ``time.process_time``). On a loaded machine the wall-clock figure also reflects how
+much CPU a process wins from the scheduler, and busy-waiting threads inflate CPU time: read the two
+together, and prefer a quiet machine for the headline. TensorFlow's pools can be sized for an experiment
+with ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` in the environment (the children inherit it);
+torch's with ``--torch-threads``.
+
+Measured here (2026-11-25): when other processes keep the load above the core count, torch's default
+OpenMP threads spin-wait and SB3 drops from ~80 to ~7 steps/s at ~80 CPU ms per step; with
+``OMP_WAIT_POLICY=PASSIVE`` or ``--torch-threads 1`` it keeps ~80. A ratio taken under such load with
+torch's defaults measures that pathology, not rdpg: the script warns when the load exceeded the cores.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
     from rdpg_cli.trainer import Reporter, Trainer
 
     clock: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     profiler = None
     if profile:
         import cProfile
@@ -72,6 +85,7 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
             learn()
             if trainer.env_steps in (first, last):
                 clock[trainer.env_steps] = time.perf_counter()
+                cpu[trainer.env_steps] = time.process_time()
             if profiler is not None and trainer.env_steps == first:
                 profiler.enable()
             if trainer.env_steps == last:
@@ -92,6 +106,7 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
         stats.sort_stats("cumulative").print_stats(profile)
     return {
         "steps_per_s": window / (clock[last] - clock[first]),
+        "cpu_ms_per_step": 1e3 * (cpu[last] - cpu[first]) / window,
         "threads": f"TF intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
                    f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF's default); "
                    f"traces {traces}",
@@ -125,12 +140,14 @@ def run_sb3(skip: int, window: int, torch_threads: int | None) -> dict:
         def __init__(self) -> None:
             super().__init__()
             self.times: dict[int, float] = {}
+            self.cpu: dict[int, float] = {}
 
         def _on_step(self) -> bool:
             # Called right after env step num_timesteps is taken; the update for it follows before the
             # next call, so [first, last] spans (last - first) env steps and as many updates, as for rdpg.
             if self.num_timesteps in (first, last):
                 self.times[self.num_timesteps] = time.perf_counter()
+                self.cpu[self.num_timesteps] = time.process_time()
             return self.num_timesteps < last
 
     # SB3 adds the noise to the action scaled to [-1, 1]: sigma 0.1 there is 0.1 x half the range.
@@ -148,8 +165,10 @@ def run_sb3(skip: int, window: int, torch_threads: int | None) -> dict:
     model.learn(total_timesteps=last + 10, callback=clock)
     return {
         "steps_per_s": window / (clock.times[last] - clock.times[first]),
+        "cpu_ms_per_step": 1e3 * (clock.cpu[last] - clock.cpu[first]) / window,
         "threads": f"torch {torch.__version__} intra-op {torch.get_num_threads()}, "
-                   f"inter-op {torch.get_num_interop_threads()} ({'set' if torch_threads else 'defaults'})",
+                   f"inter-op {torch.get_num_interop_threads()} ({'set' if torch_threads else 'defaults'}), "
+                   f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
     }
 
 
@@ -197,6 +216,7 @@ def main() -> None:
           f"(warm-up {WARMUP}, skip {args.skip}); {args.repeats} repeats each, alternating")
     sides = [args.only] if args.only else ["rdpg", "sb3"]
     results: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
     threads: dict[str, str] = {}
     loads = []
     for repeat in range(args.repeats):
@@ -206,19 +226,26 @@ def main() -> None:
             out = child(side, args)
             loads.append(os.getloadavg()[0])
             results[side].append(out["steps_per_s"])
+            cpu[side].append(out["cpu_ms_per_step"])
             threads[side] = out["threads"]
-            print(f"repeat {repeat + 1} {side:4s}: {out['steps_per_s']:7.1f} steps/s   ({load_text()})", flush=True)
+            print(f"repeat {repeat + 1} {side:4s}: {out['steps_per_s']:7.1f} steps/s, "
+                  f"{out['cpu_ms_per_step']:6.2f} CPU ms per step   ({load_text()})", flush=True)
     for side in sides:
         print(f"# {side}: threads {threads[side]}")
-        print(f"{side}: {spread(results[side])} steps/s, median (min-max) of {args.repeats}")
+        print(f"{side}: {spread(results[side])} steps/s, {spread(cpu[side], '{:.2f}')} CPU ms per step (all "
+              f"threads), median (min-max) of {args.repeats}")
     print(f"# {load_text()} at end; 1-min load during the run {min(loads):.2f}-{max(loads):.2f}")
     if max(loads) > (os.cpu_count() or 1):
         print("# warning: the load exceeded the core count: other processes competed for the CPU. torch's "
-              "default threads suffer far more from that than TF's (try --torch-threads 1 to see)")
+              "OpenMP threads busy-wait and collapse then (SB3 at a few steps/s, tens of CPU ms per step): "
+              "compare with --torch-threads 1 or OMP_WAIT_POLICY=PASSIVE, or on a quiet machine")
     if args.only:
         print(f"{args.only}: {median(results[args.only]):.0f} steps/s (median of {args.repeats})")
         return
     rdpg, sb3 = median(results["rdpg"]), median(results["sb3"])
+    # Under load the wall-clock ratio also measures how much CPU each side wins from the scheduler (more
+    # threads, more share); CPU time per step does not depend on that, so it is shown beside it.
+    print(f"# CPU time per env step, SB3 / rdpg: {median(cpu['sb3']) / median(cpu['rdpg']):.2f}x")
     print(f"ratio vs SB3 TD3: {rdpg / sb3:.2f}x (rdpg {rdpg:.0f} steps/s, SB3 {sb3:.0f} steps/s, "
           f"median of {args.repeats})")
 
