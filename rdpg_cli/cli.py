@@ -319,19 +319,17 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Run the deterministic policy for some episodes; report mean ± std return."""
-    quiet_tensorflow(verbose)
     with user_errors(verbose):
-        _evaluate(artifact, episodes, seed, json_, video, quiet)
+        _evaluate(artifact, episodes, seed, json_, video, quiet, verbose)
 
 
-def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, quiet: bool) -> None:
+def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, quiet: bool,
+              verbose: bool) -> None:
     import json
 
     from rich.table import Table
 
     from rdpg_cli.errors import ConfigError
-    from rdpg_cli.evaluation import evaluate as run_episodes
-    from rdpg_cli.loading import load_policy
 
     if episodes <= 0:
         raise ConfigError(f"--episodes: {episodes} must be > 0")
@@ -343,6 +341,10 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
         from rdpg_cli.video import prepare_video
 
         prepare_video(video)
+    quiet_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
+    from rdpg_cli.evaluation import evaluate as run_episodes
+    from rdpg_cli.loading import load_policy
+
     config, policy, label = load_policy(artifact)
     result = run_episodes(policy, config, episodes, seed, render=video is not None)
     if video is not None:

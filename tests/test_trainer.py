@@ -123,7 +123,7 @@ def test_signal_writes_checkpoint_and_resume_matches(tmp_path, sig, code):
     proc = _start_training(tmp_path, 700, "run")
     _wait_for_rows(tmp_path / "run" / "metrics.csv", 2, proc)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "rdpg train --resume run" in err
     with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
