@@ -21,15 +21,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import TINY as CONFTEST_TINY
 import yaml
 
-TINY_RUN = [
-    "train", "--preset", "pendulum", "--steps", "300",
-    "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
-    "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100", "--set", "agent.warmup_critic=100",
-    "--set", "agent.warmup_actor=100", "--set", "train.eval_every=300", "--set", "train.eval_episodes=1",
-    "--set", "train.log_every=100", "--set", "train.checkpoint_every=300",
-]
+TINY_RUN = ["train", "--preset", "pendulum", "--steps", "300", *CONFTEST_TINY,
+            "--set", "train.eval_every=300"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import TINY as CONFTEST_TINY
 from typer.testing import CliRunner
 
 from rdpg_cli import __version__
@@ -33,14 +34,7 @@ FORMATS = ["savedmodel", "tflite", "onnx", "keras"]
 KINDS = ["ff", "rec"]
 # The bounds: the same kernels (SavedModel, Keras) versus another runtime's (TFLite, ONNX).
 TOLERANCE = {"savedmodel": 1e-5, "keras": 1e-5, "tflite": 1e-4, "onnx": 1e-4}
-TINY = [
-    "--steps", "300",
-    "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
-    "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100",
-    "--set", "agent.warmup_critic=100", "--set", "agent.warmup_actor=100",
-    "--set", "train.eval_every=300", "--set", "train.eval_episodes=1",
-    "--set", "train.log_every=100", "--set", "train.checkpoint_every=300",
-]
+TINY = ["--steps", "300", *CONFTEST_TINY, "--set", "train.eval_every=300"]
 RECURRENT = [
     "--set", "network.recurrent=lstm", "--set", "network.units=8", "--set", "network.history=obs+prev_action",
     "--set", "replay.sequence_length=4", "--set", "replay.burn_in=2", "--set", "env.observation_indices=[0,1]",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY as CONFTEST_TINY
 import yaml
 from rich.logging import RichHandler
 from typer.testing import CliRunner
@@ -25,14 +26,7 @@ from rdpg_cli.cli import app
 from rdpg_cli.config import documented_yaml, load_config, shipped_presets
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = [
-    "--steps", "300",
-    "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
-    "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100",
-    "--set", "agent.warmup_critic=100", "--set", "agent.warmup_actor=100",
-    "--set", "train.eval_every=300", "--set", "train.eval_episodes=1",
-    "--set", "train.log_every=100", "--set", "train.checkpoint_every=300",
-]
+TINY = ["--steps", "300", *CONFTEST_TINY, "--set", "train.eval_every=300"]
 ANSI_ESCAPE = "\x1b"
 
 
