@@ -206,8 +206,3 @@ def make_history(config: NetworkConfig, observations: tf.Tensor, prev_actions: t
     if config.history == "obs+prev_action":
         return tf.concat([observations, prev_actions], axis=-1)
     return observations
-
-
-def build(model: keras.Model, *inputs: tf.Tensor) -> None:
-    """Create a model's variables by calling it once on zeros."""
-    model(*inputs)
