@@ -104,9 +104,8 @@ def test_load_config_of_a_yaml_file_raises_only_one_line_config_errors(data):
             assert_one_line(error)
 
 
-@SETTINGS
-@given(st.text(max_size=200))
-def test_load_config_of_arbitrary_text_raises_only_one_line_config_errors(text):
+def load_text_as_preset(text: str) -> None:
+    """Write ``text`` as a preset file and load it: only a one-line ConfigError may come out."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.yaml"
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -114,6 +113,12 @@ def test_load_config_of_arbitrary_text_raises_only_one_line_config_errors(text):
             load_config(str(path))
         except ConfigError as error:
             assert_one_line(error)
+
+
+@SETTINGS
+@given(st.text(max_size=200))
+def test_load_config_of_arbitrary_text_raises_only_one_line_config_errors(text):
+    load_text_as_preset(text)
 
 
 yaml_tokens = st.sampled_from(["env:", "agent:", "  gamma:", "  id:", " ", "\n", "  ", "- ", "[", "]", "{", "}",
@@ -125,13 +130,7 @@ yaml_tokens = st.sampled_from(["env:", "agent:", "  gamma:", "  id:", " ", "\n",
 @SETTINGS
 @given(st.lists(yaml_tokens | st.text(max_size=3), max_size=40).map("".join))
 def test_load_config_of_yaml_like_text_raises_only_one_line_config_errors(text):
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.yaml"
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        try:
-            load_config(str(path))
-        except ConfigError as error:
-            assert_one_line(error)
+    load_text_as_preset(text)
 
 
 @SETTINGS
