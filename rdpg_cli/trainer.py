@@ -96,6 +96,7 @@ class Trainer:
         self.observation: np.ndarray | None = None
         self._session_start: float | None = None
         self._summary_writer = None
+        self.last_critic_loss: float | None = None
 
     # -- episode handling ----------------------------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class Trainer:
                         "learning rates; checkpoint.h5 keeps the last good state") from None
                 raise
             self.critic_updates += 1
+            self.last_critic_loss = metrics["critic_loss"]
             for name, value in metrics.items():
                 self._accumulate(f"train/{name}", value)
 
@@ -407,7 +409,7 @@ class Trainer:
             "episode_return": float(np.mean(self.recent_returns)) if self.recent_returns else None,
             "last_eval": self.last_eval[0] if self.last_eval else None,
             "best_eval": self.best_eval,
-            "critic_loss": self._mean("train/critic_loss"),
+            "critic_loss": self.last_critic_loss,  # the latest step's: row means reset at every row
             "updates": self.critic_updates,
         }
 
