@@ -14,8 +14,11 @@ overrides: ``train.eval_every`` = the sampling interval (10k), ``train.eval_epis
 ``pendulum`` (feed-forward DDPG, [256, 256], batch 256) and ``pendulum-novel`` (recurrent RDPG, LSTM 64,
 batch 32 windows of burn-in 8 + 16 steps). A child records, right after the update of every env step that
 is a multiple of ``--every``: the env step, wall time, the process's CPU time (user + system, all threads),
-VmRSS from /proc/self/status, the time spent so far writing checkpoints and evaluating, and
-``os.getloadavg()``.
+VmRSS from /proc/self/status, ``os.getloadavg()``, and the wall time spent so far in each part of the
+loop: ``update`` (``Agent.train_step``), ``sample`` (``ReplayBuffer.sample``), ``act`` (the acting policy),
+``env`` (``env.step``), ``evaluate``, ``log`` (metrics/timing rows, TensorBoard), ``checkpoint``; the rest
+of the loop is ``other``. A slowdown can then be pinned on one part (the report prints each part's ms per
+env step, first quarter -> last quarter). The evaluation returns (2 episodes each) are printed too.
 
 Replay memory. ``ReplayBuffer`` allocates its arrays with ``np.zeros``; the OS commits those pages lazily, so
 RSS would creep up by 33 bytes per transition (Pendulum, 25 for pendulum-novel) as the ring is first
@@ -75,6 +78,19 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
+def code_version() -> str:
+    """The commit the child imported rdpg_cli from, and whether rdpg_cli/ or presets/ had local edits then."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "rdpg_cli", "presets")
+    return head + (" + uncommitted edits to " + ", ".join(line[3:] for line in dirty.splitlines()) if dirty else "")
+
+
 def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
@@ -97,6 +113,7 @@ def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: P
         "train.checkpoint_every": checkpoint_every,
     }
     config, spec = resolve_bounds(load_config(preset, overrides))
+    version = code_version()  # rdpg_cli is imported above: this is the code that runs
     rss_before = rss_mb()
     with tempfile.TemporaryDirectory(prefix="rdpg-soak-") as folder:
         run_dir = Path(folder)
@@ -107,34 +124,48 @@ def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: P
                       replay.flags, *replay.states):
             array.fill(0)  # commit every page now (np.zeros is lazily backed)
         rss_touched = rss_mb()
+        print(f"[{preset}] rdpg_cli at {version}; started {time.strftime('%H:%M:%S')}", flush=True)
         print(f"[{preset}] replay {config.replay.size:,} transitions, {replay.nbytes / 2**20:.1f} MB; RSS "
               f"{rss_before:.0f} MB before the Trainer, {rss_built:.0f} MB built, {rss_touched:.0f} MB with the "
               f"replay pre-touched", flush=True)
 
-        spent = {"checkpoint": 0.0, "evaluate": 0.0}
+        # Where the time goes: wall and process-CPU seconds (all threads) spent in each part of a step, so a
+        # slowdown can be pinned on one of them. The rest of the loop (replay.add, noise, checks) is "other".
+        parts = ["update", "sample", "act", "env", "evaluate", "log", "checkpoint"]
+        spent = {name: 0.0 for name in parts}
+        spent_cpu = {name: 0.0 for name in parts}
         checkpoints: list[tuple[int, float]] = []
+        evals: list[tuple[int, float]] = []
         samples: list[dict] = []
 
         def timed(name: str, method):
             def wrapper(*args, **kwargs):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     return method(*args, **kwargs)
                 finally:
                     dt = time.perf_counter() - t0
                     spent[name] += dt
+                    spent_cpu[name] += time.process_time() - c0
                     if name == "checkpoint":
                         checkpoints.append((trainer.env_steps, dt))
+                    elif name == "evaluate" and trainer.last_eval is not None:
+                        evals.append((trainer.env_steps, trainer.last_eval[0]))
             return wrapper
 
         trainer.save = timed("checkpoint", trainer.save)
         trainer._evaluate = timed("evaluate", trainer._evaluate)
+        trainer._write_row = timed("log", trainer._write_row)
+        trainer.agent.train_step = timed("update", trainer.agent.train_step)
+        trainer.replay.sample = timed("sample", trainer.replay.sample)
+        trainer.policy.act = timed("act", trainer.policy.act)  # evaluation acts through its own policy
+        trainer.env.step = timed("env", trainer.env.step)
         learn = trainer._learn
 
         def sample(step: int) -> dict:
             return {"env_steps": step, "wall": time.perf_counter(), "cpu": cpu_seconds(), "rss_mb": rss_mb(),
                     "checkpoint_s": spent["checkpoint"], "evaluate_s": spent["evaluate"],
-                    "load": list(os.getloadavg())}
+                    "parts_s": dict(spent), "parts_cpu_s": dict(spent_cpu), "load": list(os.getloadavg())}
 
         def sampled_learn() -> None:  # the loop calls self._learn() right after each env step
             learn()
@@ -145,10 +176,14 @@ def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: P
                 wall = s["wall"] - prev["wall"]
                 ckpt = s["checkpoint_s"] - prev["checkpoint_s"]
                 n = s["env_steps"] - prev["env_steps"]
+                ms = {k: 1000 * (s["parts_s"][k] - prev["parts_s"][k]) / n for k in parts}
+                other = 1000 * wall / n - sum(ms.values())
                 print(f"[{preset}] {s['env_steps']:>7,} steps  RSS {s['rss_mb']:7.1f} MB  "
                       f"steps/s {n / wall:6.1f} (w/o checkpoints {n / max(wall - ckpt, 1e-9):6.1f})  "
                       f"steps/CPU-s {n / max(s['cpu'] - prev['cpu'], 1e-9):6.1f}  "
                       f"ckpt {ckpt:4.1f} s  load {s['load'][0]:.2f}", flush=True)
+                print(f"[{preset}]          ms/step: " + " ".join(f"{k} {v:.2f}" for k, v in ms.items())
+                      + f" other {other:.2f}", flush=True)
 
         trainer._learn = sampled_learn
         samples.append(sample(0))
@@ -158,10 +193,10 @@ def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: P
         trainer.close()
         checkpoint_mb = (run_dir / "checkpoint.h5").stat().st_size / 2**20
     result = {
-        "preset": preset, "steps": steps, "every": every, "checkpoint_every": checkpoint_every,
+        "preset": preset, "version": version, "steps": steps, "every": every, "checkpoint_every": checkpoint_every,
         "replay_size": config.replay.size, "replay_mb": replay.nbytes / 2**20,
         "rss_before_mb": rss_before, "rss_built_mb": rss_built, "rss_touched_mb": rss_touched,
-        "samples": samples, "checkpoints": checkpoints, "checkpoint_mb": checkpoint_mb,
+        "samples": samples, "checkpoints": checkpoints, "evals": evals, "parts": parts, "checkpoint_mb": checkpoint_mb,
         "total_wall_s": total_wall, "env_steps": summary.env_steps, "best_eval": summary.best_eval,
         "final_eval": summary.final_eval,
     }
@@ -212,6 +247,19 @@ def analyse(r: dict) -> dict:
     out["speed_ratio"] = out["speed_last"] / out["speed_first"]
     out["cpu_ratio"] = out["cpu_last"] / out["cpu_first"]
     out["speed_ok"] = out["speed_ratio"] >= DECAY_FLOOR
+    parts = r.get("parts", [])
+    per_part = {}
+    for name in [*parts, "other"]:
+        series = []
+        for x, y in itertools.pairwise(s):
+            n = y["env_steps"] - x["env_steps"]
+            if name == "other":
+                inside = sum(y["parts_s"][k] - x["parts_s"][k] for k in parts)
+                series.append(1000 * (y["wall"] - x["wall"] - inside) / n)
+            else:
+                series.append(1000 * (y["parts_s"][name] - x["parts_s"][name]) / n)
+        per_part[name] = (med(series, first), med(series, last))
+    out["per_part"] = per_part
     return out
 
 
@@ -234,7 +282,8 @@ def verdict_text(r: dict, a: dict) -> str:
 
 def report(r: dict, a: dict) -> None:
     print(f"\n== {r['preset']}: {r['env_steps']:,} env steps in {r['total_wall_s'] / 60:.1f} min, replay "
-          f"{r['replay_size']:,} ({r['replay_mb']:.1f} MB, pre-touched), sampled every {r['every']:,}")
+          f"{r['replay_size']:,} ({r['replay_mb']:.1f} MB, pre-touched), sampled every {r['every']:,}; "
+          f"rdpg_cli at {r.get('version', '?')}")
     print(f"RSS: {r['rss_before_mb']:.0f} MB before the Trainer, {r['rss_built_mb']:.0f} MB built, "
           f"{r['rss_touched_mb']:.0f} MB replay touched; first sample {a['rss'][0]:.0f} MB at "
           f"{kilo(a['steps'][0])}, baseline {a['rss_base']:.0f} MB at {kilo(a['rss_base_step'])}, last "
@@ -251,6 +300,11 @@ def report(r: dict, a: dict) -> None:
     loads = a["load"]
     print(f"1-min load at the samples: {min(loads):.2f}-{max(loads):.2f} (median {statistics.median(loads):.2f}) "
           f"on {os.cpu_count()} cores")
+    if a.get("per_part"):
+        print(f"wall ms per env step, median of the first -> last {a['quarter']} intervals: "
+              + ", ".join(f"{k} {v0:.2f} -> {v1:.2f}" for k, (v0, v1) in a["per_part"].items()))
+    if r.get("evals"):
+        print("eval return (2 episodes): " + " ".join(f"{kilo(k)} {v:.0f}" for k, v in r["evals"]))
     best = "-" if r["best_eval"] is None else f"{r['best_eval']:.0f}"
     final = "-" if r["final_eval"] is None else f"{r['final_eval']:.0f}"
     print(f"eval return: best {best}, final {final}")
@@ -284,7 +338,7 @@ def plot(runs: list[tuple[dict, dict]], path: Path) -> None:
         ax.plot(ks, a["net"], "o-", color="tab:orange", label="steps/s (w/o checkpoint writes)")
         ax.plot(ks, a["raw"], ".:", color="tab:red", alpha=0.6, label="steps/s (all)")
         ax.plot(ks, a["per_cpu"], "s--", color="tab:gray", ms=3, alpha=0.7, label="steps per CPU-second")
-        ax.set_ylim(0, max(a["net"] + a["per_cpu"]) * 1.25)
+        ax.set_ylim(0, max(a["net"] + a["per_cpu"]) * 1.6)  # headroom for the legend
         ax.set_ylabel("env steps per second")
         ax.set_xlabel("env steps (thousands); sample = rate over the preceding interval")
         ax.grid(alpha=0.3)
@@ -297,7 +351,7 @@ def plot(runs: list[tuple[dict, dict]], path: Path) -> None:
                      f"quarter) {'n/a' if ok is None else 'PASS' if ok else 'FAIL'}")
         lines = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize=8)
+        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", ncol=2, fontsize=8)
     fig.suptitle("rdpg soak test: RSS and throughput over a long run (replay 1M, pre-touched)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
