@@ -66,7 +66,11 @@ QUIET_RUN_SETS: dict[str, Any] = {
 
 
 def quiet_tensorflow() -> None:
-    """Hide TensorFlow's start-up chatter; call before anything imports it."""
+    """Hide TensorFlow's start-up chatter and size its thread pools as ``rdpg`` does (the environment can
+    override both); call before anything imports it."""
+    from rdpg_cli.threads import default_thread_pools
+
+    default_thread_pools()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
     import warnings

@@ -24,6 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
+from rdpg_cli.threads import default_thread_pools
+
+default_thread_pools()  # TensorFlow's thread pools as `rdpg train` sizes them
+
 
 def run_one(seed: int, bounding: str, steps: int, eval_every: int, preset: str = "pendulum",
             extra: dict | None = None) -> dict:

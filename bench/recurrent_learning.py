@@ -6,6 +6,7 @@ with `network.recurrent=none` (a memoryless agent, which cannot infer the veloci
 
     python bench/recurrent_learning.py                       # full: 3 seeds x (lstm, none) x 30k steps
     python bench/recurrent_learning.py --steps 10000 --variants lstm
+    python bench/recurrent_learning.py --steps 10000 --variants lstm --set agent.critic_lr=3e-4   # a variation
 
 The last line is the headline: the worst LSTM seed's return at 10k steps and its time to -200.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _common import parse_sets
 from learning import run_one
 
 VARIANTS = {
@@ -38,14 +40,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--eval-every", type=int, default=2500)
     parser.add_argument("--preset", default="pendulum-novel")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="extra override for every variant, as `rdpg train --set` (repeat)")
     args = parser.parse_args()
+    sets = parse_sets(args.set)
 
     print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} cores  load {os.getloadavg()[0]:.2f}"
-          f"  preset {args.preset}")
+          f"  preset {args.preset}" + "".join(f"  {k}={v}" for k, v in sets.items()))
     runs = []
     for variant in args.variants:
         for seed in args.seeds:
-            r = run_one(seed, "invert", args.steps, args.eval_every, preset=args.preset, extra=VARIANTS[variant])
+            r = run_one(seed, "invert", args.steps, args.eval_every, preset=args.preset, extra={**VARIANTS[variant], **sets})
             r["variant"] = variant
             runs.append(r)
             print(f"{variant:>5} seed {seed}: " + " ".join(f"{k / 1000:g}k:{v:.0f}" for k, v in

@@ -107,8 +107,8 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
     return {
         "steps_per_s": window / (clock[last] - clock[first]),
         "cpu_ms_per_step": 1e3 * (cpu[last] - cpu[first]) / window,
-        "threads": f"TF intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
-                   f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()} (0 = TF's default); "
+        "threads": f"TF intra-op {os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, "
+                   f"inter-op {os.environ.get('TF_NUM_INTEROP_THREADS', 'default')} (rdpg_cli.threads); "
                    f"traces {traces}",
     }
 

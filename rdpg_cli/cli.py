@@ -114,9 +114,15 @@ def main_callback(
     configure_logging()
 
 
-def quiet_tensorflow(verbose: bool) -> None:
-    """Hide TensorFlow's C++ and Python start-up logging unless asked for. Must run before TF is imported."""
+def load_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow with rdpg's thread pools, hiding its C++ and Python start-up logging unless asked
+    for. Must run before anything else imports TensorFlow."""
+    from rdpg_cli.threads import default_thread_pools
+
+    default_thread_pools()
     if verbose:
+        import tensorflow  # noqa: F401
+
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
@@ -257,7 +263,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
                       f"(budget {total}); raise --steps to train more")
         return 0
-    quiet_tensorflow(verbose)  # only now: bad input above is reported without waiting for TensorFlow
+    load_tensorflow(verbose)  # only now: bad input above is reported without waiting for TensorFlow
     from rdpg_cli.display import PlainReporter, QuietReporter, RichReporter
     from rdpg_cli.trainer import SignalStop, Trainer
 
@@ -341,7 +347,7 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
         from rdpg_cli.video import prepare_video
 
         prepare_video(video)
-    quiet_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
+    load_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
     from rdpg_cli.evaluation import evaluate as run_episodes
     from rdpg_cli.loading import load_policy
 
@@ -380,7 +386,7 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export the trained policy: raw observations in, actions clipped to the bounds out."""
-    quiet_tensorflow(verbose)
+    load_tensorflow(verbose)
     with user_errors(verbose):
         from rdpg_cli.export import run_export
 

@@ -33,6 +33,8 @@ class Batch(NamedTuple):
 
 
 class ReplayBuffer:
+    fast_single_steps = True  # sample one-step windows by the shortcut (tests compare it with the general path)
+
     def __init__(self, capacity: int, observation_dim: int, action_dim: int,
                  state_shapes: tuple[int, ...] = ()):
         self.capacity = int(capacity)
@@ -93,6 +95,8 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty replay memory")
         window = burn_in + sequence_length
         t0 = rng.integers(0, self.size, size=batch_size)
+        if window == 1 and not self.states and self.fast_single_steps:
+            return self._single_steps(t0)
         logical = t0[:, None] + np.arange(-burn_in, sequence_length)[None, :]  # [B, W]
         in_range = (logical >= 0) & (logical < self.size)
         phys = self._physical(np.clip(logical, 0, self.size - 1))
@@ -138,6 +142,25 @@ class ReplayBuffer:
             terminated=((flags & TERMINATED) != 0).astype(np.float32),
             valid=valid.astype(np.float32),
             start_state=start_state,
+        )
+
+    def _single_steps(self, t0: np.ndarray) -> Batch:
+        """``sample`` for windows of one step without recorded states (feed-forward DDPG), the same
+        arrays with less work: a lone step is always valid, and only its previous action needs a look back."""
+        phys = self._physical(t0)
+        flags = self.flags[phys]
+        no_previous = ((flags & EPISODE_START) != 0) | (t0 == 0)
+        previous = self.actions[(phys - 1) % self.capacity]
+        prev_actions = np.where(no_previous[:, None], np.float32(0.0), previous)
+        return Batch(
+            observations=self.observations[phys][:, None],
+            next_observations=self.next_observations[phys][:, None],
+            actions=self.actions[phys][:, None],
+            prev_actions=prev_actions[:, None],
+            rewards=self.rewards[phys][:, None],
+            terminated=((flags & TERMINATED) != 0).astype(np.float32)[:, None],
+            valid=np.ones((len(t0), 1), np.float32),
+            start_state=(),
         )
 
     def current_episode_actions(self) -> np.ndarray:

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from rdpg_cli.threads import default_thread_pools
+
+# In-process tests run TensorFlow with the thread pools the CLI uses (before anything imports it).
+default_thread_pools()
+
 # A few hundred env steps with 16-unit networks: seconds, not minutes, yet every code path runs.
 TINY = [
     "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",

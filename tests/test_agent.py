@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rdpg_cli import agent as agent_module
 from rdpg_cli.agent import Agent
 from rdpg_cli.config import config_from_dict
 from rdpg_cli.envs import EnvSpec
@@ -154,6 +155,37 @@ def test_train_step_traces_once_per_flavour():
         agent.train_step(replay.sample(rng, 8), update_actor=i % 2 == 0)
     assert agent._full_step.experimental_get_tracing_count() == 1
     assert agent._critic_only_step.experimental_get_tracing_count() == 1
+
+
+class _PublicCallOnly:
+    """A traced graph seen only through its public call (no private flat call)."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+
+@pytest.mark.parametrize("kind", ["none", "lstm"])
+def test_flat_graph_call_gives_the_numbers_of_the_public_call(kind, monkeypatch):
+    replay = filled_replay()
+    results = []
+    for public in (False, True):
+        if public:
+            flat_call = agent_module.call_graph
+            monkeypatch.setattr(agent_module, "call_graph", lambda f, inputs: flat_call(_PublicCallOnly(f), inputs))
+        agent = make_agent(kind, history="obs+prev_action", seed=4)
+        rng = np.random.default_rng(1)
+        metrics = [agent.train_step(replay.sample(rng, 8, *((4, 2) if kind != "none" else ())), i % 2 == 0)
+                   for i in range(4)]
+        acted = agent.act(np.ones(2, np.float32), np.zeros(1, np.float32), agent.initial_state(1))[0]
+        results.append((metrics, [v.numpy() for v in agent.actor.variables + agent.critics[0].variables], acted))
+    (m_flat, w_flat, a_flat), (m_public, w_public, a_public) = results
+    assert m_flat == m_public
+    for a, b in zip(w_flat, w_public, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a_flat, a_public)
 
 
 def test_fused_lstm_forward_equals_the_cell():

@@ -128,6 +128,18 @@ def test_windows_stay_inside_one_episode_and_every_field_matches(sequence_length
     assert set(t0_of(batch, burn_in)) == written.stored, "every transition can start a window"
 
 
+@pytest.mark.parametrize("capacity", [100, 23])  # 23: wrapped around, the oldest episode cut
+def test_one_step_windows_by_the_shortcut_equal_the_general_path(capacity, monkeypatch):
+    buffer, _ = filled(capacity, EPISODES + EPISODES)
+    shortcut = buffer.sample(np.random.default_rng(5), 300)
+    monkeypatch.setattr(ReplayBuffer, "fast_single_steps", False)
+    general = buffer.sample(np.random.default_rng(5), 300)
+    for name, a, b in zip(shortcut._fields[:7], shortcut[:7], general[:7], strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert shortcut.start_state == general.start_state == ()
+
+
 def test_mask_of_an_episode_shorter_than_the_window():
     buffer, _ = filled(100, [(3, "terminated"), (2, "truncated"), (6, "terminated")])
     batch = buffer.sample(np.random.default_rng(1), 400, sequence_length=5, burn_in=0)
