@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header  # noqa: E402
+from _common import header
 
 GRAVITY, DT, MAX_SPEED, MAX_TORQUE, HORIZON = 10.0, 0.05, 8.0, 2.0, 200
 
@@ -128,7 +128,8 @@ def main() -> None:
     fine = np.linspace(-MAX_TORQUE, MAX_TORQUE, 161)
     achieved, predicted = [], []
     for episode in range(args.episodes):
-        total, value, (theta, velocity) = run_episode(env, episode_seed(args.eval_seed, EVAL_STREAM, episode), grid, values, fine)
+        reset_seed = episode_seed(args.eval_seed, EVAL_STREAM, episode)
+        total, value, (theta, velocity) = run_episode(env, reset_seed, grid, values, fine)
         achieved.append(total)
         predicted.append(value)
         if args.episodes <= 20:

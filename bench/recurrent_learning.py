@@ -50,7 +50,8 @@ def main() -> None:
     runs = []
     for variant in args.variants:
         for seed in args.seeds:
-            r = run_one(seed, "invert", args.steps, args.eval_every, preset=args.preset, extra={**VARIANTS[variant], **sets})
+            r = run_one(seed, "invert", args.steps, args.eval_every, preset=args.preset,
+                        extra={**VARIANTS[variant], **sets})
             r["variant"] = variant
             runs.append(r)
             print(f"{variant:>5} seed {seed}: " + " ".join(f"{k / 1000:g}k:{v:.0f}" for k, v in

@@ -121,7 +121,7 @@ def load_tensorflow(verbose: bool) -> None:
 
     default_thread_pools()
     if verbose:
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -173,8 +173,8 @@ def test_flat_graph_call_gives_the_numbers_of_the_public_call(kind, monkeypatch)
     results = []
     for public in (False, True):
         if public:
-            flat_call = agent_module.call_graph
-            monkeypatch.setattr(agent_module, "call_graph", lambda f, inputs: flat_call(_PublicCallOnly(f), inputs))
+            monkeypatch.setattr(agent_module, "call_graph",
+                                lambda f, inputs, call=agent_module.call_graph: call(_PublicCallOnly(f), inputs))
         agent = make_agent(kind, history="obs+prev_action", seed=4)
         rng = np.random.default_rng(1)
         metrics = [agent.train_step(replay.sample(rng, 8, *((4, 2) if kind != "none" else ())), i % 2 == 0)
