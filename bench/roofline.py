@@ -5,8 +5,9 @@
     python bench/roofline.py --repeats 30 --updates 20
 
 Three things are measured in one process, so they share the load of the moment:
-1. the peak: ``tf.matmul`` of two large square float32 matrices in a ``tf.function``, best of several
-   tries per size, at the start and again at the end (the better reading is used);
+1. the peak: ``tf.matmul`` of large square float32 matrices in a ``tf.function``, one product per usable
+   core running side by side (rdpg runs each op on one thread, ops in parallel: ``rdpg_cli/threads.py``),
+   best of several tries per size, at the start and again at the end (the better reading is used);
 2. the feed-forward update of bench/throughput.py (Pendulum-v1, [256, 256], batch 256, twin critics,
    policy delay 2, target smoothing): ``Agent.train_step`` on one fixed batch, after warm-up, alternating
    critic-only and full (critic + actor) steps as policy delay 2 does;
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -61,6 +63,8 @@ from _common import (
     quiet_tensorflow,
     spread,
 )
+
+from rdpg_cli.threads import usable_cores  # after _common: it puts the repository on the path
 
 # -- counting --------------------------------------------------------------------------------------------
 
@@ -153,45 +157,51 @@ def count(config, spec) -> Flops:
 
 
 def matmul_peak(sizes: list[int], tries: int) -> tuple[float, str]:
-    """Best float32 GFLOP/s of ``tf.matmul`` on square matrices, and which size gave it."""
+    """Best float32 GFLOP/s of ``tf.matmul`` on square matrices, and which size gave it. One product per
+    usable core in one graph: with rdpg's thread pools (one thread per op, ops in parallel) that is how all
+    cores get busy; with TensorFlow's default pools each product is split over the cores instead."""
     import tensorflow as tf
 
+    parallel = usable_cores()
     best, where = 0.0, ""
     for n in sizes:
-        a = tf.random.normal([n, n], dtype=tf.float32)
-        b = tf.random.normal([n, n], dtype=tf.float32)
-        mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)[:1, :1]))
-        mm(a, b).numpy()  # trace and warm up
+        pairs = [(tf.random.normal([n, n]), tf.random.normal([n, n])) for _ in range(parallel)]
+        mm = tf.function(lambda pairs: tf.add_n([tf.reduce_sum(tf.matmul(x, y)[:1, :1]) for x, y in pairs]))
+        mm(pairs).numpy()  # trace and warm up
         for _ in range(tries):
             start = time.perf_counter()
-            mm(a, b).numpy()
-            rate = 2 * n**3 / (time.perf_counter() - start) / 1e9
+            mm(pairs).numpy()
+            rate = parallel * 2 * n**3 / (time.perf_counter() - start) / 1e9
             if rate > best:
-                best, where = rate, f"{n}x{n}"
+                best, where = rate, f"{parallel} x {n}x{n}"
     return best, where
 
 
 def small_matmul_rate(rows: int, width: int, depth: int, tries: int) -> float:
-    """GFLOP/s of a chain of ``depth`` [rows, width] @ [width, width] matmuls with ReLU in one graph: what
-    the update's own shapes allow, with no Python between the matmuls."""
+    """GFLOP/s of chains of ``depth`` [rows, width] @ [width, width] matmuls with ReLU, one chain per usable
+    core, in one graph: what the update's own shapes allow, with no Python between the matmuls."""
     import tensorflow as tf
 
-    x = tf.random.normal([rows, width])
+    parallel = usable_cores()
+    xs = [tf.random.normal([rows, width]) for _ in range(parallel)]
     weights = [tf.random.normal([width, width], stddev=width**-0.5) for _ in range(depth)]
 
     @tf.function
-    def chain(x):
-        for w in weights:
-            x = tf.nn.relu(tf.matmul(x, w))
-        return tf.reduce_sum(x[:1, :1])
+    def chains(xs):
+        out = []
+        for x in xs:
+            for w in weights:
+                x = tf.nn.relu(tf.matmul(x, w))
+            out.append(tf.reduce_sum(x[:1, :1]))
+        return tf.add_n(out)
 
-    chain(x).numpy()
+    chains(xs).numpy()
     best = float("inf")
     for _ in range(tries):
         start = time.perf_counter()
-        chain(x).numpy()
+        chains(xs).numpy()
         best = min(best, time.perf_counter() - start)
-    return 2 * rows * width * width * depth / best / 1e9
+    return parallel * 2 * rows * width * width * depth / best / 1e9
 
 
 def time_updates(agent, batch, updates: int, repeats: int, policy_delay: int) -> list[float]:
@@ -209,18 +219,17 @@ def time_updates(agent, batch, updates: int, repeats: int, policy_delay: int) ->
 
 
 def time_graph_only(agent, batch, updates: int, policy_delay: int) -> float | None:
-    """Seconds per update calling the agent's compiled step functions directly (no ``train_step`` wrapper:
-    no metrics to floats, no numpy actor refresh). A diagnostic only: private names, skipped if absent."""
-    critic_only, full = getattr(agent, "_critic_only_step", None), getattr(agent, "_full_step", None)
-    if critic_only is None or full is None:
-        return None
-    start_state = batch.start_state or agent.actor.initial_state(batch.observations.shape[0])
-    args = (batch.observations, batch.next_observations, batch.actions, batch.prev_actions, batch.rewards,
-            batch.terminated, batch.valid, tuple(start_state))
+    """Seconds per update calling the agent's compiled step functions directly on one prepared input (no
+    ``train_step`` wrapper: no packing, no metrics to floats, no numpy actor refresh). A diagnostic only:
+    private names, skipped if absent."""
     try:
         import tensorflow as tf
 
-        args = tf.nest.map_structure(tf.convert_to_tensor, args)
+        from rdpg_cli.agent import pack_batch
+
+        start_state = batch.start_state or agent.initial_state(batch.observations.shape[0])
+        args = (tf.constant(pack_batch(batch)), tuple(tf.constant(s) for s in start_state))
+        critic_only, full = agent._critic_only_step, agent._full_step
         for f in (critic_only, full):
             tf.nest.map_structure(lambda t: t.numpy(), f(*args))
         start = time.perf_counter()
@@ -275,12 +284,12 @@ def main() -> None:
     sizes = [1024, 2048] if args.quick else [1024, 2048, 4096]
     tries = 3 if args.quick else 5
     peak, where = matmul_peak(sizes, tries)
-    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
     print(f"peak at start: {peak:.1f} GFLOP/s float32 tf.matmul (best of {tries} per size, at {where}); "
-          f"TF {tf.__version__}, intra-op threads {threads}")
+          f"TF {tf.__version__}, threads intra-op {os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, "
+          f"inter-op {os.environ.get('TF_NUM_INTEROP_THREADS', 'default')}")
     small = small_matmul_rate(256, 256, 32, tries=20)
-    print(f"# at the update's shapes: {small:.1f} GFLOP/s for a graph of 32 chained [256, 256] @ [256, 256] "
-          "matmuls + ReLU")
+    print(f"# at the update's shapes: {small:.1f} GFLOP/s for {usable_cores()} parallel chains of 32 [256, 256] @ "
+          "[256, 256] matmuls + ReLU")
 
     ff_times, ff_flops = measure("mlp", THROUGHPUT_SETS, args)
     rec_times, rec_flops = measure("lstm", RECURRENT_SETS, args)
