@@ -83,7 +83,8 @@ def main() -> None:
         print(f"{r['bounding']:>8} {r['seed']:>4} " + " ".join(f"{r['curve'][k]:>7.0f}" for k in checkpoints)
               + f"  {r['steps_to_200'] or '-':>11} {to200:>8} {r['wall']:>7.1f}  {r['outside_share']:>7.1%}"
               f"  {r['max_overshoot']:13.3f}  {r['return_100']:8.0f}")
-    invert = [r for r in runs if r["bounding"] == "invert"] or runs
+    headline = "invert" if any(r["bounding"] == "invert" for r in runs) else runs[0]["bounding"]
+    invert = [r for r in runs if r["bounding"] == headline]
     at5 = min(r["curve"].get(5000, -np.inf) for r in invert)
     at10 = min(r["curve"].get(max(checkpoints), -np.inf) for r in invert)
     times = [r["seconds_to_200"] for r in invert]
