@@ -20,13 +20,10 @@ import platform
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import numpy as np
+from _common import quiet_tensorflow
 
-from rdpg_cli.threads import default_thread_pools
-
-default_thread_pools()  # TensorFlow's thread pools as `rdpg train` sizes them
+quiet_tensorflow()  # TensorFlow's thread pools as `rdpg train` sizes them, and no start-up chatter
 
 
 def run_one(seed: int, bounding: str, steps: int, eval_every: int, preset: str = "pendulum",

@@ -163,7 +163,8 @@ class Agent:
     def _concrete(self, step, args):
         """The traced graph of ``step`` for these shapes, looked up once: calling it directly skips the
         signature hashing and cache lookup a ``tf.function`` call does every time (~1 ms on this CPU)."""
-        key = (id(step), tuple(a.shape for a in tf.nest.flatten(args)))
+        packed, start_state = args
+        key = (id(step), packed.shape, tuple(s.shape for s in start_state))
         if key not in self._concrete_steps:
             specs = tf.nest.map_structure(lambda a: tf.TensorSpec(np.shape(a), tf.float32), args)
             self._concrete_steps[key] = step.get_concrete_function(*specs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.envs import EnvSpec
 from rdpg_cli.errors import CheckpointError, ConfigError
+from rdpg_cli.input_files import FileMessages, regular_file_size
 
 FORMAT = "rdpg-checkpoint"
 FORMAT_VERSION = 1
@@ -245,21 +245,17 @@ class _Reader:
         return value
 
 
-def _open_regular_file(path: Path, what: str = "checkpoint") -> int:
+CHECKPOINT_FILE = FileMessages(
+    not_found="{shown}: checkpoint not found",
+    unreadable="{shown}: cannot read it: {reason}",
+    folder="{shown}: is a folder, not a checkpoint file",
+    not_regular="{shown}: not a regular file",
+)
+
+
+def _open_regular_file(path: Path) -> int:
     """The size of ``path`` if it is a regular file; a one-line CheckpointError otherwise."""
-    try:
-        info = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise CheckpointError(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it: {exc.strerror or type(exc).__name__}") from None
-    except ValueError:
-        raise CheckpointError(f"{str(path)!r}: not a valid file name") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(info.st_mode):
-        raise CheckpointError(f"{path}: not a regular file")
-    return info.st_size
+    return regular_file_size(path, str(path), CheckpointError, CHECKPOINT_FILE)
 
 
 def read_checkpoint(path: Path, with_replay: bool = True) -> CheckpointData:

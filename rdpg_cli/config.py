@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import math
 import os
-import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from rdpg_cli.errors import ConfigError
+from rdpg_cli.input_files import FileMessages, regular_file_size
 
 # ----------------------------------------------------------------------------------------------------------
 # Field helpers: a default, a doc string and an optional range rule, in one call.
@@ -502,20 +502,17 @@ def shipped_presets() -> dict[str, Path]:
     }
 
 
+PRESET_FILE = FileMessages(
+    not_found="{shown}: preset file not found",
+    unreadable="{shown}: cannot read the preset file: {reason}",
+    folder="{shown}: is a folder, not a preset file",
+    not_regular="{shown}: not a regular file (a device or pipe cannot be a preset)",
+)
+
+
 def _preset_file(preset: str, path: Path) -> Path:
     """``path`` if it is a readable regular file; otherwise a one-line ConfigError saying why not."""
-    try:
-        info = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"{preset}: preset file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{preset}: cannot read the preset file: {exc.strerror or type(exc).__name__}") from None
-    except ValueError:  # an embedded NUL byte
-        raise ConfigError(f"{preset!r}: not a valid file name") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{preset}: is a folder, not a preset file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{preset}: not a regular file (a device or pipe cannot be a preset)")
+    regular_file_size(path, preset, ConfigError, PRESET_FILE)
     return path
 
 

@@ -1,0 +1,38 @@
+"""Checking that a path the user named is a regular file, before anything opens it: one-line errors."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdpg_cli.errors import RdpgError
+
+
+@dataclass(frozen=True)
+class FileMessages:
+    """How one kind of input names each way a path can fail; ``{shown}`` is the path as the user gave it,
+    ``{reason}`` the operating system's reason."""
+
+    not_found: str
+    unreadable: str
+    folder: str
+    not_regular: str
+
+
+def regular_file_size(path: Path, shown: str, error: type[RdpgError], messages: FileMessages) -> int:
+    """The size of ``path`` if it is a regular file; otherwise ``error`` with the matching message."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(messages.not_found.format(shown=shown)) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise error(messages.unreadable.format(shown=shown, reason=reason)) from None
+    except ValueError:  # an embedded NUL byte
+        raise error(f"{shown!r}: not a valid file name") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(messages.folder.format(shown=shown))
+    if not stat.S_ISREG(info.st_mode):
+        raise error(messages.not_regular.format(shown=shown))
+    return info.st_size
