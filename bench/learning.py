@@ -6,6 +6,7 @@ share of deterministic eval actions that fall outside the bounds before clipping
 
     python bench/learning.py                      # full: 3 seeds x (invert, tanh, clip), ~10 minutes
     python bench/learning.py --boundings invert   # only the default method
+    python bench/learning.py --boundings invert --set agent.reward_scale=0.1   # a variation
 
 The last line is the headline: the worst seed's return at 5k and 10k steps and its time to -200, for `invert`.
 """
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import quiet_tensorflow
+from _common import parse_sets, quiet_tensorflow
 
 quiet_tensorflow()  # TensorFlow's thread pools as `rdpg train` sizes them, and no start-up chatter
 
@@ -67,11 +68,15 @@ def main() -> None:
     parser.add_argument("--boundings", nargs="+", default=["invert", "tanh", "clip"])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--eval-every", type=int, default=1000)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="extra override for every run, as `rdpg train --set` (repeat)")
     args = parser.parse_args()
+    sets = parse_sets(args.set)
 
     print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
-          f"load {os.getloadavg()[0]:.2f}")
-    runs = [run_one(seed, b, args.steps, args.eval_every) for b in args.boundings for seed in args.seeds]
+          f"load {os.getloadavg()[0]:.2f}" + "".join(f"  {k}={v}" for k, v in sets.items()))
+    runs = [run_one(seed, b, args.steps, args.eval_every, extra=sets) for b in args.boundings
+            for seed in args.seeds]
     checkpoints = sorted(runs[0]["curve"])
     print("bounding seed " + " ".join(f"{k // 1000:>6}k" for k in checkpoints)
           + "  steps->-200  s->-200  wall s  outside  max overshoot  100-episode return")

@@ -228,7 +228,7 @@ class Agent:
             features = self._encode(target, target_history, zero_critic_state, step_mask, forward_only=True)
             next_qs.append(target.head(features[:, first:], next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
-        y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma)
+        y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma, agent.reward_scale)
 
         # ---- Critic step.
         with tf.GradientTape() as tape:

@@ -70,6 +70,8 @@ class AgentConfig:
     """The learning algorithm: DDPG/RDPG with inverting gradients and optional TD3 options."""
 
     gamma: float = _f(0.99, "discount factor", "unit")
+    reward_scale: float = _f(1.0, "rewards are multiplied by this in the critic's TD target (Q, mean_q and "
+                             "critic_loss are in those units; returns are not)", "positive")
     batch_size: int = _f(256, "sequences (feed-forward: transitions) per gradient step", "positive")
     warmup_steps: int = _f(1000, "env steps of uniform random actions before the actor acts", "nonnegative")
     warmup_critic: int = _f(1000, "env steps before the critic starts learning", "nonnegative")

@@ -27,9 +27,11 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor, gamma: float) -> tf.Tensor:
-    """y = r + gamma * (1 - terminated) * Q'(s', mu'(s')). A time-limit cut (truncated) still bootstraps."""
-    return reward + gamma * (1.0 - tf.cast(terminated, reward.dtype)) * next_q
+def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor, gamma: float,
+              reward_scale: float = 1.0) -> tf.Tensor:
+    """y = c r + gamma * (1 - terminated) * Q'(s', mu'(s')), c the reward scale (Q is then learned in units
+    of c times the return). A time-limit cut (truncated) still bootstraps."""
+    return reward_scale * reward + gamma * (1.0 - tf.cast(terminated, reward.dtype)) * next_q
 
 
 def critic_loss(q: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, delta_clip: float | None) -> tf.Tensor:

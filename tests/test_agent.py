@@ -147,6 +147,22 @@ def test_burn_in_steps_carry_no_loss():
     assert losses["trained"] != losses["base"]
 
 
+def test_reward_scale_is_the_update_on_scaled_rewards():
+    """agent.reward_scale c trains exactly as c times the rewards would: the scale reaches the TD target."""
+    replay = filled_replay(seed=6)
+    batch = replay.sample(np.random.default_rng(4), 8, sequence_length=4, burn_in=2)
+    scaled_config = make_agent("lstm", history="obs+prev_action", seed=3, reward_scale=0.1)
+    scaled_rewards = make_agent("lstm", history="obs+prev_action", seed=3)
+    plain = make_agent("lstm", history="obs+prev_action", seed=3)
+    got = scaled_config.train_step(batch, update_actor=True)
+    want = scaled_rewards.train_step(batch._replace(rewards=batch.rewards * np.float32(0.1)), update_actor=True)
+    unscaled = plain.train_step(batch, update_actor=True)
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-7)
+    assert got["critic_loss"] != pytest.approx(unscaled["critic_loss"], rel=1e-3)
+    for a, b in zip(scaled_config.critics[0].variables, scaled_rewards.critics[0].variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_train_step_traces_once_per_flavour():
     agent = make_agent(seed=0)
     replay = filled_replay()

@@ -235,6 +235,12 @@ def test_td_target_terminated_stops_bootstrap_truncated_does_not():
     np.testing.assert_allclose(got, [[10.0, 1.0, 10.0]], rtol=1e-6)
 
 
+def test_td_target_scales_the_reward_not_the_bootstrap():
+    got = losses.td_target(tf32([[-4.0, -4.0]]), tf32([[0.0, 1.0]]), tf32([[-20.0, -20.0]]), 0.9, 0.1).numpy()
+    # 0.1 * -4 + 0.9 * -20 = -18.4;  terminated: 0.1 * -4 = -0.4
+    np.testing.assert_allclose(got, [[-18.4, -0.4]], rtol=1e-6)
+
+
 def test_td_target_accepts_boolean_terminated():
     got = losses.td_target(tf32([0.5, 0.5]), tf.constant([True, False]), tf32([2.0, 2.0]), 0.5).numpy()
     np.testing.assert_allclose(got, [0.5, 1.5])
