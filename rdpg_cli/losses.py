@@ -31,7 +31,9 @@ def td_target(reward: tf.Tensor, terminated: tf.Tensor, next_q: tf.Tensor, gamma
               reward_scale: float = 1.0) -> tf.Tensor:
     """y = c r + gamma * (1 - terminated) * Q'(s', mu'(s')), c the reward scale (Q is then learned in units
     of c times the return). A time-limit cut (truncated) still bootstraps."""
-    return reward_scale * reward + gamma * (1.0 - tf.cast(terminated, reward.dtype)) * next_q
+    if reward_scale != 1.0:  # no op in the graph for the default: the update is dispatch-bound on a CPU
+        reward = reward_scale * reward
+    return reward + gamma * (1.0 - tf.cast(terminated, reward.dtype)) * next_q
 
 
 def critic_loss(q: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, delta_clip: float | None) -> tf.Tensor:
