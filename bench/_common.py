@@ -89,6 +89,17 @@ def make_config(sets: dict[str, Any], extra: dict[str, Any] | None = None, prese
     return resolve_bounds(load_config(preset, {**sets, **(extra or {})}))
 
 
+def add_set_option(parser) -> None:
+    """The ``--set KEY=VALUE`` option every bench script that trains takes (repeatable)."""
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="extra override for every run, as `rdpg train --set` (repeat)")
+
+
+def sets_text(sets: dict[str, Any]) -> str:
+    """The overrides for a results header: ``  key=value`` each."""
+    return "".join(f"  {key}={value}" for key, value in sets.items())
+
+
 def parse_sets(values: list[str] | None) -> dict[str, Any]:
     """``--set section.key=value`` options of a bench script, parsed as the CLI parses them."""
     from rdpg_cli.config import parse_override

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import parse_sets, quiet_tensorflow
+from _common import add_set_option, parse_sets, quiet_tensorflow, sets_text
 
 quiet_tensorflow()  # TensorFlow's thread pools as `rdpg train` sizes them, and no start-up chatter
 
@@ -68,13 +68,12 @@ def main() -> None:
     parser.add_argument("--boundings", nargs="+", default=["invert", "tanh", "clip"])
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="extra override for every run, as `rdpg train --set` (repeat)")
+    add_set_option(parser)
     args = parser.parse_args()
     sets = parse_sets(args.set)
 
     print(f"# {datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
-          f"load {os.getloadavg()[0]:.2f}" + "".join(f"  {k}={v}" for k, v in sets.items()))
+          f"load {os.getloadavg()[0]:.2f}" + sets_text(sets))
     runs = [run_one(seed, b, args.steps, args.eval_every, extra=sets) for b in args.boundings
             for seed in args.seeds]
     checkpoints = sorted(runs[0]["curve"])

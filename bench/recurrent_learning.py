@@ -20,11 +20,10 @@ import platform
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import parse_sets
-from learning import run_one
+from _common import add_set_option, parse_sets, sets_text
+from learning import run_one  # importing it sets TensorFlow up quietly (_common.quiet_tensorflow)
 
 VARIANTS = {
     "lstm": {},
@@ -40,13 +39,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--eval-every", type=int, default=2500)
     parser.add_argument("--preset", default="pendulum-novel")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="extra override for every variant, as `rdpg train --set` (repeat)")
+    add_set_option(parser)
     args = parser.parse_args()
     sets = parse_sets(args.set)
 
     print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} cores  load {os.getloadavg()[0]:.2f}"
-          f"  preset {args.preset}" + "".join(f"  {k}={v}" for k, v in sets.items()))
+          f"  preset {args.preset}" + sets_text(sets))
     runs = []
     for variant in args.variants:
         for seed in args.seeds:

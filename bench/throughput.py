@@ -66,7 +66,6 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
     extra = {**QUIET_RUN_SETS, **sets, "train.steps": last + 1}
     config, spec = make_config(THROUGHPUT_SETS, extra)
 
-
     from rdpg_cli.trainer import Reporter, Trainer
 
     clock: dict[int, float] = {}

@@ -24,6 +24,13 @@ from rdpg_cli.replay import Batch
 
 METRICS_CRITIC_ONLY = ("critic_loss", "mean_q")
 METRICS_FULL = (*METRICS_CRITIC_ONLY, "actor_loss", "out_of_bounds")
+
+
+def metric_names(update_actor: bool) -> tuple[str, ...]:
+    """The metrics a train step returns, in the order of its flat metrics tensor."""
+    return METRICS_FULL if update_actor else METRICS_CRITIC_ONLY
+
+
 SCALAR_FIELDS = (4, 5, 6)  # rewards, terminated, valid: one column each in a packed batch
 
 
@@ -157,8 +164,7 @@ class Agent:
         if update_actor:
             # The step hands back the actor's new weights, flat: one read instead of one per variable.
             self._numpy_cache = self._numpy_actor().with_flat_weights(actor_weights.numpy())
-        names = METRICS_FULL if update_actor else METRICS_CRITIC_ONLY
-        return dict(zip(names, metrics.numpy().tolist(), strict=True))
+        return dict(zip(metric_names(update_actor), metrics.numpy().tolist(), strict=True))
 
     def _concrete(self, step, args):
         """The traced graph of ``step`` for these shapes, looked up once: calling it directly skips the
@@ -179,8 +185,7 @@ class Agent:
         for i in SCALAR_FIELDS:
             fields[i] = fields[i][..., 0]
         metrics, fresh_actor = self._update(*fields, start_state, update_actor=update_actor)
-        names = METRICS_FULL if update_actor else METRICS_CRITIC_ONLY
-        flat_metrics = tf.stack([tf.cast(metrics[name], tf.float32) for name in names])
+        flat_metrics = tf.stack([tf.cast(metrics[name], tf.float32) for name in metric_names(update_actor)])
         flat_actor = tf.concat([tf.reshape(w, [-1]) for w in fresh_actor], axis=0) if fresh_actor else tf.zeros([0])
         return flat_metrics, flat_actor
 
