@@ -37,8 +37,7 @@ Counting (what ``_update`` in rdpg_cli/agent.py computes, per gradient step):
   input gradients down to the action (no weight gradients: the critic is not updated by the actor step).
   With policy delay d the mean update costs critic-only + (full - critic-only) / d.
 - Recurrent: targets unroll burn_in + sequence + 1 steps (the history up to t+1); heads run on
-  batch x sequence rows; the actor step reuses the critic's history summary from the critic step when
-  the agent does so (``rdpg_cli.agent.REUSE``, default on), else it unrolls the critic's encoder again.
+  batch x sequence rows; the actor step reuses the critic's history summary from the critic step.
 """
 
 from __future__ import annotations
@@ -145,11 +144,9 @@ def count(config, spec) -> Flops:
 
     actor_train = encoder["fwd_bwd"] + dense(
         rows, actor_sizes, weight_grads=True, input_grads=True, first_input_grad=not data_fed)
-    from rdpg_cli import agent as agent_module
-
-    reuse = net.recurrent != "none" and getattr(agent_module, "REUSE", True)
-    critic_summary = 0 if (reuse or net.recurrent == "none") else encoder["fwd"]
-    dqda = critic_summary + dense(rows, critic_sizes, first_input_grad=True, input_grads=True)
+    # The actor step reads dQ/da through the critic's head only: a recurrent agent reuses the history
+    # summary of its critic step, and a feed-forward critic has no encoder.
+    dqda = dense(rows, critic_sizes, first_input_grad=True, input_grads=True)
     return Flops(critic_step, critic_step + actor_train + dqda, agent.policy_delay)
 
 

@@ -105,9 +105,11 @@ class Agent:
         self._critic_only_step = wrap(lambda *b: self._packed_update(*b, update_actor=False))
         self._full_step = wrap(lambda *b: self._packed_update(*b, update_actor=True))
         self._act = wrap(self._act_impl)
+        self._act_exploring = wrap(lambda *a: self._act_impl(*a, exploring=True))
         self.run_eagerly = run_eagerly
         self._concrete_steps: dict = {}
         self._numpy_cache: NumpyActor | None = None
+        self._numpy_averaged_cache: NumpyActor | None = None
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -115,26 +117,36 @@ class Agent:
         units = self.config.network.units
         return tuple(np.zeros((batch_size, units), np.float32) for _ in self.actor.initial_state(1))
 
-    def _act_impl(self, observation: tf.Tensor, prev_action: tf.Tensor, state: State):
+    def _act_impl(self, observation: tf.Tensor, prev_action: tf.Tensor, state: State, exploring: bool = False):
         history = make_history(self.config.network, observation[:, None, :], prev_action[:, None, :])
-        action, state = self.actor(history, state)
+        action, state = (self.actor if exploring else self.policy_actor())(history, state)
         return action[:, 0, :], state
 
-    def act(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple
+    def policy_actor(self) -> Actor:
+        """The actor a trained agent is judged and used by (evaluation, best.h5, ``rdpg evaluate``, export):
+        the online actor, or with ``agent.policy_weights: averaged`` the target actor, which is its Polyak
+        average. Measured on ``pendulum-novel``: the online actor's returns dip by hundreds at some evaluations
+        while the average's stay put (README)."""
+        return self.target_actor if self.config.agent.policy_weights == "averaged" else self.actor
+
+    def act(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple, exploring: bool = False
             ) -> tuple[np.ndarray, tuple]:
-        """The deterministic action (unclipped, float32) for one observation, and the next state.
+        """The deterministic action (unclipped, float32) for one observation, and the next state: of the
+        policy's actor (``policy_actor``), or of the online actor when ``exploring`` (collecting experience).
 
         Runs in numpy on a cached copy of the actor's weights: one TF call costs ~300 µs, many times the
         arithmetic of a small actor. ``act_tf`` is the TensorFlow reference it is tested against."""
         history = np.asarray(observation, np.float32)[None, :]
         if self.config.network.history == "obs+prev_action":
             history = np.concatenate([history, np.asarray(prev_action, np.float32)[None, :]], axis=-1)
-        action, state = self._numpy_actor().forward(history, tuple(state))
+        averaged = not exploring and self.policy_actor() is self.target_actor
+        numpy_actor = self._numpy_averaged_actor() if averaged else self._numpy_actor()
+        action, state = numpy_actor.forward(history, tuple(state))
         return action[0], state
 
-    def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple
+    def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple, exploring: bool = False
                ) -> tuple[np.ndarray, tuple]:
-        action, state = self._act(
+        action, state = (self._act_exploring if exploring else self._act)(
             tf.convert_to_tensor(observation[None, :], tf.float32),
             tf.convert_to_tensor(prev_action[None, :], tf.float32),
             tuple(tf.convert_to_tensor(s) for s in state))
@@ -145,9 +157,15 @@ class Agent:
             self._numpy_cache = NumpyActor.from_actor(self.actor)
         return self._numpy_cache
 
+    def _numpy_averaged_actor(self) -> NumpyActor:
+        if self._numpy_averaged_cache is None:
+            self._numpy_averaged_cache = NumpyActor.from_actor(self.target_actor)
+        return self._numpy_averaged_cache
+
     def actor_changed(self) -> None:
-        """Drop the numpy copy of the actor's weights (after an update or a restore)."""
+        """Drop the numpy copies of the actors' weights (after an update or a restore)."""
         self._numpy_cache = None
+        self._numpy_averaged_cache = None
 
     # -- learning ------------------------------------------------------------------------------------------
 
@@ -164,6 +182,7 @@ class Agent:
         if update_actor:
             # The step hands back the actor's new weights, flat: one read instead of one per variable.
             self._numpy_cache = self._numpy_actor().with_flat_weights(actor_weights.numpy())
+            self._numpy_averaged_cache = None  # the target actor moved too; read again when next evaluated
         return dict(zip(metric_names(update_actor), metrics.numpy().tolist(), strict=True))
 
     def _concrete(self, step, args):
@@ -189,7 +208,7 @@ class Agent:
         flat_actor = tf.concat([tf.reshape(w, [-1]) for w in fresh_actor], axis=0) if fresh_actor else tf.zeros([0])
         return flat_metrics, flat_actor
 
-    def _encode(self, model, history, state, step_mask, forward_only: bool = False):
+    def _encode(self, model, history, state, step_mask):
         """Unroll a network's history encoder. The burn-in steps only warm up the state (no loss, no
         gradient); there the mask keeps steps of another episode from touching the zero state. The trained
         steps need no mask: whatever follows an episode's end is masked out of every loss."""
@@ -197,7 +216,7 @@ class Agent:
         if b and self.recurrent:
             _, state = model.encode(history[:, :b], state, step_mask[:, :b])
             state = tuple(tf.stop_gradient(s) for s in state)
-        return model.encode(history[:, b:], state, forward_only=forward_only)[0]
+        return model.encode(history[:, b:], state, fused=True)[0]
 
     def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
                 start_state, update_actor: bool) -> dict[str, tf.Tensor]:
@@ -219,8 +238,7 @@ class Agent:
             first = 1
         else:
             target_history, first = next_history, 0
-        target_features = self._encode(self.target_actor, target_history, start_state, step_mask,
-                                       forward_only=True)
+        target_features = self._encode(self.target_actor, target_history, start_state, step_mask)
         next_actions = self.target_actor.head(target_features[:, first:])
         if agent.target_noise > 0:
             seed = tf.stack([tf.constant(self.seed, tf.int64), self.gradient_steps])
@@ -230,7 +248,7 @@ class Agent:
         next_actions = tf.clip_by_value(next_actions, self.low, self.high)
         next_qs = []
         for target in self.target_critics:
-            features = self._encode(target, target_history, zero_critic_state, step_mask, forward_only=True)
+            features = self._encode(target, target_history, zero_critic_state, step_mask)
             next_qs.append(target.head(features[:, first:], next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
         y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma, agent.reward_scale)

@@ -102,6 +102,10 @@ class AgentConfig:
                                   "nonnegative")
     bounding: Literal["invert", "tanh", "clip"] = _f(
         "invert", "how actions stay in bounds: inverting gradients, tanh squashing, or clipping when acting")
+    policy_weights: Literal["online", "averaged"] = _f(
+        "online", "the actor that is evaluated, kept in best.h5, `rdpg evaluate`d and exported: the one being "
+        "trained, or its Polyak average (the target actor; needs target_update < 1); exploration always "
+        "uses the one being trained")
 
 
 @dataclass(frozen=True)
@@ -472,6 +476,9 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     if config.agent.noise_sigma_final is not None and config.agent.noise_anneal_steps == 0:
         raise ConfigError(f"{at('agent.noise_anneal_steps', 'agent.noise_sigma_final')}: "
                           "agent.noise_anneal_steps: must be > 0 when noise_sigma_final is set")
+    if config.agent.policy_weights == "averaged" and config.agent.target_update >= 1:
+        raise ConfigError(f"{at('agent.policy_weights', 'agent.target_update')}: agent.policy_weights: averaged "
+                          f"needs soft target updates (agent.target_update < 1, not {config.agent.target_update})")
     if config.agent.target_update > 1 and not float(config.agent.target_update).is_integer():
         raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update} must be "
                           "< 1 (soft) or a whole number")

@@ -179,7 +179,7 @@ def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
     """
     import keras
 
-    actor = agent.actor
+    actor = agent.policy_actor()
     spec = agent.spec
     net = config.network
     observation = keras.Input((observation_dim,), name="observation", dtype="float32")
@@ -241,7 +241,7 @@ def reference_step(agent: Any, config: Config, feed: dict[str, np.ndarray]) -> d
                            tf.constant(np.asarray(prev_action, np.float32)[:, None, :]))
     names = ENCODER_STATE_NAMES[config.network.recurrent]
     state = tuple(tf.constant(feed[n], tf.float32) for n in names)
-    raw, next_state = agent.actor(history, state)
+    raw, next_state = agent.policy_actor()(history, state)
     action = np.clip(raw.numpy()[:, 0, :], agent.spec.low, agent.spec.high).astype(np.float32)
     out = {"action": action, **{n: s.numpy() for n, s in zip(names, next_state, strict=True)}}
     if config.network.history == "obs+prev_action":

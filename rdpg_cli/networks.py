@@ -29,9 +29,9 @@ class HistoryEncoder(keras.layers.Layer):
     LSTM and GRU cells with Keras's own weight layout and gate equations (LSTM gates i, f, c, o; GRU with
     ``reset_after``, gates z, r, h), so a standard Keras LSTM/GRU given the same weights computes the same
     function (exports rely on this). Sequences are unrolled in Python over the short, static window, with
-    the input projection of all steps in one matmul; forward-only unmasked LSTM sequences (target networks)
-    run in TensorFlow's fused kernel. Both are several times faster on a CPU than Keras's ``while_loop`` RNN
-    for windows of a few dozen steps.
+    the input projection of all steps in one matmul; in the agent's update, unmasked LSTM sequences (the
+    trained steps and the target networks) run in TensorFlow's fused kernel. Both are several times faster
+    on a CPU than Keras's ``while_loop`` RNN for windows of a few dozen steps.
     """
 
     def __init__(self, kind: str, units: int, **kwargs):
@@ -66,13 +66,14 @@ class HistoryEncoder(keras.layers.Layer):
         return tuple(tf.zeros([batch_size, self.units]) for _ in range(self.state_size))
 
     def call(self, history: tf.Tensor, state: State, step_mask: tf.Tensor | None = None,
-             forward_only: bool = False) -> tuple[tf.Tensor, State]:
+             fused: bool = False) -> tuple[tf.Tensor, State]:
         """``step_mask`` [batch, time] (bool): masked steps leave the state (and output) unchanged, so
         steps of another episode at the front of a window do not disturb the zero state the episode
-        starts from."""
+        starts from. ``fused``: an unmasked LSTM sequence runs in TensorFlow's fused kernel (the agent's
+        update asks for it); otherwise the cell is unrolled op by op, which every exporter understands."""
         if not self.gates:
             return history, ()
-        if self.kind == "lstm" and step_mask is None and forward_only:
+        if self.kind == "lstm" and step_mask is None and fused:
             return self._fused_lstm(history, state)
         steps = history.shape[1]
         bias = self.bias if self.kind == "lstm" else self.bias[0]
@@ -89,16 +90,20 @@ class HistoryEncoder(keras.layers.Layer):
         return tf.stack(outputs, axis=1), state
 
     def _fused_lstm(self, history: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
-        """The whole sequence in TensorFlow's fused LSTM kernel (BlockLSTMV2: Keras's gate order i, f, c, o,
-        no peepholes), a few times faster than a cell unrolled op by op. Forward only: its registered gradient
-        does not match its forward pass in TF 2.21 (measured: weight gradients off by tens of percent), so
-        trained unrolls use the cell below and only the target networks use this kernel."""
+        """The whole sequence in TensorFlow's fused LSTM kernel, forward and backward: three times faster
+        than the cell unrolled op by op for LSTM-128, batch 32, 32 steps (bench/roofline.py).
+
+        ``BlockLSTM`` (V1), not ``BlockLSTMV2``: TF 2.21 registers V1's gradient for V2, whose gates are in
+        Keras's order i, f, c, o while V1's are i, c, f, o, so V2's gradients come out wrong by tens of percent.
+        V1's forward and gradient agree (tests/test_networks.py checks both against the unrolled cell);
+        it gets the Keras weights with the gate blocks reordered, no forget bias of its own and no clipping."""
         h, c = state
         zeros = tf.zeros([self.units], history.dtype)
-        outputs = tf.raw_ops.BlockLSTMV2(
+        outputs = tf.raw_ops.BlockLSTM(
             seq_len_max=tf.constant(history.shape[1], tf.int64), x=tf.transpose(history, [1, 0, 2]),
-            cs_prev=c, h_prev=h, w=tf.concat([self.kernel, self.recurrent_kernel], axis=0),
-            wci=zeros, wcf=zeros, wco=zeros, b=self.bias, cell_clip=-1.0, use_peephole=False)
+            cs_prev=c, h_prev=h, w=_keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0)),
+            wci=zeros, wcf=zeros, wco=zeros, b=_keras_to_block_gates(self.bias), forget_bias=0.0,
+            cell_clip=-1.0, use_peephole=False)
         cells, hiddens = outputs[1], outputs[6]  # [time, batch, units]
         return tf.transpose(hiddens, [1, 0, 2]), (hiddens[-1], cells[-1])
 
@@ -117,6 +122,12 @@ class HistoryEncoder(keras.layers.Layer):
         r = tf.sigmoid(x_r + r_r)
         candidate = tf.tanh(x_h + r * r_h)
         return (z * h + (1.0 - z) * candidate,)
+
+
+def _keras_to_block_gates(weights: tf.Tensor) -> tf.Tensor:
+    """LSTM gate blocks along the last axis from Keras's order (i, f, c, o) to the fused kernel's (i, c, f, o)."""
+    i, f, c, o = tf.split(weights, 4, axis=-1)
+    return tf.concat([i, c, f, o], axis=-1)
 
 
 def _dense_stack(sizes: list[int], prefix: str) -> list[keras.layers.Layer]:
@@ -158,8 +169,8 @@ class Actor(keras.Model):
         return self.encoder.initial_state(batch_size)
 
     def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
-               forward_only: bool = False) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask, forward_only=forward_only)
+               fused: bool = False) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, fused=fused)
 
     def head(self, features: tf.Tensor) -> tf.Tensor:
         x = _mlp(features, self.hidden, self.out)
@@ -185,8 +196,8 @@ class Critic(keras.Model):
         return self.encoder.initial_state(batch_size)
 
     def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
-               forward_only: bool = False) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask, forward_only=forward_only)
+               fused: bool = False) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, fused=fused)
 
     def head(self, features: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
         x = _mlp(tf.concat([features, action], axis=-1), self.hidden, self.out)

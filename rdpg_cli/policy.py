@@ -15,10 +15,13 @@ from rdpg_cli.errors import CheckpointError
 
 class AgentPolicy:
     """Deterministic policy over one episode at a time: ``reset()`` at each episode start, then
-    ``act(observation) -> action`` clipped to the bounds. Keeps the recurrent state and previous action."""
+    ``act(observation) -> action`` clipped to the bounds. Keeps the recurrent state and previous action.
+    Acts with the agent's policy actor (``Agent.policy_actor``), or with ``exploring`` the online actor that
+    training collects experience with."""
 
-    def __init__(self, agent: Agent):
+    def __init__(self, agent: Agent, exploring: bool = False):
         self.agent = agent
+        self.exploring = exploring
         self.reset()
 
     def reset(self) -> None:
@@ -27,7 +30,8 @@ class AgentPolicy:
         self.last_raw_action = self.prev_action
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state)
+        raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state,
+                                         exploring=self.exploring)
         self.last_raw_action = raw
         action = np.clip(raw, self.agent.spec.low, self.agent.spec.high).astype(np.float32)
         self.prev_action = action

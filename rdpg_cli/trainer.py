@@ -80,7 +80,7 @@ class Trainer:
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
         self.env = make_env(config)
         self.eval_env = make_env(config)
-        self.policy = AgentPolicy(self.agent)
+        self.policy = AgentPolicy(self.agent, exploring=True)
 
         self.env_steps = 0
         self.episodes = 0

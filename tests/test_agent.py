@@ -96,6 +96,35 @@ def test_numpy_acting_follows_actor_updates():
     np.testing.assert_allclose(after, agent.act_tf(observation, np.zeros(1, np.float32), ())[0], atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["none", "lstm"])
+def test_averaged_policy_acts_with_the_target_actor_and_exploration_with_the_online_one(kind):
+    """``agent.policy_weights: averaged``: evaluation acting (numpy and TF alike) follows the target actor,
+    refreshed after each update, while exploring follows the online actor; ``online`` uses the online one for both."""
+    replay = filled_replay()
+    observation = np.array([0.3, -0.2], np.float32)
+    prev = np.zeros(1, np.float32)
+    for weights in ("online", "averaged"):
+        agent = make_agent(kind, history="obs+prev_action", seed=1, policy_weights=weights, target_update=0.5)
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            agent.train_step(replay.sample(rng, 8, *((4, 2) if kind != "none" else ())), update_actor=True)
+            state = agent.initial_state()
+            online = agent.act(observation, prev, state, exploring=True)[0]
+            policy = agent.act(observation, prev, state)[0]
+            history = tf.constant(np.concatenate([observation, prev])[None, None, :])
+            expected = {name: net(history, net.initial_state(1))[0].numpy().ravel()
+                        for name, net in (("online", agent.actor), ("averaged", agent.target_actor))}
+            np.testing.assert_allclose(online, expected["online"], atol=1e-5)
+            np.testing.assert_allclose(policy, expected[weights], atol=1e-5)
+            np.testing.assert_allclose(agent.act_tf(observation, prev, state)[0], expected[weights], atol=1e-5)
+            np.testing.assert_allclose(agent.act_tf(observation, prev, state, exploring=True)[0],
+                                       expected["online"], atol=1e-5)
+        assert agent.policy_actor() is (agent.target_actor if weights == "averaged" else agent.actor)
+        assert not np.allclose(expected["online"], expected["averaged"])  # the two actors differ by now
+        assert AgentPolicy(agent, exploring=True).act(observation) == pytest.approx(np.clip(online, -2, 2))
+        assert AgentPolicy(agent).act(observation) == pytest.approx(np.clip(policy, -2, 2))
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_state_resets_at_episode_start(kind):
     """After a whole episode, the first action of the next equals a fresh policy's for the same observation."""
@@ -204,21 +233,32 @@ def test_flat_graph_call_gives_the_numbers_of_the_public_call(kind, monkeypatch)
     np.testing.assert_array_equal(a_flat, a_public)
 
 
-def test_fused_lstm_forward_equals_the_cell():
+def test_fused_lstm_equals_the_cell_forward_and_backward():
+    """The fused kernel (the update's unrolls) computes the unrolled cell's outputs, final state and
+    gradients, for the weights, the inputs and the start state, with a bias that is not zero."""
     encoder = HistoryEncoder("lstm", 8)
     x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
     state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
-    cell, cell_state = encoder(x, state)
-    fused, fused_state = encoder(x, state, forward_only=True)
-    np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-6)
-    for a, b in zip(fused_state, cell_state, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    encoder(x, state)
+    encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
+    output_weights = tf.random.stateless_normal([4, 6, 8], seed=[10, 11])
+    results = []
+    for fused in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *state])
+            outputs, final = encoder(x, state, fused=fused)
+            loss = tf.reduce_sum(outputs * output_weights) + tf.reduce_sum(final[1]) + tf.reduce_sum(final[0])
+        grads = tape.gradient(loss, [x, *state, *encoder.trainable_variables])
+        results.append([outputs, *final, *grads])
+    for cell, fused in zip(*results, strict=True):
+        np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_trained_encoder_gradients_equal_keras(kind):
-    """The unrolled cell's gradients equal those of Keras's own LSTM/GRU given the same weights (the fused
-    kernel's do not, which is why it serves forward-only unrolls)."""
+@pytest.mark.parametrize("fused", [False, True])
+def test_trained_encoder_gradients_equal_keras(kind, fused):
+    """The encoder's gradients, unrolled cell and fused kernel alike, equal those of Keras's own LSTM/GRU
+    given the same weights (``fused`` only changes how an LSTM runs; a GRU is always unrolled)."""
     import keras
 
     encoder = HistoryEncoder(kind, 8)
@@ -230,7 +270,7 @@ def test_trained_encoder_gradients_equal_keras(kind):
     reference.set_weights(encoder.get_weights())
     weights = tf.range(1.0, 9.0)
     with tf.GradientTape(persistent=True) as tape:
-        mine = tf.reduce_sum(encoder(x, zero)[0] * weights)
+        mine = tf.reduce_sum(encoder(x, zero, fused=fused)[0] * weights)
         theirs = tf.reduce_sum(reference(x) * weights)
     for a, b in zip(tape.gradient(mine, encoder.trainable_variables),
                     tape.gradient(theirs, reference.trainable_variables), strict=True):

@@ -38,6 +38,9 @@ TINY = ["--steps", "300", *CONFTEST_TINY, "--set", "train.eval_every=300"]
 RECURRENT = [
     "--set", "network.recurrent=lstm", "--set", "network.units=8", "--set", "network.history=obs+prev_action",
     "--set", "replay.sequence_length=4", "--set", "replay.burn_in=2", "--set", "env.observation_indices=[0,1]",
+    # The policy is the averaged (target) actor, as in the recurrent presets; a fast average keeps it far
+    # enough from the online actor that exporting the wrong one fails every parity test below.
+    "--set", "agent.policy_weights=averaged", "--set", "agent.target_update=0.5",
 ]
 
 
@@ -211,6 +214,24 @@ def test_actions_equal_the_in_process_policy(kind: str, fmt: str, artifact, poli
     if kind == "ff":  # a ReLU net grows without bound on extreme inputs, so clipping must have acted
         assert np.any(np.abs(action) == 2.0)
     assert sorted(out) == sorted(["action", *(s["name"] for s in raw.meta["state"])])
+
+
+def test_recurrent_artifact_is_the_averaged_actor_not_the_online_one(artifact, checkpoints):
+    """With ``agent.policy_weights: averaged`` the artifact carries the target actor; the online actor, acting
+    on the same observations, gives other actions (so the parity tests above would catch the wrong one)."""
+    raw = Raw("savedmodel", artifact("rec", "savedmodel"))
+    observations = test_observations(raw.meta)
+    out = raw.run({"observation": observations, **raw.zero_state(len(observations))})
+    agent = load_agent(checkpoints["rec"])[1]
+    online, averaged = AgentPolicy(agent, exploring=True), AgentPolicy(agent)
+    by_online, by_averaged = [], []
+    for observation in observations:
+        online.reset()
+        averaged.reset()
+        by_online.append(online.act(masked(raw.meta, observation)))
+        by_averaged.append(averaged.act(masked(raw.meta, observation)))
+    np.testing.assert_allclose(out["action"], np.array(by_averaged), rtol=0, atol=TOLERANCE["savedmodel"])
+    assert np.max(np.abs(out["action"] - np.array(by_online))) > 100 * TOLERANCE["savedmodel"]
 
 
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)
