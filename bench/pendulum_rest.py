@@ -64,7 +64,7 @@ def read_critic(agent, config) -> None:
     actions = np.linspace(-2.0, 2.0, 9, dtype=np.float32)
     for theta in (-0.2, -0.1, 0.0, 0.1, 0.2):
         observation = tf.constant([[[np.cos(theta), np.sin(theta), 0.0]]], tf.float32)
-        action = agent.actor(observation)[0]
+        action = agent.policy_actor()(observation)[0]
         with tf.GradientTape() as tape:
             tape.watch(action)
             q = agent.critics[0](observation, action)[0]

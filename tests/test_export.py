@@ -38,7 +38,7 @@ TINY = ["--steps", "300", *CONFTEST_TINY, "--set", "train.eval_every=300"]
 RECURRENT = [
     "--set", "network.recurrent=lstm", "--set", "network.units=8", "--set", "network.history=obs+prev_action",
     "--set", "replay.sequence_length=4", "--set", "replay.burn_in=2", "--set", "env.observation_indices=[0,1]",
-    # The policy is the averaged (target) actor, as in the recurrent presets; a fast average keeps it far
+    # The policy is the averaged (target) actor, as in pendulum-novel; a fast average keeps it far
     # enough from the online actor that exporting the wrong one fails every parity test below.
     "--set", "agent.policy_weights=averaged", "--set", "agent.target_update=0.5",
 ]

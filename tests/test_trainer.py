@@ -81,7 +81,8 @@ def test_different_seeds_differ(tmp_path):
 @pytest.mark.parametrize("extra", [
     pytest.param(["--set", "agent.noise=ou"], id="feedforward-ou"),
     pytest.param([*TINY_RECURRENT, "--set", "replay.store_state=true", "--set", "agent.twin_critics=true",
-                  "--set", "agent.policy_delay=2", "--set", "agent.target_noise=0.2"], id="recurrent-td3"),
+                  "--set", "agent.policy_delay=2", "--set", "agent.target_noise=0.2",
+                  "--set", "agent.policy_weights=averaged"], id="recurrent-td3-averaged"),
 ])
 def test_resume_is_bit_exact(tmp_path, extra):
     """2N straight == N, stop (mid-episode), resume, N more: identical metrics.csv and every array."""
@@ -93,6 +94,32 @@ def test_resume_is_bit_exact(tmp_path, extra):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert (split / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
     assert_same_checkpoint(split / "checkpoint.h5", straight / "checkpoint.h5")
+
+
+def test_averaged_policy_is_evaluated_while_exploration_follows_the_online_actor(tmp_path):
+    """``agent.policy_weights: averaged`` changes what is evaluated, not how training explores: the training
+    columns of metrics.csv equal an ``online`` run's, the logged evaluation is the averaged policy's (``rdpg
+    evaluate``'s AgentPolicy on the checkpoint reproduces it) and the online actor would score otherwise."""
+    from rdpg_cli.evaluation import evaluate
+    from rdpg_cli.policy import AgentPolicy, load_agent
+
+    common = ["--steps", "300", *TINY, *TINY_RECURRENT, "--set", "agent.target_update=0.5",
+              "--set", "train.eval_every=300", "--set", "train.log_every=300", "-q"]
+    rows = {}
+    for weights in ("online", "averaged"):
+        rdpg("train", "--preset", "pendulum", *common, "--set", f"agent.policy_weights={weights}",
+             "--run-dir", weights, cwd=tmp_path)
+        lines = (tmp_path / weights / "metrics.csv").read_text().splitlines()
+        rows[weights] = dict(zip(lines[0].split(","), lines[-1].split(","), strict=True))
+    training = [k for k in rows["online"] if k.startswith(("train/", "rollout/"))]
+    assert training and all(rows["online"][k] == rows["averaged"][k] for k in training)
+    logged = float(rows["averaged"]["eval/mean_return"])
+    config, agent, _ = load_agent(tmp_path / "averaged" / "checkpoint.h5")
+    episodes, seed = config.train.eval_episodes, config.train.eval_seed
+    assert evaluate(AgentPolicy(agent), config, episodes, seed).mean_return == pytest.approx(logged, rel=1e-9)
+    online = evaluate(AgentPolicy(agent, exploring=True), config, episodes, seed).mean_return
+    assert online == pytest.approx(float(rows["online"]["eval/mean_return"]), rel=1e-9)
+    assert abs(online - logged) > 1e-3
 
 
 def test_resume_already_done_says_so(tmp_path):
