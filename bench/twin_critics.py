@@ -12,17 +12,17 @@ batched matmuls, half the ops. Both with the loss, the gradients and one fused A
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import time
 
 import numpy as np
-from _common import median, quiet_tensorflow
+from _common import header, median, quiet_tensorflow
 
 quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
+
+from rdpg_cli.optim import FusedAdam  # noqa: E402  (rdpg's own optimizer: one ResourceApplyAdam per variable)
 
 BATCH, INPUT, HIDDEN = 256, 4, 256  # Pendulum: 3 observation + 1 action inputs
 
@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=300, help="critic steps per timed repeat")
     args = parser.parse_args()
+    fpmath = os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "default")
+    header(f"twin critics, stacked vs separate; oneDNN fpmath {fpmath}")
     rng = np.random.default_rng(0)
 
     def variable(*shape: int) -> tf.Variable:
@@ -43,17 +45,7 @@ def main() -> None:
     stacked = [variable(2, INPUT, HIDDEN), variable(2, 1, HIDDEN), variable(2, HIDDEN, HIDDEN),
                variable(2, 1, HIDDEN), variable(2, HIDDEN, 1), variable(2, 1, 1)]
 
-    def adam(variables: list[tf.Variable]):
-        slots = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
-
-        def apply(grads) -> None:
-            for grad, var, (m, v) in zip(grads, variables, slots, strict=True):
-                tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=0.9,
-                                             beta2_power=0.999, lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-7,
-                                             grad=grad)
-        return apply
-
-    apply_separate, apply_stacked = adam(separate_flat), adam(stacked)
+    adam_separate, adam_stacked = FusedAdam(1e-3, separate_flat), FusedAdam(1e-3, stacked)
 
     def mlp(x, w):
         h = tf.nn.relu(tf.nn.bias_add(tf.matmul(x, w[0]), w[1]))
@@ -64,7 +56,7 @@ def main() -> None:
     def separate_step(x, y):
         with tf.GradientTape() as tape:
             loss = tf.add_n([tf.reduce_mean(tf.square(mlp(x, critic) - y)) for critic in separate])
-        apply_separate(tape.gradient(loss, separate_flat))
+        adam_separate.apply_gradients(zip(tape.gradient(loss, separate_flat), separate_flat, strict=True))
         return loss
 
     @tf.function
@@ -74,7 +66,7 @@ def main() -> None:
             h = tf.nn.relu(tf.matmul(h, stacked[2]) + stacked[3])
             q = tf.matmul(h, stacked[4]) + stacked[5]  # [2, batch, 1]
             loss = tf.reduce_sum(tf.reduce_mean(tf.square(q - y), axis=[1, 2]))
-        apply_stacked(tape.gradient(loss, stacked))
+        adam_stacked.apply_gradients(zip(tape.gradient(loss, stacked), stacked, strict=True))
         return loss
 
     x = tf.constant(rng.normal(size=(BATCH, INPUT)).astype(np.float32))
@@ -92,9 +84,6 @@ def main() -> None:
             step(x, y).numpy()
             times[name].append((time.perf_counter() - start) / (args.steps + 1) * 1e3)
 
-    mode = os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "default")
-    print(f"# {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} cores  load {os.getloadavg()[0]:.2f}"
-          f"  oneDNN fpmath {mode}")
     for name, values in times.items():
         print(f"{name:>9}: {median(values):.3f} ms per critic step (median of {args.repeats})")
     print(f"stacked vs separate twin critics: {median(times['separate']) / median(times['stacked']):.2f}x "
