@@ -65,7 +65,10 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
             if render:
                 result.frames.append(_render(env, config))
             while not done:
-                action = policy.act(observation)
+                try:
+                    action = policy.act(observation)
+                except TrainingFault as exc:
+                    raise TrainingFault(f"evaluation: {exc}") from None
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
                 observation, reward, terminated, truncated, _ = env.step(action)

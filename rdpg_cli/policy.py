@@ -10,7 +10,7 @@ import numpy as np
 from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, config_from_checkpoint, read_checkpoint, spec_from_checkpoint
 from rdpg_cli.config import Config
-from rdpg_cli.errors import CheckpointError
+from rdpg_cli.errors import CheckpointError, TrainingFault
 
 
 class AgentPolicy:
@@ -30,8 +30,12 @@ class AgentPolicy:
         self.last_raw_action = self.prev_action
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state,
-                                         exploring=self.exploring)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged actor overflows: one error below instead
+            raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state,
+                                             exploring=self.exploring)
+        if not np.all(np.isfinite(raw)):
+            raise TrainingFault("the actor's action is non-finite (NaN or inf): its weights diverged; lower the "
+                                "learning rates")
         self.last_raw_action = raw
         action = np.clip(raw, self.agent.spec.low, self.agent.spec.high).astype(np.float32)
         self.prev_action = action

@@ -125,7 +125,10 @@ class Trainer:
             action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
             self.policy.prev_action = action
             return action
-        self.policy.act(self.observation)  # advances the recurrent state even while warming up
+        try:
+            self.policy.act(self.observation)  # advances the recurrent state even while warming up
+        except TrainingFault as exc:
+            raise TrainingFault(f"env step {self.env_steps}: {exc}; checkpoint.h5 keeps the last good state") from None
         if warm:
             action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
         else:
@@ -193,10 +196,15 @@ class Trainer:
 
     # -- evaluation, logging, checkpoints ------------------------------------------------------------------
 
+    def _run_evaluation(self):
+        try:
+            return evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
+                            self.config.train.eval_seed, env=self.eval_env)
+        except TrainingFault as exc:  # evaluation runs before the step's checkpoint: the last one is good
+            raise TrainingFault(f"env step {self.env_steps}: {exc}; checkpoint.h5 keeps the last good state") from None
+
     def _evaluate(self) -> None:
-        policy = AgentPolicy(self.agent)
-        result = evaluate(policy, self.config, self.config.train.eval_episodes, self.config.train.eval_seed,
-                          env=self.eval_env)
+        result = self._run_evaluation()
         self.last_eval = (result.mean_return, result.std_return)
         if self.best_eval is None or result.mean_return > self.best_eval:
             self.best_eval = result.mean_return
@@ -371,8 +379,7 @@ class Trainer:
         if self.env_steps % self.config.train.eval_every and self.stop_requested is None:
             # The budget ended between evaluations: evaluate once more for the summary only, leaving the
             # run's state alone so that a resumed run stays identical to an uninterrupted one.
-            final_eval = evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
-                                  self.config.train.eval_seed, env=self.eval_env).mean_return
+            final_eval = self._run_evaluation().mean_return
         self.wall_seconds = self.elapsed_wall()
         self._session_start = None
         files = sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))

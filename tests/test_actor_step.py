@@ -3,7 +3,8 @@
 The critic reads (observation, action) through Dense(16, relu) -> Dense(1). Setting its first kernel to zero
 except the action row (``slope``), its bias to ``offset`` and its output weights to 1/16 gives
 Q(s, a) = slope * a + offset wherever slope * a + offset > 0: dQ/da = slope, whatever the observation.
-The critic's learning rate is set to zero so the critic step that runs first leaves that critic as it is.
+The critic's learning rate is set to zero so that critic stays the same function over repeated steps (within
+one step the actor reads the critic from before that step's critic update anyway: see the last tests).
 """
 
 from __future__ import annotations
@@ -228,3 +229,25 @@ def test_actor_step_with_zero_critic_learning_rate_leaves_the_critic_untouched()
         np.testing.assert_array_equal(b, v.numpy())
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(actor_before, agent.actor_variables,
                                                                  strict=True))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_actor_step_reads_the_critic_from_before_this_steps_critic_update(compiled):
+    """A critic learning rate of zero or a huge one: the critics end far apart, the actors identical."""
+    batch = make_batch(seed=4)
+    still, moved = make_agent(seed=6, compiled=compiled), make_agent(seed=6, compiled=compiled)
+    still.critic_optimizer.learning_rate = 0.0
+    moved.critic_optimizer.learning_rate = 0.5
+    for agent in (still, moved):
+        set_constant_actor(agent, 1.0)
+    actor_before = snapshot(still.actor_variables)
+
+    still.train_step(batch, update_actor=True)
+    moved.train_step(batch, update_actor=True)
+
+    assert any(not np.allclose(a.numpy(), b.numpy(), atol=1e-2)
+               for a, b in zip(still.critic_variables, moved.critic_variables, strict=True))
+    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(actor_before, moved.actor_variables,
+                                                                 strict=True)), "the actor must have moved"
+    for a, b in zip(still.actor_variables, moved.actor_variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -70,6 +70,31 @@ def test_diverging_losses_stop_cleanly(tmp_path):
                    if a.dtype.kind == "f")
 
 
+def test_diverged_actor_is_one_error_not_a_nan_action_for_the_environment():
+    """Finite but huge weights overflow in the actor's forward pass: acting (in training and in evaluation)
+    stops with one error naming the actor, without numpy's overflow warnings and before the env sees NaN."""
+    import warnings
+
+    from rdpg_cli.agent import Agent
+    from rdpg_cli.config import load_config
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import TrainingFault
+    from rdpg_cli.evaluation import evaluate
+    from rdpg_cli.policy import AgentPolicy
+
+    config, spec = resolve_bounds(load_config("pendulum", {"network.actor_layers": [16]}))
+    agent = Agent(config, spec, seed=0)
+    for variable in agent.actor.trainable_variables:
+        variable.assign(np.full(variable.shape, 1.0e30, np.float32))
+    agent.actor_changed()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingFault, match=r"^the actor's action is non-finite .*learning rates"):
+            AgentPolicy(agent).act(np.ones(3, np.float32))
+        with pytest.raises(TrainingFault, match=r"^evaluation: the actor's action is non-finite"):
+            evaluate(AgentPolicy(agent), config, episodes=1, seed=0)
+
+
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
 def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     import h5py as h5
