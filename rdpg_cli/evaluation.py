@@ -60,6 +60,7 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
     try:
         for episode in range(episodes):
             observation, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, episode))
+            _check_observation(observation)
             policy.reset()
             total, length, done = 0.0, 0, False
             if render:
@@ -69,9 +70,13 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                     action = policy.act(observation)
                 except TrainingFault as exc:
                     raise TrainingFault(f"evaluation: {exc}") from None
+                if not np.all(np.isfinite(action)):  # an exported policy, say: the environment must not get it
+                    raise TrainingFault(f"evaluation: the policy's action is non-finite "
+                                        f"({np.array2string(np.asarray(action), precision=4)}): its weights diverged")
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
                 observation, reward, terminated, truncated, _ = env.step(action)
+                _check_observation(observation)
                 if not math.isfinite(float(reward)):
                     raise TrainingFault(f"evaluation: the environment returned reward {reward}")
                 total += float(reward)
@@ -85,6 +90,14 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
         if own_env:
             env.close()
     return result
+
+
+def _check_observation(observation) -> None:
+    """A non-finite observation is the environment's fault, and is named so before the policy acts on it."""
+    array = np.asarray(observation, np.float64)
+    if not np.all(np.isfinite(array)):
+        raise TrainingFault(f"evaluation: the environment returned a non-finite observation "
+                            f"({np.array2string(array, precision=4)})")
 
 
 def _render(env, config: Config) -> np.ndarray:

@@ -30,12 +30,17 @@ class AgentPolicy:
         self.last_raw_action = self.prev_action
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged actor overflows: one error below instead
-            raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action, self.state,
-                                             exploring=self.exploring)
+        # The numpy forward pass cannot overflow on finite inputs unless the weights diverged (its sigmoid is
+        # the tanh form): one error naming the actor, not numpy's warnings and a NaN action for the environment.
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                raw, self.state = self.agent.act(np.asarray(observation, np.float32), self.prev_action,
+                                                 self.state, exploring=self.exploring)
+        except FloatingPointError:
+            raw = np.full(self.agent.spec.action_dim, np.nan, np.float32)
         if not np.all(np.isfinite(raw)):
-            raise TrainingFault("the actor's action is non-finite (NaN or inf): its weights diverged; lower the "
-                                "learning rates")
+            raise TrainingFault(f"the actor's action is non-finite ({np.array2string(raw, precision=4)}): its "
+                                "weights diverged; lower the learning rates")
         self.last_raw_action = raw
         action = np.clip(raw, self.agent.spec.low, self.agent.spec.high).astype(np.float32)
         self.prev_action = action

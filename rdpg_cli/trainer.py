@@ -108,12 +108,18 @@ class Trainer:
         self.episode_return = 0.0
         self.episode_length = 0
 
+    def _fault(self, what: str, checkpoint_kept: bool = True) -> TrainingFault:
+        """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
+        checkpoint.h5 (a non-finite value is never written; a diverged actor's huge but finite weights may
+        have been)."""
+        kept = "; checkpoint.h5 keeps the last good state" if checkpoint_kept else ""
+        return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
+
     def _check_finite(self, value: Any, what: str) -> Any:
         array = np.asarray(value, dtype=np.float64)
         if not np.all(np.isfinite(array)):
-            raise TrainingFault(
-                f"env step {self.env_steps}: the environment returned a non-finite {what} "
-                f"({np.array2string(array, precision=4)}); checkpoint.h5 keeps the last good state")
+            raise self._fault(
+                f"the environment returned a non-finite {what} ({np.array2string(array, precision=4)})")
         return np.asarray(value, np.float32) if what == "observation" else value
 
     # -- one env step --------------------------------------------------------------------------------------
@@ -127,8 +133,8 @@ class Trainer:
             return action
         try:
             self.policy.act(self.observation)  # advances the recurrent state even while warming up
-        except TrainingFault as exc:
-            raise TrainingFault(f"env step {self.env_steps}: {exc}; checkpoint.h5 keeps the last good state") from None
+        except TrainingFault as exc:  # a diverged actor
+            raise self._fault(str(exc), checkpoint_kept=False) from None
         if warm:
             action = self.rng.uniform(spec.low, spec.high).astype(np.float32)
         else:
@@ -143,10 +149,8 @@ class Trainer:
         try:
             next_observation, reward, terminated, truncated, _ = self.env.step(action)
         except Exception as exc:  # a broken environment must not lose the run
-            raise TrainingFault(
-                f"env step {self.env_steps}: the environment raised {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}; checkpoint.h5 keeps the last good state"
-            ) from None
+            raise self._fault(f"the environment raised {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         next_observation = self._check_finite(next_observation, "observation")
         reward = float(self._check_finite(reward, "reward"))
         self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
@@ -176,9 +180,7 @@ class Trainer:
                 metrics = self.agent.train_step(batch, update_actor)
             except Exception as exc:
                 if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
-                    raise TrainingFault(
-                        f"env step {self.env_steps}: the loss became non-finite (NaN or inf): lower the "
-                        "learning rates; checkpoint.h5 keeps the last good state") from None
+                    raise self._fault("the loss became non-finite (NaN or inf): lower the learning rates") from None
                 raise
             self.critic_updates += 1
             self.last_critic_loss = metrics["critic_loss"]
@@ -200,8 +202,8 @@ class Trainer:
         try:
             return evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
                             self.config.train.eval_seed, env=self.eval_env)
-        except TrainingFault as exc:  # evaluation runs before the step's checkpoint: the last one is good
-            raise TrainingFault(f"env step {self.env_steps}: {exc}; checkpoint.h5 keeps the last good state") from None
+        except TrainingFault as exc:  # a broken evaluation environment, or a diverged actor
+            raise self._fault(str(exc), checkpoint_kept=False) from None
 
     def _evaluate(self) -> None:
         result = self._run_evaluation()

@@ -4,7 +4,7 @@ The critic reads (observation, action) through Dense(16, relu) -> Dense(1). Sett
 except the action row (``slope``), its bias to ``offset`` and its output weights to 1/16 gives
 Q(s, a) = slope * a + offset wherever slope * a + offset > 0: dQ/da = slope, whatever the observation.
 The critic's learning rate is set to zero so that critic stays the same function over repeated steps (within
-one step the actor reads the critic from before that step's critic update anyway: see the last tests).
+one step the actor reads the critic from before that step's critic update anyway: see the last test).
 """
 
 from __future__ import annotations
@@ -231,15 +231,44 @@ def test_actor_step_with_zero_critic_learning_rate_leaves_the_critic_untouched()
                                                                  strict=True))
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_actor_step_reads_the_critic_from_before_this_steps_critic_update(compiled):
+def make_window_batch(window: int, seed: int = 4) -> Batch:
+    """``[B, window, ...]`` batch of valid steps (no episode ends)."""
+    rng = np.random.default_rng(seed)
+    return Batch(
+        observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
+        next_observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
+        actions=rng.uniform(LOW, HIGH, size=(BATCH, window, 1)).astype(np.float32),
+        prev_actions=rng.uniform(LOW, HIGH, size=(BATCH, window, 1)).astype(np.float32),
+        rewards=rng.normal(size=(BATCH, window)).astype(np.float32),
+        terminated=np.zeros((BATCH, window), np.float32),
+        valid=np.ones((BATCH, window), np.float32),
+        start_state=(),
+    )
+
+
+@pytest.mark.parametrize(("compiled", "variant"), [(True, "feed-forward"), (False, "feed-forward"),
+                                                   (True, "twin critics"), (True, "recurrent")])
+def test_actor_step_reads_the_critic_from_before_this_steps_critic_update(compiled, variant):
     """A critic learning rate of zero or a huge one: the critics end far apart, the actors identical."""
-    batch = make_batch(seed=4)
-    still, moved = make_agent(seed=6, compiled=compiled), make_agent(seed=6, compiled=compiled)
+    agent_options: dict = {"twin_critics": True} if variant == "twin critics" else {}
+    if variant == "recurrent":
+        config = config_from_dict({
+            "env": {"id": "Pendulum-v1"},
+            "action_bounds": {"low": [LOW], "high": [HIGH]},
+            "agent": {"batch_size": BATCH, "actor_lr": 0.05, "target_update": 0.01},
+            "network": {"actor_layers": [16], "critic_layers": [16], "recurrent": "lstm", "units": 8,
+                        "history": "obs+prev_action"},
+            "replay": {"size": 1000, "sequence_length": 4, "burn_in": 2},
+        })
+        spec = EnvSpec("Pendulum-v1", observation_dim=3, action_dim=1,
+                       low=np.array([LOW], np.float32), high=np.array([HIGH], np.float32))
+        still, moved = (Agent(config, spec, seed=6, run_eagerly=not compiled) for _ in range(2))
+        batch = make_window_batch(window=6)
+    else:
+        still, moved = (make_agent(seed=6, compiled=compiled, **agent_options) for _ in range(2))
+        batch = make_batch(seed=4)
     still.critic_optimizer.learning_rate = 0.0
     moved.critic_optimizer.learning_rate = 0.5
-    for agent in (still, moved):
-        set_constant_actor(agent, 1.0)
     actor_before = snapshot(still.actor_variables)
 
     still.train_step(batch, update_actor=True)

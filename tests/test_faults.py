@@ -95,6 +95,37 @@ def test_diverged_actor_is_one_error_not_a_nan_action_for_the_environment():
             evaluate(AgentPolicy(agent), config, episodes=1, seed=0)
 
 
+def test_evaluation_blames_a_broken_environment_not_the_actor():
+    """NaN observations from the evaluation environment are named as the environment's, before any policy
+    acts on them."""
+    from rdpg_cli.agent import Agent
+    from rdpg_cli.config import config_from_dict
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import TrainingFault
+    from rdpg_cli.evaluation import evaluate
+    from rdpg_cli.policy import AgentPolicy
+
+    config, spec = resolve_bounds(config_from_dict({
+        "env": {"id": "faulty_envs:FaultyPendulum-v0", "kwargs": {"fault": "nan_observation", "fault_step": 5}},
+        "action_bounds": {"low": [-2.0], "high": [2.0]},
+        "network": {"actor_layers": [16], "critic_layers": [16]}}))
+    with pytest.raises(TrainingFault, match=r"^evaluation: the environment returned a non-finite observation"):
+        evaluate(AgentPolicy(Agent(config, spec, seed=0)), config, episodes=1, seed=0)
+
+
+def test_evaluate_cli_on_a_diverged_checkpoint_is_one_error_line(tmp_path):
+    from rdpg_cli.checkpoint import write_checkpoint
+
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", cwd=tmp_path)
+    data = read_checkpoint(tmp_path / "run" / "checkpoint.h5")
+    data.variables["actor"] = [np.full_like(a, 1.0e30) for a in data.variables["actor"]]
+    write_checkpoint(tmp_path / "diverged.h5", data)
+    result = rdpg("evaluate", "diverged.h5", "--episodes", "1", cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: evaluation: the actor's action is non-finite"), lines
+
+
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
 def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     import h5py as h5
