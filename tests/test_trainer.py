@@ -212,7 +212,7 @@ def test_pendulum_learns_within_5k_steps(tmp_path):
 @pytest.mark.slow
 def test_pendulum_novel_learns_what_a_memoryless_agent_cannot(tmp_path):
     """The recurrent path learns: `pendulum-novel` (no velocity in the observation), seed 0, 5k env steps.
-    A memoryless agent never gets above -1250 there in 30k steps (README); the preset measured -218 to -502
+    A memoryless agent never gets above -1250 there in 30k steps (README); the preset measured -202 to -520
     at 5k over seeds 0-6, so a best evaluation below -1000 means memory stopped helping (the margin also
     covers the different float rounding, and so trajectory, of another CPU)."""
     rdpg("train", "--preset", "pendulum-novel", "--steps", "5000", "--seed", "0", "--run-dir", "run", "-q",
