@@ -24,7 +24,7 @@ from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkp
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
 from rdpg_cli.errors import CheckpointError, TrainingFault
-from rdpg_cli.evaluation import evaluate
+from rdpg_cli.evaluation import EvalResult, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import ReplayBuffer
@@ -198,7 +198,7 @@ class Trainer:
 
     # -- evaluation, logging, checkpoints ------------------------------------------------------------------
 
-    def _run_evaluation(self):
+    def _run_evaluation(self) -> EvalResult:
         try:
             return evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
                             self.config.train.eval_seed, env=self.eval_env)
