@@ -108,8 +108,7 @@ class Agent:
         self._act_exploring = wrap(lambda *a: self._act_impl(*a, exploring=True))
         self.run_eagerly = run_eagerly
         self._concrete_steps: dict = {}
-        self._numpy_cache: NumpyActor | None = None
-        self._numpy_averaged_cache: NumpyActor | None = None
+        self._numpy_copies: dict[str, NumpyActor] = {}  # "online" / "averaged": read from the actors on demand
 
     # -- acting --------------------------------------------------------------------------------------------
 
@@ -140,8 +139,7 @@ class Agent:
         if self.config.network.history == "obs+prev_action":
             history = np.concatenate([history, np.asarray(prev_action, np.float32)[None, :]], axis=-1)
         averaged = not exploring and self.policy_actor() is self.target_actor
-        numpy_actor = self._numpy_averaged_actor() if averaged else self._numpy_actor()
-        action, state = numpy_actor.forward(history, tuple(state))
+        action, state = self._numpy_copy(averaged).forward(history, tuple(state))
         return action[0], state
 
     def act_tf(self, observation: np.ndarray, prev_action: np.ndarray, state: tuple, exploring: bool = False
@@ -152,20 +150,16 @@ class Agent:
             tuple(tf.convert_to_tensor(s) for s in state))
         return action.numpy()[0], tuple(s.numpy() for s in state)
 
-    def _numpy_actor(self) -> NumpyActor:
-        if self._numpy_cache is None:
-            self._numpy_cache = NumpyActor.from_actor(self.actor)
-        return self._numpy_cache
-
-    def _numpy_averaged_actor(self) -> NumpyActor:
-        if self._numpy_averaged_cache is None:
-            self._numpy_averaged_cache = NumpyActor.from_actor(self.target_actor)
-        return self._numpy_averaged_cache
+    def _numpy_copy(self, averaged: bool) -> NumpyActor:
+        """The numpy copy of the online actor, or of the target actor (its average) when ``averaged``."""
+        key = "averaged" if averaged else "online"
+        if key not in self._numpy_copies:
+            self._numpy_copies[key] = NumpyActor.from_actor(self.target_actor if averaged else self.actor)
+        return self._numpy_copies[key]
 
     def actor_changed(self) -> None:
         """Drop the numpy copies of the actors' weights (after an update or a restore)."""
-        self._numpy_cache = None
-        self._numpy_averaged_cache = None
+        self._numpy_copies = {}
 
     # -- learning ------------------------------------------------------------------------------------------
 
@@ -180,9 +174,9 @@ class Agent:
             flat = [tf.constant(args[0]), *(tf.constant(s) for s in args[1])]
             metrics, actor_weights = call_graph(self._concrete(step, args), flat)
         if update_actor:
-            # The step hands back the actor's new weights, flat: one read instead of one per variable.
-            self._numpy_cache = self._numpy_actor().with_flat_weights(actor_weights.numpy())
-            self._numpy_averaged_cache = None  # the target actor moved too; read again when next evaluated
+            # The step hands back the actor's new weights, flat: one read instead of one per variable. The
+            # target actor moved too: its copy is dropped, read again when next evaluated.
+            self._numpy_copies = {"online": self._numpy_copy(averaged=False).with_flat_weights(actor_weights.numpy())}
         return dict(zip(metric_names(update_actor), metrics.numpy().tolist(), strict=True))
 
     def _concrete(self, step, args):

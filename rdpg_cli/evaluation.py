@@ -70,9 +70,10 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                     action = policy.act(observation)
                 except TrainingFault as exc:
                     raise TrainingFault(f"evaluation: {exc}") from None
-                if not np.all(np.isfinite(action)):  # an exported policy, say: the environment must not get it
-                    raise TrainingFault(f"evaluation: the policy's action is non-finite "
-                                        f"({np.array2string(np.asarray(action), precision=4)}): its weights diverged")
+                shown = non_finite(action)  # an exported policy, say: the environment must not get it
+                if shown is not None:
+                    raise TrainingFault(
+                        f"evaluation: the policy's action is non-finite ({shown}): its weights diverged")
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
                 observation, reward, terminated, truncated, _ = env.step(action)
@@ -92,12 +93,17 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
     return result
 
 
+def non_finite(value) -> str | None:
+    """None when every element of ``value`` is finite; otherwise ``value`` printed for an error message."""
+    array = np.asarray(value, np.float64)
+    return None if np.all(np.isfinite(array)) else np.array2string(array, precision=4)
+
+
 def _check_observation(observation) -> None:
     """A non-finite observation is the environment's fault, and is named so before the policy acts on it."""
-    array = np.asarray(observation, np.float64)
-    if not np.all(np.isfinite(array)):
-        raise TrainingFault(f"evaluation: the environment returned a non-finite observation "
-                            f"({np.array2string(array, precision=4)})")
+    shown = non_finite(observation)
+    if shown is not None:
+        raise TrainingFault(f"evaluation: the environment returned a non-finite observation ({shown})")
 
 
 def _render(env, config: Config) -> np.ndarray:

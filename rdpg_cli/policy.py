@@ -11,6 +11,7 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, config_from_checkpoint, read_checkpoint, spec_from_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.errors import CheckpointError, TrainingFault
+from rdpg_cli.evaluation import non_finite
 
 
 class AgentPolicy:
@@ -38,9 +39,10 @@ class AgentPolicy:
                                                  self.state, exploring=self.exploring)
         except FloatingPointError:
             raw = np.full(self.agent.spec.action_dim, np.nan, np.float32)
-        if not np.all(np.isfinite(raw)):
-            raise TrainingFault(f"the actor's action is non-finite ({np.array2string(raw, precision=4)}): its "
-                                "weights diverged; lower the learning rates")
+        shown = non_finite(raw)
+        if shown is not None:
+            raise TrainingFault(f"the actor's action is non-finite ({shown}): its weights diverged; lower the "
+                                "learning rates")
         self.last_raw_action = raw
         action = np.clip(raw, self.agent.spec.low, self.agent.spec.high).astype(np.float32)
         self.prev_action = action

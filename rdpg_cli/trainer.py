@@ -24,7 +24,7 @@ from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkp
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
 from rdpg_cli.errors import CheckpointError, TrainingFault
-from rdpg_cli.evaluation import EvalResult, evaluate
+from rdpg_cli.evaluation import EvalResult, evaluate, non_finite
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import ReplayBuffer
@@ -116,10 +116,9 @@ class Trainer:
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
     def _check_finite(self, value: Any, what: str) -> Any:
-        array = np.asarray(value, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise self._fault(
-                f"the environment returned a non-finite {what} ({np.array2string(array, precision=4)})")
+        shown = non_finite(value)
+        if shown is not None:
+            raise self._fault(f"the environment returned a non-finite {what} ({shown})")
         return np.asarray(value, np.float32) if what == "observation" else value
 
     # -- one env step --------------------------------------------------------------------------------------

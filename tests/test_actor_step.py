@@ -40,17 +40,17 @@ def make_agent(bounding: str = "invert", actor_lr: float = 0.05, seed: int = 0, 
     return Agent(config, spec, seed=seed, run_eagerly=not compiled)
 
 
-def make_batch(seed: int = 0, valid: np.ndarray | None = None) -> Batch:
-    """Feed-forward batch: ``[B, W=1, ...]``."""
+def make_batch(seed: int = 0, valid: np.ndarray | None = None, window: int = 1) -> Batch:
+    """``[B, window, ...]`` batch; feed-forward is ``window = 1``."""
     rng = np.random.default_rng(seed)
     return Batch(
-        observations=rng.normal(size=(BATCH, 1, 3)).astype(np.float32),
-        next_observations=rng.normal(size=(BATCH, 1, 3)).astype(np.float32),
-        actions=rng.uniform(LOW, HIGH, size=(BATCH, 1, 1)).astype(np.float32),
-        prev_actions=np.zeros((BATCH, 1, 1), np.float32),
-        rewards=rng.normal(size=(BATCH, 1)).astype(np.float32),
-        terminated=np.zeros((BATCH, 1), np.float32),
-        valid=np.ones((BATCH, 1), np.float32) if valid is None else valid.astype(np.float32),
+        observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
+        next_observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
+        actions=rng.uniform(LOW, HIGH, size=(BATCH, window, 1)).astype(np.float32),
+        prev_actions=np.zeros((BATCH, window, 1), np.float32),
+        rewards=rng.normal(size=(BATCH, window)).astype(np.float32),
+        terminated=np.zeros((BATCH, window), np.float32),
+        valid=np.ones((BATCH, window), np.float32) if valid is None else valid.astype(np.float32),
         start_state=(),
     )
 
@@ -231,21 +231,6 @@ def test_actor_step_with_zero_critic_learning_rate_leaves_the_critic_untouched()
                                                                  strict=True))
 
 
-def make_window_batch(window: int, seed: int = 4) -> Batch:
-    """``[B, window, ...]`` batch of valid steps (no episode ends)."""
-    rng = np.random.default_rng(seed)
-    return Batch(
-        observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
-        next_observations=rng.normal(size=(BATCH, window, 3)).astype(np.float32),
-        actions=rng.uniform(LOW, HIGH, size=(BATCH, window, 1)).astype(np.float32),
-        prev_actions=rng.uniform(LOW, HIGH, size=(BATCH, window, 1)).astype(np.float32),
-        rewards=rng.normal(size=(BATCH, window)).astype(np.float32),
-        terminated=np.zeros((BATCH, window), np.float32),
-        valid=np.ones((BATCH, window), np.float32),
-        start_state=(),
-    )
-
-
 @pytest.mark.parametrize(("compiled", "variant"), [(True, "feed-forward"), (False, "feed-forward"),
                                                    (True, "twin critics"), (True, "recurrent")])
 def test_actor_step_reads_the_critic_from_before_this_steps_critic_update(compiled, variant):
@@ -263,7 +248,7 @@ def test_actor_step_reads_the_critic_from_before_this_steps_critic_update(compil
         spec = EnvSpec("Pendulum-v1", observation_dim=3, action_dim=1,
                        low=np.array([LOW], np.float32), high=np.array([HIGH], np.float32))
         still, moved = (Agent(config, spec, seed=6, run_eagerly=not compiled) for _ in range(2))
-        batch = make_window_batch(window=6)
+        batch = make_batch(seed=4, window=6)
     else:
         still, moved = (make_agent(seed=6, compiled=compiled, **agent_options) for _ in range(2))
         batch = make_batch(seed=4)
