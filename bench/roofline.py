@@ -9,8 +9,8 @@ Three things are measured in one process, so they share the load of the moment:
    core running side by side (rdpg runs each op on one thread, ops in parallel: ``rdpg_cli/threads.py``),
    best of several tries per size, at the start and again at the end (the better reading is used);
 2. the feed-forward update of bench/throughput.py (Pendulum-v1, [256, 256], batch 256, twin critics,
-   policy delay 2, target smoothing): ``Agent.train_step`` on one fixed batch, after warm-up, alternating
-   critic-only and full (critic + actor) steps as policy delay 2 does;
+   policy delay 2, target smoothing): ``Agent.train_steps`` on one fixed batch, after warm-up, a critic-only
+   step then a full (critic + actor) step per call, as the trainer runs policy delay 2;
 3. the recurrent update (LSTM-128 encoder under the same [256, 256] heads, batch 32, sequence 32, burn-in
    0): the same, reported as transitions/s = batch x sequence / update time.
 Achieved = the update's matmul FLOPs (counted below) / its measured time; the share = achieved / peak.
@@ -201,39 +201,49 @@ def small_matmul_rate(rows: int, width: int, depth: int, tries: int) -> float:
     return parallel * 2 * rows * width * width * depth / best / 1e9
 
 
+def cycle_flags(policy_delay: int) -> list[bool]:
+    """One policy-delay cycle of steps as the trainer runs them in one call: the critic-only steps it
+    holds back, then the step with the actor (``Trainer.pending_updates``)."""
+    return [False] * (policy_delay - 1) + [True]
+
+
 def time_updates(agent, batch, updates: int, repeats: int, policy_delay: int) -> list[float]:
-    """Seconds per update of ``Agent.train_step`` on one fixed batch, one figure per timing block; the
-    actor is updated on every ``policy_delay``-th step, as the trainer does."""
-    for i in range(2 * policy_delay):  # trace both flavours of the step and warm up
-        agent.train_step(batch, i % policy_delay == 0)
+    """Seconds per update of ``Agent.train_steps`` on one fixed batch, one figure per timing block: one call
+    per policy-delay cycle, as the trainer makes them."""
+    flags = cycle_flags(policy_delay)
+    batches = [batch] * policy_delay
+    for _ in range(2):  # trace and warm up
+        agent.train_steps(batches, flags)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for i in range(updates):
-            agent.train_step(batch, i % policy_delay == 0)
-        times.append((time.perf_counter() - start) / updates)
+        for _ in range(updates // policy_delay):
+            agent.train_steps(batches, flags)
+        times.append((time.perf_counter() - start) / (updates // policy_delay * policy_delay))
     return times
 
 
 def time_graph_only(agent, batch, updates: int, policy_delay: int) -> float | None:
-    """Seconds per update calling the agent's compiled step functions directly on one prepared input (no
-    ``train_step`` wrapper: no packing, no metrics to floats, no numpy actor refresh). A diagnostic only:
+    """Seconds per update calling the agent's compiled cycle directly on one prepared input (no
+    ``train_steps`` wrapper: no packing, no metrics to floats, no numpy actor refresh). A diagnostic only:
     private names, skipped if absent."""
     try:
+        import numpy as np
         import tensorflow as tf
 
         from rdpg_cli.agent import pack_batch
 
         start_state = batch.start_state or agent.initial_state(batch.observations.shape[0])
-        args = (tf.constant(pack_batch(batch)), tuple(tf.constant(s) for s in start_state))
-        critic_only, full = agent._critic_only_step, agent._full_step
-        for f in (critic_only, full):
-            tf.nest.map_structure(lambda t: t.numpy(), f(*args))
+        packed = np.stack([pack_batch(batch)] * policy_delay)
+        states = tuple(np.stack([s] * policy_delay) for s in start_state)
+        args = (tf.constant(packed), tuple(tf.constant(s) for s in states))
+        cycle = agent._steps_function(tuple(cycle_flags(policy_delay)))
+        tf.nest.map_structure(lambda t: t.numpy(), cycle(*args))
         start = time.perf_counter()
-        for i in range(updates):
-            out = (full if i % policy_delay == 0 else critic_only)(*args)
+        for _ in range(updates // policy_delay):
+            out = cycle(*args)
         tf.nest.map_structure(lambda t: t.numpy(), out)
-        return (time.perf_counter() - start) / updates
+        return (time.perf_counter() - start) / (updates // policy_delay * policy_delay)
     except Exception:  # the lead may reshape these private functions at any time
         return None
 
@@ -255,13 +265,12 @@ def measure(name: str, sets: dict, args) -> tuple[list[float], Flops]:
           f"full step, {flops.per_update / 1e6:.1f} MFLOP per update (policy delay {flops.policy_delay})")
     print(f"{name}: {spread([t * 1e3 for t in times], '{:.2f}')} ms per update, median (min-max) of "
           f"{len(times)} blocks of {args.updates} ({load_text()})")
-    traces = ", ".join(f"{n.lstrip('_')}={v.experimental_get_tracing_count()}" for n, v in sorted(vars(agent).items())
-                       if hasattr(v, "experimental_get_tracing_count"))
+    traces = ", ".join(f"{n}={count}" for n, count in sorted(agent.tracing_counts().items()))
     print(f"# {name}: traces {traces or 'n/a'} (1 each: no retracing)")
     graph = time_graph_only(agent, batch, args.updates, config.agent.policy_delay)
     if graph is not None:
         print(f"# {name}: the compiled step functions alone: {graph * 1e3:.2f} ms per update, one block "
-              f"(train_step adds its Python around them)")
+              f"(train_steps adds its Python around them)")
     return times, flops
 
 
@@ -273,7 +282,7 @@ def main() -> None:
     args = parser.parse_args()
     args.repeats = args.repeats or (7 if args.quick else 15)
     args.updates = args.updates or (10 if args.quick else 20)
-    args.updates += args.updates % 2  # whole policy-delay cycles
+    args.updates += args.updates % 2  # whole policy-delay cycles (both configurations use 2)
     quiet_tensorflow()
     import tensorflow as tf
 

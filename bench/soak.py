@@ -15,7 +15,7 @@ overrides: ``train.eval_every`` = the sampling interval (10k), ``train.eval_epis
 batch 32 windows of burn-in 8 + 16 steps). A child records, right after the update of every env step that
 is a multiple of ``--every``: the env step, wall time, the process's CPU time (user + system, all threads),
 VmRSS from /proc/self/status, ``os.getloadavg()``, and the wall time spent so far in each part of the
-loop: ``update`` (``Agent.train_step``), ``sample`` (``ReplayBuffer.sample``), ``act`` (the acting policy),
+loop: ``update`` (``Agent.train_steps``), ``sample`` (``ReplayBuffer.sample``), ``act`` (the acting policy),
 ``env`` (``env.step``), ``evaluate``, ``log`` (metrics/timing rows, TensorBoard), ``checkpoint``; the rest
 of the loop is ``other``. A slowdown can then be pinned on one part (the report prints each part's ms per
 env step, first quarter -> last quarter). The evaluation returns (2 episodes each) are printed too.
@@ -156,7 +156,7 @@ def run_child(preset: str, steps: int, every: int, checkpoint_every: int, out: P
         trainer.save = timed("checkpoint", trainer.save)
         trainer._evaluate = timed("evaluate", trainer._evaluate)
         trainer._write_row = timed("log", trainer._write_row)
-        trainer.agent.train_step = timed("update", trainer.agent.train_step)
+        trainer.agent.train_steps = timed("update", trainer.agent.train_steps)
         trainer.replay.sample = timed("sample", trainer.replay.sample)
         trainer.policy.act = timed("act", trainer.policy.act)  # evaluation acts through its own policy
         trainer.env.step = timed("env", trainer.env.step)

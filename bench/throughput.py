@@ -112,13 +112,8 @@ def run_rdpg(skip: int, window: int, sets: dict, profile: int = 0) -> dict:
 
 
 def tracing_counts(agent) -> str:
-    """How often each of the agent's compiled functions was traced (1 each is right: no retracing)."""
-    counts = []
-    for name, value in sorted(vars(agent).items()):
-        get = getattr(value, "experimental_get_tracing_count", None)
-        if get is not None:
-            counts.append(f"{name.lstrip('_')}={get()}")
-    return ", ".join(counts) or "n/a"
+    """How often each of the agent's compiled sequences of steps was traced (1 each is right: no retracing)."""
+    return ", ".join(f"{name}={count}" for name, count in sorted(agent.tracing_counts().items())) or "n/a"
 
 
 def run_sb3(skip: int, window: int, torch_threads: int | None) -> dict:

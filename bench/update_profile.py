@@ -1,18 +1,18 @@
 """Where one feed-forward update's time goes, op by op: TensorFlow's profiler on the bench/throughput.py update.
 
-    python bench/update_profile.py                  # both flavours of step, 50 steps each
+    python bench/update_profile.py                  # each flavour of call, 50 calls each
     python bench/update_profile.py --steps 100 --top 30
     python bench/update_profile.py --set network.critic_layers=[64,64]
 
-For each flavour of ``Agent.train_step`` (critic-only, and full: critic and actor) it runs ``--steps`` steps
-on one fixed batch under ``tf.profiler`` and reads the trace back (the XSpace protobuf TensorFlow ships), then
-prints:
-- the ops that take the most time per step, summed over the step's graph (matmuls show as ``_Mkl*MatMul``
+For each flavour of ``Agent.train_steps`` call (a critic-only step; a full step, critic and actor; both in
+one call, as the trainer runs policy delay 2) it makes ``--steps`` calls on one fixed batch under
+``tf.profiler`` and reads the trace back (the XSpace protobuf TensorFlow ships), then prints:
+- the ops that take the most time per call, summed over the call's graph (matmuls show as ``_Mkl*MatMul``
   after TensorFlow's oneDNN rewrite: the op's name, then its kernel);
-- per compute thread, the share of the step's wall time it was busy with ops, and how long the step's call
-  took before its first op ran (the call's own set-up);
-- the step's wall time from the profile (the profiler adds a little to it; bench/roofline.py gives the figure
-  to quote).
+- per compute thread, the share of the call's wall time it was busy with ops, and how long the call took
+  before its first op ran (the call's own set-up);
+- the call's wall time from the profile (the profiler adds a little to it; bench/roofline.py gives the
+  figure to quote).
 A diagnostic for speed work on the update: what is idle, what is small ops, what is matmul.
 """
 
@@ -42,17 +42,19 @@ from _common import (
 NOT_OPS = ("ExecutorState::", "ThreadpoolListener::", "FunctionRun", "ExecutorDoneCallback")
 
 
-def profile_steps(agent, batch, full: bool, steps: int) -> tuple[list, dict]:
-    """Run ``steps`` train steps under the profiler; the host plane of the trace and its event names."""
+def profile_steps(agent, batch, flags: list[bool], steps: int) -> tuple[list, dict]:
+    """Run ``steps`` calls of ``Agent.train_steps`` (one step per entry of ``flags``: with the actor where
+    true) under the profiler; the host plane of the trace and its event names."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
+    batches = [batch] * len(flags)
     for _ in range(10):  # trace and warm up outside the profile
-        agent.train_step(batch, full)
+        agent.train_steps(batches, flags)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         for _ in range(steps):
-            agent.train_step(batch, full)
+            agent.train_steps(batches, flags)
         tf.profiler.experimental.stop()
         (path,) = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
         space = xplane_pb2.XSpace()
@@ -98,14 +100,14 @@ def report(flavour: str, host, names, top: int) -> float:
         first_op.append((earliest - start) / 1e6)
     walls = [(end - start) / 1e9 for start, end in windows]
     steps = len(windows)
-    print(f"\n{flavour} step: {steps} steps profiled; the ops taking the most time per step:")
+    print(f"\n{flavour}: {steps} calls profiled; the ops taking the most time per call:")
     for name, picoseconds in per_op.most_common(top):
         print(f"  {picoseconds / 1e9 / steps:7.3f} ms  {name[:100]}")
     small = sum(p for n, p in per_op.items() if "MatMul" not in n) / 1e9 / steps
     matmul = sum(p for n, p in per_op.items() if "MatMul" in n) / 1e9 / steps
     threads = ", ".join(f"{100 * median(shares):.0f} %" for shares in busy.values())
-    print(f"{flavour}: matmul ops {matmul:.2f} ms, other ops {small:.2f} ms of thread time per step; compute threads "
-          f"busy {threads} of the step; first op {median(first_op):.0f} µs after the call starts")
+    print(f"{flavour}: matmul ops {matmul:.2f} ms, other ops {small:.2f} ms of thread time per call; compute threads "
+          f"busy {threads} of the call; first op {median(first_op):.0f} µs after the call starts")
     return median(walls)
 
 
@@ -127,9 +129,11 @@ def main() -> None:
     batch = replay.sample(np.random.default_rng(0), config.agent.batch_size, config.replay.sequence_length,
                           config.replay.burn_in)
     walls = {}
-    for flavour, full in (("critic-only", False), ("full", True)):
-        walls[flavour] = report(flavour, *profile_steps(agent, batch, full, args.steps), args.top)
-    print(f"update profile: critic-only step {walls['critic-only']:.2f} ms, full step {walls['full']:.2f} ms "
+    flavours = {"critic-only": [False], "full": [True], "critic-only+full": [False, True]}
+    for flavour, flags in flavours.items():
+        walls[flavour] = report(flavour, *profile_steps(agent, batch, flags, args.steps), args.top)
+    print(f"update profile: critic-only step {walls['critic-only']:.2f} ms, full step {walls['full']:.2f} ms, "
+          f"both in one call (as the trainer runs policy delay 2) {walls['critic-only+full']:.2f} ms "
           f"(median under the profiler)")
 
 

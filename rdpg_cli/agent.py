@@ -3,12 +3,13 @@
 One update path serves DDPG and RDPG: a batch is always ``[batch, window]`` with ``window = burn_in +
 sequence_length``; feed-forward is the case ``burn_in = 0, sequence_length = 1`` with an empty state.
 Bookkeeping (when to update the actor, counters) stays in Python; the maths runs in one ``tf.function``
-per flavour of step (with or without the actor), each traced once.
+per sequence of steps the trainer hands over at once (``train_steps``: e.g. a critic-only step then a step
+with the actor), each traced once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -101,12 +102,11 @@ class Agent:
 
         # XLA (jit_compile) was measured: no gain for the feed-forward step on this CPU, and tens of seconds
         # of compilation for an unrolled recurrent one; plain graphs it is.
-        wrap: Callable = (lambda f: f) if run_eagerly else tf.function
-        self._critic_only_step = wrap(lambda *b: self._packed_update(*b, update_actor=False))
-        self._full_step = wrap(lambda *b: self._packed_update(*b, update_actor=True))
-        self._act = wrap(self._act_impl)
-        self._act_exploring = wrap(lambda *a: self._act_impl(*a, exploring=True))
+        self._wrap: Callable = (lambda f: f) if run_eagerly else tf.function
+        self._act = self._wrap(self._act_impl)
+        self._act_exploring = self._wrap(lambda *a: self._act_impl(*a, exploring=True))
         self.run_eagerly = run_eagerly
+        self._step_functions: dict[tuple[bool, ...], Callable] = {}  # per sequence of actor flags
         self._concrete_steps: dict = {}
         self._numpy_copies: dict[str, NumpyActor] = {}  # "online" / "averaged": read from the actors on demand
 
@@ -165,42 +165,79 @@ class Agent:
 
     def train_step(self, batch: Batch, update_actor: bool) -> dict[str, float]:
         """One gradient step on the critic(s), and on the actor when ``update_actor``; returns metrics."""
-        start_state = batch.start_state or self.initial_state(batch.observations.shape[0])
-        args = (pack_batch(batch), tuple(start_state))
-        step = self._full_step if update_actor else self._critic_only_step
+        return self.train_steps([batch], [update_actor])[0]
+
+    def train_steps(self, batches: Sequence[Batch], actor_flags: Sequence[bool]) -> list[dict[str, float]]:
+        """Gradient steps one after another in one compiled call: the i-th on ``batches[i]``, with an actor
+        step where ``actor_flags[i]``; each step's metrics. The numbers are those of one ``train_step`` after
+        another (tested bit for bit): the graph holds the steps in sequence. One call instead of several
+        saves TensorFlow's set-up of each call and lets a step's tail (optimizer, target updates) run beside
+        the next step's head (the target actor's forward pass, which a critic-only step leaves alone) on the
+        second core. Measured per update, one call against one call per step: the feed-forward TD3 update of
+        bench/throughput.py 2.04 against 2.32 ms, ``pendulum-novel``'s two steps per env step 3.14 against
+        3.49 ms, the LSTM-128 TD3 update of bench/roofline.py no faster (0.95-1.00x) (README)."""
+        pattern = tuple(bool(flag) for flag in actor_flags)
+        if not pattern or len(pattern) != len(batches):
+            raise ValueError(f"{len(batches)} batches for {len(pattern)} actor flags")
+        batch_size = batches[0].observations.shape[0]
+        packed = np.stack([pack_batch(batch) for batch in batches])
+        starts = [batch.start_state or self.initial_state(batch_size) for batch in batches]
+        start_states = tuple(np.stack(parts) for parts in zip(*starts, strict=True))
+        step = self._steps_function(pattern)
         if self.run_eagerly:
-            metrics, actor_weights = step(*args)
+            metrics, actor_weights = step(packed, start_states)
         else:
-            flat = [tf.constant(args[0]), *(tf.constant(s) for s in args[1])]
-            metrics, actor_weights = call_graph(self._concrete(step, args), flat)
-        if update_actor:
-            # The step hands back the actor's new weights, flat: one read instead of one per variable. The
+            flat = [tf.constant(packed), *(tf.constant(s) for s in start_states)]
+            metrics, actor_weights = call_graph(self._concrete(pattern, step, (packed, start_states)), flat)
+        if any(pattern):
+            # The call hands back the actor's new weights, flat: one read instead of one per variable. The
             # target actor moved too: its copy is dropped, read again when next evaluated.
             self._numpy_copies = {"online": self._numpy_copy(averaged=False).with_flat_weights(actor_weights.numpy())}
-        return dict(zip(metric_names(update_actor), metrics.numpy().tolist(), strict=True))
+        values = iter(metrics.numpy().tolist())
+        return [{name: next(values) for name in metric_names(update_actor)} for update_actor in pattern]
 
-    def _concrete(self, step, args):
+    def _steps_function(self, pattern: tuple[bool, ...]) -> Callable:
+        if pattern not in self._step_functions:
+            self._step_functions[pattern] = self._wrap(
+                lambda packed, start_states: self._packed_updates(packed, start_states, pattern))
+        return self._step_functions[pattern]
+
+    def tracing_counts(self) -> dict[str, int]:
+        """How often each compiled sequence of steps was traced, by its steps' names (1 each: no retracing)."""
+        return {"+".join("full" if flag else "critic-only" for flag in pattern):
+                function.experimental_get_tracing_count()
+                for pattern, function in self._step_functions.items()
+                if hasattr(function, "experimental_get_tracing_count")}
+
+    def _concrete(self, pattern, step, args):
         """The traced graph of ``step`` for these shapes, looked up once: calling it directly skips the
         signature hashing and cache lookup a ``tf.function`` call does every time (~1 ms on this CPU)."""
-        packed, start_state = args
-        key = (id(step), packed.shape, tuple(s.shape for s in start_state))
+        packed, start_states = args
+        key = (pattern, packed.shape, tuple(s.shape for s in start_states))
         if key not in self._concrete_steps:
             specs = tf.nest.map_structure(lambda a: tf.TensorSpec(np.shape(a), tf.float32), args)
             self._concrete_steps[key] = step.get_concrete_function(*specs)
         return self._concrete_steps[key]
 
-    def _packed_update(self, packed, start_state, update_actor: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        """``_update`` on a batch packed by ``pack_batch``, its metrics and the actor's new weights each
-        returned as one flat tensor: every tensor in or out of a compiled call costs Python time, and the
-        feed-forward update is only a few milliseconds of arithmetic."""
+    def _packed_updates(self, packed, start_states, pattern: tuple[bool, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+        """``_update`` once per entry of ``pattern``, on batches packed by ``pack_batch`` and stacked
+        (``[steps, batch, window, columns]``, start states ``[steps, batch, units]``); every step's metrics,
+        and the actor's weights after the last step, each returned as one flat tensor: every tensor in or
+        out of a compiled call costs Python time, and the feed-forward update is only a few milliseconds
+        of arithmetic."""
         sizes = batch_field_sizes(self.spec.observation_dim, self.spec.action_dim)
-        fields = tf.split(packed, sizes, axis=-1)
-        for i in SCALAR_FIELDS:
-            fields[i] = fields[i][..., 0]
-        metrics, fresh_actor = self._update(*fields, start_state, update_actor=update_actor)
-        flat_metrics = tf.stack([tf.cast(metrics[name], tf.float32) for name in metric_names(update_actor)])
-        flat_actor = tf.concat([tf.reshape(w, [-1]) for w in fresh_actor], axis=0) if fresh_actor else tf.zeros([0])
-        return flat_metrics, flat_actor
+        flat_metrics = []
+        for i, update_actor in enumerate(pattern):
+            fields = tf.split(packed[i], sizes, axis=-1)
+            for j in SCALAR_FIELDS:
+                fields[j] = fields[j][..., 0]
+            metrics = self._update(*fields, tuple(s[i] for s in start_states), update_actor=update_actor)
+            flat_metrics += [tf.cast(metrics[name], tf.float32) for name in metric_names(update_actor)]
+        # Read after every step's updates (TensorFlow orders a function's reads and writes of a variable
+        # as written).
+        flat_actor = (tf.concat([tf.reshape(w, [-1]) for w in NumpyActor.variables(self.actor)], axis=0)
+                      if any(pattern) else tf.zeros([0]))
+        return tf.stack(flat_metrics), flat_actor
 
     def _encode(self, model, history, state, step_mask):
         """Unroll a network's history encoder. The burn-in steps only warm up the state (no loss, no
@@ -302,10 +339,7 @@ class Agent:
                 for target, critic in zip(self.target_critics, self.critics, strict=True):
                     losses.hard_update(target.trainable_variables, critic.trainable_variables)
                 losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
-        fresh_actor = ()
-        if update_actor:
-            fresh_actor = tuple(tf.identity(w) for w in NumpyActor.variables(self.actor))
-        return metrics, fresh_actor
+        return metrics
 
     # -- state for checkpoints -----------------------------------------------------------------------------
 

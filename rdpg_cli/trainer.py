@@ -27,7 +27,7 @@ from rdpg_cli.errors import CheckpointError, TrainingFault
 from rdpg_cli.evaluation import EvalResult, evaluate, non_finite
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
-from rdpg_cli.replay import ReplayBuffer
+from rdpg_cli.replay import Batch, ReplayBuffer
 
 METRIC_COLUMNS = [
     "env_steps", "episodes", "gradient_steps",
@@ -97,6 +97,13 @@ class Trainer:
         self._session_start: float | None = None
         self._summary_writer = None
         self.last_critic_loss: float | None = None
+        # Gradient steps sampled and counted but not yet run: critic-only steps leave the actor alone, so
+        # acting does not wait for them; they run in one compiled call with the next step that updates the
+        # actor (Agent.train_steps), or before anything reads the agent's state. The same numbers as
+        # running each at once; fewer, longer calls are faster (README).
+        self.pending_updates: list[tuple[Batch, bool, int]] = []  # (batch, update_actor, env step sampled at)
+        # The most steps one call holds: one policy-delay cycle of every env step's steps (1: a call per step).
+        self.max_fused_updates = max(1, config.agent.policy_delay) * config.agent.gradient_steps
 
     # -- episode handling ----------------------------------------------------------------------------------
 
@@ -175,13 +182,29 @@ class Trainer:
                                        self.config.replay.burn_in)
             update_actor = (self.env_steps >= agent_cfg.warmup_actor
                             and self.critic_updates % agent_cfg.policy_delay == 0)
-            try:
-                metrics = self.agent.train_step(batch, update_actor)
-            except Exception as exc:
-                if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
-                    raise self._fault("the loss became non-finite (NaN or inf): lower the learning rates") from None
-                raise
+            self.pending_updates.append((batch, update_actor, self.env_steps))
             self.critic_updates += 1
+            if len(self.pending_updates) >= self.max_fused_updates:
+                self.run_pending_updates()
+        if any(update_actor for _, update_actor, _ in self.pending_updates):
+            self.run_pending_updates()  # the next action needs the new actor
+
+    def run_pending_updates(self) -> None:
+        """Run the gradient steps sampled so far in one compiled call (see ``pending_updates``)."""
+        if not self.pending_updates:
+            return
+        batches, actor_flags, sampled_at = zip(*self.pending_updates, strict=True)
+        self.pending_updates = []
+        try:
+            results = self.agent.train_steps(batches, actor_flags)
+        except Exception as exc:
+            if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
+                held = f" in the gradient steps of env steps {sampled_at[0]}-{sampled_at[-1]}" \
+                    if sampled_at[0] != self.env_steps else ""
+                raise self._fault(f"the loss became non-finite (NaN or inf){held}: lower the learning rates") \
+                    from None
+            raise
+        for metrics in results:
             self.last_critic_loss = metrics["critic_loss"]
             for name, value in metrics.items():
                 self._accumulate(f"train/{name}", value)
@@ -276,6 +299,7 @@ class Trainer:
         return self.wall_seconds + (time.perf_counter() - self._session_start if self._session_start else 0.0)
 
     def checkpoint_data(self, with_replay: bool) -> CheckpointData:
+        self.run_pending_updates()  # the state holds every gradient step the counters count
         groups = self.agent.variable_groups()
         acting = {f"state_{i}": np.asarray(s) for i, s in enumerate(self.policy.state)}
         acting["prev_action"] = np.asarray(self.policy.prev_action)
@@ -398,6 +422,9 @@ class Trainer:
             while self.env_steps < total_steps and self.stop_requested is None:
                 self._env_step()
                 self._learn()
+                if (self.env_steps % cfg.eval_every == 0 or self.env_steps % cfg.log_every == 0
+                        or self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps):
+                    self.run_pending_updates()  # evaluation, metrics.csv and checkpoints see every step
                 if self.env_steps % cfg.eval_every == 0:
                     self._evaluate()
                 if self.env_steps % cfg.log_every == 0:
@@ -417,7 +444,7 @@ class Trainer:
             "episode_return": float(np.mean(self.recent_returns)) if self.recent_returns else None,
             "last_eval": self.last_eval[0] if self.last_eval else None,
             "best_eval": self.best_eval,
-            "critic_loss": self.last_critic_loss,  # the latest step's: row means reset at every row
+            "critic_loss": self.last_critic_loss,  # the latest step run's: row means reset at every row
             "updates": self.critic_updates,
         }
 

@@ -198,8 +198,43 @@ def test_train_step_traces_once_per_flavour():
     rng = np.random.default_rng(0)
     for i in range(6):
         agent.train_step(replay.sample(rng, 8), update_actor=i % 2 == 0)
-    assert agent._full_step.experimental_get_tracing_count() == 1
-    assert agent._critic_only_step.experimental_get_tracing_count() == 1
+    for _ in range(3):
+        agent.train_steps([replay.sample(rng, 8), replay.sample(rng, 8)], [False, True])
+    assert agent.tracing_counts() == {"full": 1, "critic-only": 1, "critic-only+full": 1}
+
+
+@pytest.mark.parametrize(("kind", "flags"), [
+    ("none", [False, True, False, True]),
+    ("none", [True, False, False]),
+    ("lstm", [False, True, True]),
+])
+def test_steps_in_one_call_give_the_numbers_of_one_call_each(kind, flags):
+    """``train_steps`` runs its steps in sequence: metrics, every variable and the numpy actor equal those of
+    one ``train_step`` after another, bit for bit (TD3 options on: target noise reads the step counter)."""
+    replay = filled_replay()
+    window = (4, 2) if kind != "none" else ()
+    td3 = {"twin_critics": True, "policy_delay": 2, "target_noise": 0.2}
+    rng = np.random.default_rng(5)
+    batches = [replay.sample(rng, 8, *window) for _ in flags]
+    one_by_one = make_agent(kind, history="obs+prev_action", seed=2, **td3)
+    in_one_call = make_agent(kind, history="obs+prev_action", seed=2, **td3)
+    for _ in range(2):  # twice: the second round starts from moved weights and optimizer moments
+        separate = [one_by_one.train_step(batch, flag) for batch, flag in zip(batches, flags, strict=True)]
+        together = in_one_call.train_steps(batches, flags)
+        assert together == separate
+    for a, b in zip(one_by_one.variable_groups().values(), in_one_call.variable_groups().values(), strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+    observation, previous = np.ones(2, np.float32), np.zeros(1, np.float32)
+    np.testing.assert_array_equal(
+        one_by_one.act(observation, previous, one_by_one.initial_state(1), exploring=True)[0],
+        in_one_call.act(observation, previous, in_one_call.initial_state(1), exploring=True)[0])
+
+
+def test_train_steps_refuses_mismatched_flags():
+    agent = make_agent(seed=0)
+    with pytest.raises(ValueError, match="2 batches for 1 actor flags"):
+        agent.train_steps([filled_replay().sample(np.random.default_rng(0), 8)] * 2, [True])
 
 
 class _PublicCallOnly:

@@ -56,12 +56,21 @@ def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path,
     assert np.all(np.isfinite(data.replay["observations"])) and np.all(np.isfinite(data.replay["rewards"]))
 
 
-def test_diverging_losses_stop_cleanly(tmp_path):
+# With a policy delay of 2 and only the critic diverging, the loss turns non-finite in a call that ran a held
+# critic-only step with the next actor step: the message names both env steps.
+HELD = ("--set", "agent.policy_delay=2", "--set", "agent.actor_lr=1.0e-3")
+
+
+@pytest.mark.parametrize("extra", [(), HELD], ids=["delay-1", "delay-2-held-steps"])
+def test_diverging_losses_stop_cleanly(tmp_path, extra):
     result = rdpg("train", "--preset", "pendulum", "--steps", "1000", *TINY, "--set", "agent.critic_lr=1.0e+30",
-                  "--set", "agent.actor_lr=1.0e+30", "--set", "train.checkpoint_every=50", "--run-dir", "run",
+                  "--set", "agent.actor_lr=1.0e+30", "--set", "train.checkpoint_every=50", *extra, "--run-dir", "run",
                   cwd=tmp_path, check=False)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if extra == HELD:
+        assert "in the gradient steps of env steps" in result.stderr
     assert "non-finite" in result.stderr and "learning rate" in result.stderr
     checkpoint = tmp_path / "run" / "checkpoint.h5"
     if checkpoint.exists():  # whatever was written is finite

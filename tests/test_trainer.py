@@ -72,6 +72,81 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
     assert_same_checkpoint(tmp_path / "a" / "checkpoint.h5", tmp_path / "b" / "checkpoint.h5")
 
 
+HELD_STEP_CASES = {
+    # TD3's policy delay pairs a held critic-only step with the next actor step; a critic warm-up shorter than
+    # the actor's gives runs of critic-only steps; odd row, evaluation and checkpoint intervals fall on held
+    # steps.
+    "delay-2": ["agent.twin_critics=true", "agent.policy_delay=2", "agent.target_noise=0.2",
+                "agent.warmup_actor=150", "train.log_every=75", "train.eval_every=125", "train.checkpoint_every=145"],
+    # Two gradient steps every third env step, an actor step every third gradient step.
+    "delay-3-two-steps-every-3": ["agent.policy_delay=3", "agent.gradient_steps=2", "agent.train_interval=3",
+                                  "train.log_every=50", "train.checkpoint_every=145"],
+}
+
+
+def _saved_state(path: Path) -> tuple[dict, dict]:
+    """A checkpoint's arrays, and its trainer state without the wall-clock time."""
+    with h5py.File(path, "r") as f:
+        state = json.loads(f.attrs["trainer_state"])
+    state.pop("wall_seconds")
+    return datasets(path), state
+
+
+@pytest.mark.parametrize("case", HELD_STEP_CASES)
+def test_held_steps_give_the_numbers_of_a_call_per_step(tmp_path, case):
+    """The trainer holds critic-only steps back to run them in one call with the next actor step: metrics.csv
+    and the checkpoint (weights, optimizer moments, replay, counters, RNG and metric accumulators) equal a run
+    that calls every step at once, and so does a run stopped while a step is held, then resumed."""
+    from rdpg_cli.checkpoint import read_checkpoint
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.trainer import Trainer
+
+    overrides = dict(parse_override(text) for text in [*TINY[1::2], *HELD_STEP_CASES[case]])
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    total = 430
+
+    def trainer_for(name: str, steps_per_call: int | None = None) -> Trainer:
+        (tmp_path / name).mkdir(exist_ok=True)
+        trainer = Trainer(config, spec, tmp_path / name)
+        if steps_per_call:
+            trainer.max_fused_updates = steps_per_call
+        return trainer
+
+    at_once = trainer_for("at-once", steps_per_call=1)
+    at_once.run(total, fresh=True)
+    held = trainer_for("held")
+    held.run(total, fresh=True)
+    assert set(at_once.agent.tracing_counts()) == {"critic-only", "full"}
+    assert max(name.count("+") for name in held.agent.tracing_counts()) >= 1  # steps did share calls
+
+    stopped = trainer_for("stopped")
+    learn = stopped._learn
+
+    def learn_then_stop_while_held() -> None:
+        learn()
+        if stopped.env_steps > 300 and stopped.pending_updates:
+            stopped.stop_requested = "test"
+
+    stopped._learn = learn_then_stop_while_held
+    stopped.run(total, fresh=True)
+    assert 300 < stopped.env_steps < total and not stopped.pending_updates
+    resumed = trainer_for("stopped")
+    resumed.restore(read_checkpoint(tmp_path / "stopped" / "checkpoint.h5"), "checkpoint.h5")
+    resumed.run(total, fresh=False)
+
+    expected_metrics = (tmp_path / "at-once" / "metrics.csv").read_text()
+    expected_arrays, expected_state = _saved_state(tmp_path / "at-once" / "checkpoint.h5")
+    for name in ("held", "stopped"):
+        assert (tmp_path / name / "metrics.csv").read_text() == expected_metrics
+        arrays, state = _saved_state(tmp_path / name / "checkpoint.h5")
+        assert state == expected_state
+        assert set(arrays) == set(expected_arrays)
+        assert not [k for k in arrays if not np.array_equal(arrays[k], expected_arrays[k])]
+    for trainer in (at_once, held, stopped, resumed):
+        trainer.close()
+
+
 def test_different_seeds_differ(tmp_path):
     for name, seed in (("a", "1"), ("b", "2")):
         rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", seed, "--run-dir", name, cwd=tmp_path)
