@@ -30,7 +30,8 @@ class HistoryEncoder(keras.layers.Layer):
     ``reset_after``, gates z, r, h), so a standard Keras LSTM/GRU given the same weights computes the same
     function (exports rely on this). Sequences are unrolled in Python over the short, static window, with
     the input projection of all steps in one matmul; in the agent's update, unmasked LSTM sequences (the
-    trained steps and the target networks) run in TensorFlow's fused kernel. Both are several times faster
+    trained steps and the target networks) run in TensorFlow's fused kernel (wide ones back-propagate
+    through TensorFlow ops, ``_block_lstm_op_backward``). Both are several times faster
     on a CPU than Keras's ``while_loop`` RNN for windows of a few dozen steps.
     """
 
@@ -91,20 +92,19 @@ class HistoryEncoder(keras.layers.Layer):
 
     def _fused_lstm(self, history: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
         """The whole sequence in TensorFlow's fused LSTM kernel, forward and backward: one op each way
-        instead of a dozen per step, which made the recurrent update 1.6x faster (bench/roofline.py).
+        instead of a dozen per step, which made the recurrent update 1.6x faster (bench/roofline.py). From
+        OP_BACKWARD_MIN_UNITS units on, the backward pass is ``_block_lstm_op_backward``'s instead.
 
         ``BlockLSTM`` (V1), not ``BlockLSTMV2``: TF 2.21 registers V1's gradient for V2, whose gates are in
         Keras's order i, f, c, o while V1's are i, c, f, o, so V2's gradients come out wrong by tens of percent.
         V1's forward and gradient agree (tests/test_agent.py checks both against the unrolled cell and Keras);
         it gets the Keras weights with the gate blocks reordered, no forget bias of its own and no clipping."""
         h, c = state
-        zeros = tf.zeros([self.units], history.dtype)
-        outputs = tf.raw_ops.BlockLSTM(
-            seq_len_max=tf.constant(history.shape[1], tf.int64), x=tf.transpose(history, [1, 0, 2]),
-            cs_prev=c, h_prev=h, w=_keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0)),
-            wci=zeros, wcf=zeros, wco=zeros, b=_keras_to_block_gates(self.bias), forget_bias=0.0,
-            cell_clip=-1.0, use_peephole=False)
-        cells, hiddens = outputs[1], outputs[6]  # [time, batch, units]
+        w = _keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
+        b = _keras_to_block_gates(self.bias)
+        x = tf.transpose(history, [1, 0, 2])
+        run = _block_lstm_op_backward if self.units >= OP_BACKWARD_MIN_UNITS else _block_lstm
+        hiddens, cells = run(x, h, c, w, b)  # [time, batch, units]
         return tf.transpose(hiddens, [1, 0, 2]), (hiddens[-1], cells[-1])
 
     def _cell(self, projected_x: tf.Tensor, state: State) -> State:
@@ -122,6 +122,65 @@ class HistoryEncoder(keras.layers.Layer):
         r = tf.sigmoid(x_r + r_r)
         candidate = tf.tanh(x_h + r * r_h)
         return (z * h + (1.0 - z) * candidate,)
+
+
+# From this many LSTM units on, the fused kernel's backward pass is replaced by one written in TensorFlow ops
+# (``_block_lstm_op_backward``). Measured forward + backward of one encoder, 32 rows (README): 128 units over
+# 32 steps 7.6 -> 6.3 ms, over 16 steps 4.7 -> 4.0 ms, 256 units 28.1 -> 19.0 ms; 64 units over 16 steps
+# 1.5 -> 1.7 ms and over 32 steps 2.6 -> 2.9 ms (there the kernel's single op beats a few hundred small ones).
+OP_BACKWARD_MIN_UNITS = 128
+
+
+def _block_lstm_raw(x, h0, c0, w, b):
+    """TensorFlow's fused LSTM (``BlockLSTM`` V1: gates i, c, f, o) over time-major ``x`` [time, batch, in];
+    its seven outputs, each [time, batch, units]: i, cs, f, o, ci, co, h (gates after their nonlinearity,
+    co = tanh(cs))."""
+    zeros = tf.zeros([h0.shape[-1]], x.dtype)
+    return tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.constant(x.shape[0], tf.int64), x=x, cs_prev=c0, h_prev=h0, w=w, wci=zeros, wcf=zeros,
+        wco=zeros, b=b, forget_bias=0.0, cell_clip=-1.0, use_peephole=False)
+
+
+def _block_lstm(x, h0, c0, w, b):
+    """Hidden states and cell states of ``_block_lstm_raw``, differentiated by the kernel's own gradient."""
+    outputs = _block_lstm_raw(x, h0, c0, w, b)
+    return outputs[6], outputs[1]
+
+
+@tf.custom_gradient
+def _block_lstm_op_backward(x, h0, c0, w, b):
+    """``_block_lstm`` whose backward pass is TensorFlow ops: the recurrence one time step at a time (one
+    [batch, 4·units] x [4·units, units] matmul and a few elementwise ops each), then the weight gradient of all
+    steps as one matmul. ``BlockLSTMGrad`` forms the weight gradient step by step in small products, which
+    for wide layers costs more than the ops' dispatch (OP_BACKWARD_MIN_UNITS)."""
+    i, cs, f, o, ci, co, h = _block_lstm_raw(x, h0, c0, w, b)
+    steps, inputs = x.shape[0], x.shape[-1]
+
+    def backward(d_hiddens, d_cells):
+        c_prev = tf.concat([c0[None], cs[:-1]], axis=0)
+        # d(gates before their nonlinearity) = [dcs, dcs, dcs, dh] * this, per step (gate order i, c, f, o).
+        gate_factors = tf.concat([ci * i * (1.0 - i), i * (1.0 - ci * ci), c_prev * f * (1.0 - f),
+                                  co * o * (1.0 - o)], axis=-1)
+        cell_factor = o * (1.0 - co * co)  # d cs / d h through h = o * tanh(cs)
+        recurrent_t = tf.transpose(w[inputs:])  # [4·units, units]
+        dh_next, dc_next = tf.zeros_like(h0), tf.zeros_like(c0)
+        d_gates = [None] * steps
+        for t in reversed(range(steps)):
+            dh = dh_next if d_hiddens is None else d_hiddens[t] + dh_next
+            dcs = dh * cell_factor[t] + dc_next
+            if d_cells is not None:  # only the final cell state is ever used: its gradient, if any, enters here
+                dcs += d_cells[t]
+            d_gates[t] = tf.concat([dcs, dcs, dcs, dh], axis=-1) * gate_factors[t]
+            dh_next = tf.matmul(d_gates[t], recurrent_t)
+            dc_next = dcs * f[t]
+        d_gates = tf.stack(d_gates)  # [time, batch, 4·units]
+        flat_gates = tf.reshape(d_gates, [-1, w.shape[-1]])
+        xh = tf.concat([x, tf.concat([h0[None], h[:-1]], axis=0)], axis=-1)
+        dw = tf.matmul(tf.reshape(xh, [-1, w.shape[0]]), flat_gates, transpose_a=True)
+        dx = tf.reshape(tf.matmul(flat_gates, w[:inputs], transpose_b=True), tf.shape(x))
+        return dx, dh_next, dc_next, dw, tf.reduce_sum(flat_gates, axis=0)
+
+    return (h, cs), backward
 
 
 def _keras_to_block_gates(weights: tf.Tensor) -> tf.Tensor:

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rdpg_cli import agent as agent_module
+from rdpg_cli import networks
 from rdpg_cli.agent import Agent
 from rdpg_cli.config import config_from_dict
 from rdpg_cli.envs import EnvSpec
@@ -268,9 +269,14 @@ def test_flat_graph_call_gives_the_numbers_of_the_public_call(kind, monkeypatch)
     np.testing.assert_array_equal(a_flat, a_public)
 
 
-def test_fused_lstm_equals_the_cell_forward_and_backward():
+@pytest.mark.parametrize("backward", ["kernel", "ops"])
+@pytest.mark.parametrize("final_cell_in_loss", [True, False])
+def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in_loss, monkeypatch):
     """The fused kernel (the update's unrolls) computes the unrolled cell's outputs, final state and
-    gradients, for the weights, the inputs and the start state, with a bias that is not zero."""
+    gradients, for the weights, the inputs and the start state, with a bias that is not zero; with the
+    kernel's own backward pass and with the one written in ops (wide layers), whether or not the final cell
+    state reaches the loss."""
+    monkeypatch.setattr(networks, "OP_BACKWARD_MIN_UNITS", 1 if backward == "ops" else 10**9)
     encoder = HistoryEncoder("lstm", 8)
     x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
     state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
@@ -282,11 +288,34 @@ def test_fused_lstm_equals_the_cell_forward_and_backward():
         with tf.GradientTape() as tape:
             tape.watch([x, *state])
             outputs, final = encoder(x, state, fused=fused)
-            loss = tf.reduce_sum(outputs * output_weights) + tf.reduce_sum(final[1]) + tf.reduce_sum(final[0])
+            loss = tf.reduce_sum(outputs * output_weights) + tf.reduce_sum(final[0])
+            if final_cell_in_loss:
+                loss += tf.reduce_sum(final[1] * output_weights[:, 0])
         grads = tape.gradient(loss, [x, *state, *encoder.trainable_variables])
         results.append([outputs, *final, *grads])
     for cell, fused in zip(*results, strict=True):
         np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_wide_lstm_backward_in_ops_equals_the_kernels():
+    """From OP_BACKWARD_MIN_UNITS units on, the update's LSTM backward pass is written in ops: for 128 units
+    over 12 steps, its gradients equal the fused kernel's own, upstream gradients on every hidden state and on
+    every cell state included."""
+    x = tf.random.stateless_normal([12, 5, 4], seed=[1, 2])
+    h0, c0 = (tf.random.stateless_normal([5, 128], seed=[3, i]) * 0.5 for i in range(2))
+    w = tf.random.stateless_normal([132, 512], seed=[4, 5]) * 0.1
+    b = tf.random.stateless_normal([512], seed=[6, 7]) * 0.1
+    d_hiddens, d_cells = (tf.random.stateless_normal([12, 5, 128], seed=[8, i]) for i in range(2))
+    results = []
+    for run in (networks._block_lstm, networks._block_lstm_op_backward):
+        with tf.GradientTape() as tape:
+            tape.watch([x, h0, c0, w, b])
+            hiddens, cells = run(x, h0, c0, w, b)
+            loss = tf.reduce_sum(hiddens * d_hiddens) + tf.reduce_sum(cells * d_cells)
+        results.append([hiddens, cells, *tape.gradient(loss, [x, h0, c0, w, b])])
+    assert networks.OP_BACKWARD_MIN_UNITS <= 128
+    for kernel, ops in zip(*results, strict=True):
+        np.testing.assert_allclose(ops.numpy(), kernel.numpy(), atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
