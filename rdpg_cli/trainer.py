@@ -103,7 +103,7 @@ class Trainer:
         # running each at once; fewer, longer calls are faster (README).
         self.pending_updates: list[tuple[Batch, bool, int]] = []  # (batch, update_actor, env step sampled at)
         # The most steps one call holds: one policy-delay cycle of every env step's steps (1: a call per step).
-        self.max_fused_updates = max(1, config.agent.policy_delay) * config.agent.gradient_steps
+        self.max_fused_updates = config.agent.policy_delay * config.agent.gradient_steps
 
     # -- episode handling ----------------------------------------------------------------------------------
 
@@ -422,15 +422,17 @@ class Trainer:
             while self.env_steps < total_steps and self.stop_requested is None:
                 self._env_step()
                 self._learn()
-                if (self.env_steps % cfg.eval_every == 0 or self.env_steps % cfg.log_every == 0
-                        or self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps):
+                evaluate_now = self.env_steps % cfg.eval_every == 0
+                log_now = self.env_steps % cfg.log_every == 0
+                save_now = self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps
+                if evaluate_now or log_now or save_now:
                     self.run_pending_updates()  # evaluation, metrics.csv and checkpoints see every step
-                if self.env_steps % cfg.eval_every == 0:
+                if evaluate_now:
                     self._evaluate()
-                if self.env_steps % cfg.log_every == 0:
+                if log_now:
                     self._write_row(metrics_file, timing, row_clock)
                     row_clock = (time.perf_counter(), self.env_steps, self.critic_updates)
-                if self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps:
+                if save_now:
                     self.save()
                 now = time.perf_counter()
                 if now - last_report > 0.25 or self.env_steps == total_steps:
