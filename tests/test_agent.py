@@ -297,22 +297,28 @@ def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in
         np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_wide_lstm_backward_in_ops_equals_the_kernels():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_wide_lstm_backward_in_ops_equals_the_kernels(compiled):
     """From OP_BACKWARD_MIN_UNITS units on, the update's LSTM backward pass is written in ops: for 128 units
     over 12 steps, its gradients equal the fused kernel's own, upstream gradients on every hidden state and on
-    every cell state included."""
+    every cell state included; eagerly and in a compiled graph (where Grappler rewrites the ops, as in the
+    update)."""
     x = tf.random.stateless_normal([12, 5, 4], seed=[1, 2])
     h0, c0 = (tf.random.stateless_normal([5, 128], seed=[3, i]) * 0.5 for i in range(2))
     w = tf.random.stateless_normal([132, 512], seed=[4, 5]) * 0.1
     b = tf.random.stateless_normal([512], seed=[6, 7]) * 0.1
     d_hiddens, d_cells = (tf.random.stateless_normal([12, 5, 128], seed=[8, i]) for i in range(2))
-    results = []
-    for run in (networks._block_lstm, networks._block_lstm_op_backward):
-        with tf.GradientTape() as tape:
-            tape.watch([x, h0, c0, w, b])
-            hiddens, cells = run(x, h0, c0, w, b)
-            loss = tf.reduce_sum(hiddens * d_hiddens) + tf.reduce_sum(cells * d_cells)
-        results.append([hiddens, cells, *tape.gradient(loss, [x, h0, c0, w, b])])
+    def outputs_and_gradients(run):
+        def compute(*inputs):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                hiddens, cells = run(*inputs)
+                loss = tf.reduce_sum(hiddens * d_hiddens) + tf.reduce_sum(cells * d_cells)
+            return [hiddens, cells, *tape.gradient(loss, inputs)]
+
+        return (tf.function(compute, autograph=False) if compiled else compute)(x, h0, c0, w, b)
+
+    results = [outputs_and_gradients(run) for run in (networks._block_lstm, networks._block_lstm_op_backward)]
     assert networks.OP_BACKWARD_MIN_UNITS <= 128
     for kernel, ops in zip(*results, strict=True):
         np.testing.assert_allclose(ops.numpy(), kernel.numpy(), atol=2e-5, rtol=1e-5)
