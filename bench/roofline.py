@@ -203,7 +203,8 @@ def small_matmul_rate(rows: int, width: int, depth: int, tries: int) -> float:
 
 def cycle_flags(policy_delay: int) -> list[bool]:
     """One policy-delay cycle of steps as the trainer runs them in one call: the critic-only steps it
-    holds back, then the step with the actor (``Trainer.pending_updates``)."""
+    holds back, then the step with the actor (``Trainer.pending_updates``). The same flags say which
+    steps move the target networks: TD3 moves them with the actor."""
     return [False] * (policy_delay - 1) + [True]
 
 
@@ -213,12 +214,12 @@ def time_updates(agent, batch, updates: int, repeats: int, policy_delay: int) ->
     flags = cycle_flags(policy_delay)
     batches = [batch] * policy_delay
     for _ in range(2):  # trace and warm up
-        agent.train_steps(batches, flags)
+        agent.train_steps(batches, flags, flags)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(updates // policy_delay):
-            agent.train_steps(batches, flags)
+            agent.train_steps(batches, flags, flags)
         times.append((time.perf_counter() - start) / (updates // policy_delay * policy_delay))
     return times
 
@@ -237,7 +238,7 @@ def time_graph_only(agent, batch, updates: int, policy_delay: int) -> float | No
         packed = np.stack([pack_batch(batch)] * policy_delay)
         states = tuple(np.stack([s] * policy_delay) for s in start_state)
         args = (tf.constant(packed), tuple(tf.constant(s) for s in states))
-        cycle = agent._steps_function(tuple(cycle_flags(policy_delay)))
+        cycle = agent._steps_function(tuple((flag, flag) for flag in cycle_flags(policy_delay)))
         tf.nest.map_structure(lambda t: t.numpy(), cycle(*args))
         start = time.perf_counter()
         for _ in range(updates // policy_delay):

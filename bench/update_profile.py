@@ -43,18 +43,19 @@ NOT_OPS = ("ExecutorState::", "ThreadpoolListener::", "FunctionRun", "ExecutorDo
 
 
 def profile_steps(agent, batch, flags: list[bool], steps: int) -> tuple[list, dict]:
-    """Run ``steps`` calls of ``Agent.train_steps`` (one step per entry of ``flags``: with the actor where
-    true) under the profiler; the host plane of the trace and its event names."""
+    """Run ``steps`` calls of ``Agent.train_steps`` (one step per entry of ``flags``: with the actor and
+    the target networks' update where true, as TD3 runs them) under the profiler; the host plane of the
+    trace and its event names."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     batches = [batch] * len(flags)
     for _ in range(10):  # trace and warm up outside the profile
-        agent.train_steps(batches, flags)
+        agent.train_steps(batches, flags, flags)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         for _ in range(steps):
-            agent.train_steps(batches, flags)
+            agent.train_steps(batches, flags, flags)
         tf.profiler.experimental.stop()
         (path,) = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
         space = xplane_pb2.XSpace()

@@ -32,6 +32,11 @@ def metric_names(update_actor: bool) -> tuple[str, ...]:
     return METRICS_FULL if update_actor else METRICS_CRITIC_ONLY
 
 
+def step_name(update_actor: bool, update_targets: bool) -> str:
+    """A gradient step's kind, as ``Agent.tracing_counts`` names it."""
+    return ("full" if update_actor else "critic-only") + ("" if update_targets else "-no-targets")
+
+
 SCALAR_FIELDS = (4, 5, 6)  # rewards, terminated, valid: one column each in a packed batch
 
 
@@ -163,22 +168,29 @@ class Agent:
 
     # -- learning ------------------------------------------------------------------------------------------
 
-    def train_step(self, batch: Batch, update_actor: bool) -> dict[str, float]:
-        """One gradient step on the critic(s), and on the actor when ``update_actor``; returns metrics."""
-        return self.train_steps([batch], [update_actor])[0]
+    def train_step(self, batch: Batch, update_actor: bool, update_targets: bool = True) -> dict[str, float]:
+        """One gradient step on the critic(s), and on the actor when ``update_actor``; the target networks
+        move (soft updates) when ``update_targets``; returns metrics."""
+        return self.train_steps([batch], [update_actor], [update_targets])[0]
 
-    def train_steps(self, batches: Sequence[Batch], actor_flags: Sequence[bool]) -> list[dict[str, float]]:
+    def train_steps(self, batches: Sequence[Batch], actor_flags: Sequence[bool],
+                    target_flags: Sequence[bool] | None = None) -> list[dict[str, float]]:
         """Gradient steps one after another in one compiled call: the i-th on ``batches[i]``, with an actor
-        step where ``actor_flags[i]``; each step's metrics. The numbers are those of one ``train_step`` after
+        step where ``actor_flags[i]`` and soft target updates where ``target_flags[i]`` (default: every
+        step; TD3 moves them only every ``policy_delay`` steps, ``Trainer._learn``); each step's metrics.
+        The numbers are those of one ``train_step`` after
         another (tested bit for bit): the graph holds the steps in sequence. One call instead of several
         saves TensorFlow's set-up of each call and lets a step's tail (optimizer, target updates) run beside
         the next step's head (the target actor's forward pass, which a critic-only step leaves alone) on the
         second core. Measured per update, one call against one call per step: the feed-forward TD3 update of
         bench/throughput.py 2.04 against 2.32 ms, ``pendulum-novel``'s two steps per env step 3.14 against
         3.49 ms, the LSTM-128 TD3 update of bench/roofline.py no faster (0.95-1.00x) (README)."""
-        pattern = tuple(bool(flag) for flag in actor_flags)
-        if not pattern or len(pattern) != len(batches):
-            raise ValueError(f"{len(batches)} batches for {len(pattern)} actor flags")
+        if target_flags is None:
+            target_flags = [True] * len(actor_flags)
+        if not batches or not len(batches) == len(actor_flags) == len(target_flags):
+            raise ValueError(f"{len(batches)} batches, {len(actor_flags)} actor flags, {len(target_flags)} target flags")
+        pattern = tuple((bool(a), bool(t)) for a, t in zip(actor_flags, target_flags, strict=True))
+        actor_steps = [actor for actor, _ in pattern]
         batch_size = batches[0].observations.shape[0]
         packed = np.stack([pack_batch(batch) for batch in batches])
         starts = [batch.start_state or self.initial_state(batch_size) for batch in batches]
@@ -189,14 +201,14 @@ class Agent:
         else:
             flat = [tf.constant(packed), *(tf.constant(s) for s in start_states)]
             metrics, actor_weights = call_graph(self._concrete(pattern, step, (packed, start_states)), flat)
-        if any(pattern):
+        if any(actor_steps):
             # The call hands back the actor's new weights, flat: one read instead of one per variable. The
             # target actor moved too: its copy is dropped, read again when next evaluated.
             self._numpy_copies = {"online": self._numpy_copy(averaged=False).with_flat_weights(actor_weights.numpy())}
         values = iter(metrics.numpy().tolist())
-        return [{name: next(values) for name in metric_names(update_actor)} for update_actor in pattern]
+        return [{name: next(values) for name in metric_names(update_actor)} for update_actor in actor_steps]
 
-    def _steps_function(self, pattern: tuple[bool, ...]) -> Callable:
+    def _steps_function(self, pattern: tuple[tuple[bool, bool], ...]) -> Callable:
         if pattern not in self._step_functions:
             self._step_functions[pattern] = self._wrap(
                 lambda packed, start_states: self._packed_updates(packed, start_states, pattern))
@@ -204,7 +216,7 @@ class Agent:
 
     def tracing_counts(self) -> dict[str, int]:
         """How often each compiled sequence of steps was traced, by its steps' names (1 each: no retracing)."""
-        return {"+".join("full" if flag else "critic-only" for flag in pattern):
+        return {"+".join(step_name(*step) for step in pattern):
                 function.experimental_get_tracing_count()
                 for pattern, function in self._step_functions.items()
                 if hasattr(function, "experimental_get_tracing_count")}
@@ -219,24 +231,26 @@ class Agent:
             self._concrete_steps[key] = step.get_concrete_function(*specs)
         return self._concrete_steps[key]
 
-    def _packed_updates(self, packed, start_states, pattern: tuple[bool, ...]) -> tuple[tf.Tensor, tf.Tensor]:
-        """``_update`` once per entry of ``pattern``, on batches packed by ``pack_batch`` and stacked
-        (``[steps, batch, window, columns]``, start states ``[steps, batch, units]``); every step's metrics,
+    def _packed_updates(self, packed, start_states,
+                        pattern: tuple[tuple[bool, bool], ...]) -> tuple[tf.Tensor, tf.Tensor]:
+        """``_update`` once per (update_actor, update_targets) entry of ``pattern``, on batches packed by
+        ``pack_batch`` and stacked (``[steps, batch, window, columns]``, start states ``[steps, batch, units]``); every step's metrics,
         and the actor's weights after the last step, each returned as one flat tensor: every tensor in or
         out of a compiled call costs Python time, and the feed-forward update is only a few milliseconds
         of arithmetic."""
         sizes = batch_field_sizes(self.spec.observation_dim, self.spec.action_dim)
         flat_metrics = []
-        for i, update_actor in enumerate(pattern):
+        for i, (update_actor, update_targets) in enumerate(pattern):
             fields = tf.split(packed[i], sizes, axis=-1)
             for j in SCALAR_FIELDS:
                 fields[j] = fields[j][..., 0]
-            metrics = self._update(*fields, tuple(s[i] for s in start_states), update_actor=update_actor)
+            metrics = self._update(*fields, tuple(s[i] for s in start_states), update_actor=update_actor,
+                                   update_targets=update_targets)
             flat_metrics += [tf.cast(metrics[name], tf.float32) for name in metric_names(update_actor)]
         # Read after every step's updates (TensorFlow orders a function's reads and writes of a variable
         # as written).
         flat_actor = (tf.concat([tf.reshape(w, [-1]) for w in NumpyActor.variables(self.actor)], axis=0)
-                      if any(pattern) else tf.zeros([0]))
+                      if any(actor for actor, _ in pattern) else tf.zeros([0]))
         return tf.stack(flat_metrics), flat_actor
 
     def _encode(self, model, history, state, step_mask):
@@ -250,7 +264,7 @@ class Agent:
         return model.encode(history[:, b:], state, fused=True)[0]
 
     def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
-                start_state, update_actor: bool) -> dict[str, tf.Tensor]:
+                start_state, update_actor: bool, update_targets: bool = True) -> dict[str, tf.Tensor]:
         cfg = self.config
         agent = cfg.agent
         b = self.burn_in
@@ -325,14 +339,16 @@ class Agent:
         if update_actor:
             self.actor_optimizer.apply_gradients(zip(actor_grads, self.actor_variables, strict=True))
 
-        # ---- Targets: soft every step, or a hard copy every N gradient steps.
+        # ---- Targets: soft on the steps the caller names (TD3: every policy_delay-th, with the actor, as in
+        # Fujimoto et al.'s algorithm and Stable-Baselines3; DDPG: every step), or a hard copy every N steps.
         self.gradient_steps.assign_add(1)
         if agent.target_update < 1:
-            for target, critic in zip(self.target_critics, self.critics, strict=True):
-                losses.soft_update(target.trainable_variables, critic.trainable_variables, agent.target_update)
-            if update_actor:
-                losses.soft_update(self.target_actor.trainable_variables, self.actor.trainable_variables,
-                                   agent.target_update)
+            if update_targets:
+                for target, critic in zip(self.target_critics, self.critics, strict=True):
+                    losses.soft_update(target.trainable_variables, critic.trainable_variables, agent.target_update)
+                if update_actor:
+                    losses.soft_update(self.target_actor.trainable_variables, self.actor.trainable_variables,
+                                       agent.target_update)
         else:
             every = tf.constant(int(agent.target_update), tf.int64)
             if tf.equal(self.gradient_steps % every, 0):

@@ -94,8 +94,8 @@ class AgentConfig:
     train_interval: int = _f(1, "env steps between rounds of gradient steps", "positive")
     gradient_steps: int = _f(1, "gradient steps per round", "positive")
     twin_critics: bool = _f(False, "TD3: two critics, the target takes their minimum")
-    policy_delay: int = _f(1, "TD3: one actor (and actor-target) update every this many critic updates",
-                           "positive")
+    policy_delay: int = _f(1, "TD3: one actor update, and one soft update of every target network, every this "
+                              "many critic updates", "positive")
     target_noise: float = _f(0.0, "TD3 target policy smoothing: noise std as a fraction of half the range",
                              "nonnegative")
     target_noise_clip: float = _f(0.5, "TD3: clip the smoothing noise to +-this fraction of half the range",

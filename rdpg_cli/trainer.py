@@ -101,7 +101,8 @@ class Trainer:
         # acting does not wait for them; they run in one compiled call with the next step that updates the
         # actor (Agent.train_steps), or before anything reads the agent's state. The same numbers as
         # running each at once; fewer, longer calls are faster (README).
-        self.pending_updates: list[tuple[Batch, bool, int]] = []  # (batch, update_actor, env step sampled at)
+        # (batch, update_actor, update_targets, env step sampled at)
+        self.pending_updates: list[tuple[Batch, bool, bool, int]] = []
         # The most steps one call holds: one policy-delay cycle of every env step's steps (1: a call per step).
         self.max_fused_updates = config.agent.policy_delay * config.agent.gradient_steps
 
@@ -180,23 +181,25 @@ class Trainer:
         for _ in range(agent_cfg.gradient_steps):
             batch = self.replay.sample(self.rng, agent_cfg.batch_size, self.config.replay.sequence_length,
                                        self.config.replay.burn_in)
-            update_actor = (self.env_steps >= agent_cfg.warmup_actor
-                            and self.critic_updates % agent_cfg.policy_delay == 0)
-            self.pending_updates.append((batch, update_actor, self.env_steps))
+            # TD3's delayed step, every policy_delay-th: the actor (once past its warm-up) and every target
+            # network move; the critics learn at every step.
+            delayed = self.critic_updates % agent_cfg.policy_delay == 0
+            update_actor = delayed and self.env_steps >= agent_cfg.warmup_actor
+            self.pending_updates.append((batch, update_actor, delayed, self.env_steps))
             self.critic_updates += 1
             if len(self.pending_updates) >= self.max_fused_updates:
                 self.run_pending_updates()
-        if any(update_actor for _, update_actor, _ in self.pending_updates):
+        if any(update_actor for _, update_actor, _, _ in self.pending_updates):
             self.run_pending_updates()  # the next action needs the new actor
 
     def run_pending_updates(self) -> None:
         """Run the gradient steps sampled so far in one compiled call (see ``pending_updates``)."""
         if not self.pending_updates:
             return
-        batches, actor_flags, sampled_at = zip(*self.pending_updates, strict=True)
+        batches, actor_flags, target_flags, sampled_at = zip(*self.pending_updates, strict=True)
         self.pending_updates = []
         try:
-            results = self.agent.train_steps(batches, actor_flags)
+            results = self.agent.train_steps(batches, actor_flags, target_flags)
         except Exception as exc:
             if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
                 held = f" in the gradient steps of env steps {sampled_at[0]}-{sampled_at[-1]}" \

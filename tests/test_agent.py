@@ -201,7 +201,35 @@ def test_train_step_traces_once_per_flavour():
         agent.train_step(replay.sample(rng, 8), update_actor=i % 2 == 0)
     for _ in range(3):
         agent.train_steps([replay.sample(rng, 8), replay.sample(rng, 8)], [False, True])
-    assert agent.tracing_counts() == {"full": 1, "critic-only": 1, "critic-only+full": 1}
+        agent.train_steps([replay.sample(rng, 8), replay.sample(rng, 8)], [False, True], [False, True])
+    assert agent.tracing_counts() == {"full": 1, "critic-only": 1, "critic-only+full": 1,
+                                      "critic-only-no-targets+full": 1}
+
+
+def test_targets_move_only_on_the_steps_that_update_them():
+    """A step whose targets flag is off (TD3 between its delayed steps) trains the critics and leaves every
+    target network where it was; one with it on moves each target by tau towards its network, the target
+    actor only when the actor was trained too."""
+    tau = 0.1
+    agent = make_agent(seed=0, target_update=tau, twin_critics=True)
+    batch = filled_replay().sample(np.random.default_rng(0), 8)
+    pairs = [(t, n) for ts, ns in [(agent.target_critics, agent.critics), ([agent.target_actor], [agent.actor])]
+             for t, n in zip(ts, ns, strict=True)]
+
+    def weights(model):
+        return [v.numpy() for v in model.trainable_variables]
+
+    for update_actor, update_targets in [(False, False), (True, False), (False, True), (True, True)]:
+        before = [(weights(t), weights(n)) for t, n in pairs]
+        agent.train_step(batch, update_actor, update_targets)
+        for (target, network), (target_before, network_before) in zip(pairs, before, strict=True):
+            is_actor = network is agent.actor
+            trained = update_actor or not is_actor
+            assert any((a != b).any() for a, b in zip(weights(network), network_before, strict=True)) == trained
+            moves = update_targets and trained
+            for now, old, new in zip(weights(target), target_before, weights(network), strict=True):
+                expected = (1 - tau) * old + tau * new if moves else old
+                np.testing.assert_allclose(now, expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize(("kind", "flags"), [
@@ -220,8 +248,9 @@ def test_steps_in_one_call_give_the_numbers_of_one_call_each(kind, flags):
     one_by_one = make_agent(kind, history="obs+prev_action", seed=2, **td3)
     in_one_call = make_agent(kind, history="obs+prev_action", seed=2, **td3)
     for _ in range(2):  # twice: the second round starts from moved weights and optimizer moments
-        separate = [one_by_one.train_step(batch, flag) for batch, flag in zip(batches, flags, strict=True)]
-        together = in_one_call.train_steps(batches, flags)
+        # The target networks move with the actor, as TD3 moves them.
+        separate = [one_by_one.train_step(batch, flag, flag) for batch, flag in zip(batches, flags, strict=True)]
+        together = in_one_call.train_steps(batches, flags, flags)
         assert together == separate
     for a, b in zip(one_by_one.variable_groups().values(), in_one_call.variable_groups().values(), strict=True):
         for x, y in zip(a, b, strict=True):
@@ -234,8 +263,11 @@ def test_steps_in_one_call_give_the_numbers_of_one_call_each(kind, flags):
 
 def test_train_steps_refuses_mismatched_flags():
     agent = make_agent(seed=0)
-    with pytest.raises(ValueError, match="2 batches for 1 actor flags"):
-        agent.train_steps([filled_replay().sample(np.random.default_rng(0), 8)] * 2, [True])
+    batch = filled_replay().sample(np.random.default_rng(0), 8)
+    with pytest.raises(ValueError, match="2 batches, 1 actor flags, 1 target flags"):
+        agent.train_steps([batch] * 2, [True])
+    with pytest.raises(ValueError, match="2 batches, 2 actor flags, 1 target flags"):
+        agent.train_steps([batch] * 2, [True, False], [True])
 
 
 class _PublicCallOnly:

@@ -117,7 +117,7 @@ def test_held_steps_give_the_numbers_of_a_call_per_step(tmp_path, case):
     at_once.run(total, fresh=True)
     held = trainer_for("held")
     held.run(total, fresh=True)
-    assert set(at_once.agent.tracing_counts()) == {"critic-only", "full"}
+    assert all("+" not in name for name in at_once.agent.tracing_counts())  # a call per step
     assert max(name.count("+") for name in held.agent.tracing_counts()) >= 1  # steps did share calls
 
     stopped = trainer_for("stopped")
@@ -145,6 +145,35 @@ def test_held_steps_give_the_numbers_of_a_call_per_step(tmp_path, case):
         assert not [k for k in arrays if not np.array_equal(arrays[k], expected_arrays[k])]
     for trainer in (at_once, held, stopped, resumed):
         trainer.close()
+
+
+def test_td3_moves_the_targets_on_its_delayed_steps_only(tmp_path):
+    """With policy_delay 3, every third gradient step from the first is TD3's delayed step: the target networks
+    move (through the actor's warm-up too) and the actor learns once past its warm-up; the steps between train
+    the critics alone."""
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.trainer import Trainer
+
+    overrides = dict(parse_override(text) for text in [*TINY[1::2], "agent.policy_delay=3", "agent.warmup_actor=160"])
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    trainer = Trainer(config, spec, tmp_path)
+    steps: list[tuple[bool, bool]] = []
+    train_steps = trainer.agent.train_steps
+
+    def recording(batches, actor_flags, target_flags):
+        steps.extend(zip(actor_flags, target_flags, strict=True))
+        return train_steps(batches, actor_flags, target_flags)
+
+    trainer.agent.train_steps = recording
+    trainer.run(250, fresh=True)
+    trainer.close()
+    assert len(steps) == trainer.critic_updates > 140
+    assert [targets for _, targets in steps] == [i % 3 == 0 for i in range(len(steps))]
+    actor = [update_actor for update_actor, _ in steps]
+    first = actor.index(True)
+    assert 0 < first and not any(actor[:first])  # the actor's warm-up: targets move, the actor waits
+    assert actor[first:] == [i % 3 == 0 for i in range(first, len(steps))]
 
 
 def test_different_seeds_differ(tmp_path):
