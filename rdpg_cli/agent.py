@@ -188,7 +188,8 @@ class Agent:
         if target_flags is None:
             target_flags = [True] * len(actor_flags)
         if not batches or not len(batches) == len(actor_flags) == len(target_flags):
-            raise ValueError(f"{len(batches)} batches, {len(actor_flags)} actor flags, {len(target_flags)} target flags")
+            raise ValueError(f"{len(batches)} batches, {len(actor_flags)} actor flags, "
+                             f"{len(target_flags)} target flags")
         pattern = tuple((bool(a), bool(t)) for a, t in zip(actor_flags, target_flags, strict=True))
         actor_steps = [actor for actor, _ in pattern]
         batch_size = batches[0].observations.shape[0]
@@ -234,10 +235,10 @@ class Agent:
     def _packed_updates(self, packed, start_states,
                         pattern: tuple[tuple[bool, bool], ...]) -> tuple[tf.Tensor, tf.Tensor]:
         """``_update`` once per (update_actor, update_targets) entry of ``pattern``, on batches packed by
-        ``pack_batch`` and stacked (``[steps, batch, window, columns]``, start states ``[steps, batch, units]``); every step's metrics,
-        and the actor's weights after the last step, each returned as one flat tensor: every tensor in or
-        out of a compiled call costs Python time, and the feed-forward update is only a few milliseconds
-        of arithmetic."""
+        ``pack_batch`` and stacked (``[steps, batch, window, columns]``, start states ``[steps, batch,
+        units]``); every step's metrics, and the actor's weights after the last step, each returned as one
+        flat tensor: every tensor in or out of a compiled call costs Python time, and the feed-forward
+        update is only a few milliseconds of arithmetic."""
         sizes = batch_field_sizes(self.spec.observation_dim, self.spec.action_dim)
         flat_metrics = []
         for i, (update_actor, update_targets) in enumerate(pattern):
