@@ -226,6 +226,13 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     RunLock.check_free(resume)
     RunLock.check_free(resume.parent)
     checkpoint = find_checkpoint(resume)
+    latest = checkpoint.parent / "checkpoint.h5"
+    if latest.exists() and not latest.samefile(checkpoint):
+        # A resumed run continues in the checkpoint's folder and cuts metrics.csv back to its step: from
+        # best.h5 (or another older file) that would throw away the run's later progress.
+        raise ConfigError(f"--resume {resume}: this run's latest state is {latest}; resuming from "
+                          f"{checkpoint.name} would rewind the run and overwrite it (resume {checkpoint.parent}, "
+                          f"or copy {checkpoint.name} into a new folder to train on from it)")
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
     if preset is not None:
@@ -253,7 +260,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rich.table import Table
 
     from rdpg_cli.envs import resolve_bounds
-    from rdpg_cli.runs import RunLock, new_run_dir, write_run_files
+    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, write_run_files
 
     config, spec = resolve_bounds(config)
     if resume_data is None:
@@ -274,11 +281,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     else:
         reporter = PlainReporter()
     with RunLock(run_dir):
-        write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
+        if force:
+            clear_run_files(run_dir)
         trainer = Trainer(config, spec, run_dir, reporter, run_eagerly=eager)
         try:
-            if resume_data is not None:
+            if resume_data is not None:  # before any file changes: a failed restore leaves the run as it was
                 trainer.restore(resume_data, resume_source)
+            write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
+            if resume_data is not None:
                 reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
             elif not quiet:
                 console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
@@ -303,6 +313,10 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         best = "-" if summary.best_eval is None else f"{summary.best_eval:.1f}"
         final = "-" if summary.final_eval is None else f"{summary.final_eval:.1f}"
         table.add_row("best eval return", best)
+        if summary.final_eval is not None and summary.best_eval is not None and summary.final_eval > summary.best_eval:
+            # The budget ended between evaluations: the summary's extra one is not a periodic evaluation, so
+            # best.h5 does not hold it (a resumed run stays identical to an uninterrupted one).
+            final += " (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
         table.add_row("final eval return", final)
         table.add_row("files", ", ".join(summary.files))
         console.print(table)
@@ -422,8 +436,9 @@ def plot(
     """Draw learning curves from run folders: runs overlaid and labelled, the seeds of one preset as their
     mean with a band (needs the 'plot' extra)."""
     with user_errors(verbose):
-        from rdpg_cli.plot import parse_size, render
+        from rdpg_cli.plot import parse_size, render, require_matplotlib
 
+        require_matplotlib()  # before any option or data check: without the extra nothing can be drawn
         result = render(run_dirs, metric, output, parse_size(size, width, height), band, smooth, title)
     if quiet:
         typer.echo(str(result.output))

@@ -238,12 +238,52 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        return f"a list of {_plural_name(typing.get_args(tp)[0])}"
     if origin is dict or tp is dict:
         return "a mapping"
     if tp is type(None):
         return "null"
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _plural_name(tp: Any) -> str:
+    """What a list of ``tp`` holds, in the plural: ``integers``, ``numbers``, ``lists of integers``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_plural_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"lists of {_plural_name(typing.get_args(tp)[0])}"
+    if origin is Literal:
+        return "values among " + " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is dict or tp is dict:
+        return "mappings"
+    if tp is type(None):
+        return "nulls"
+    return {int: "integers", float: "numbers", bool: "true/false values", str: "strings"}.get(tp, str(tp))
+
+
+def _options(tp: Any) -> tuple[Any, ...]:
+    """The types a value may take: the members of a union (flattened), or ``tp`` itself."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(option for arg in typing.get_args(tp) for option in _options(arg))
+    return (tp,)
+
+
+def _first_bad_item(value: Any, tp: Any) -> tuple[Any, Any, _Mismatch] | None:
+    """For a list given where ``tp`` allows one kind of list: its first entry that the entry type refuses,
+    with that type and the refusal, so the message can point at it; None when there is no such entry."""
+    if not isinstance(value, list):
+        return None
+    list_types = [option for option in _options(tp) if typing.get_origin(option) is list]
+    if len(list_types) != 1:
+        return None
+    (item_type,) = typing.get_args(list_types[0])
+    for item in value:
+        try:
+            _coerce(item, item_type)
+        except _Mismatch as refusal:
+            return item, item_type, refusal
+    return None
 
 
 def _show(value: Any) -> str:
@@ -374,6 +414,16 @@ def _at(where: str, key: str) -> str:
     return f"{where} {key}" if where == "--set" else f"{where}: {key}"
 
 
+def _hint(value: Any, tp: Any) -> str:
+    """How to write ``value`` so that YAML reads it as ``tp``: numbers and booleans given as quoted text."""
+    options = _options(tp)
+    if _looks_numeric(value) and float in options and math.isfinite(float(value)):
+        return f" (write it as e.g. {float(value):.1e}: YAML reads {value!r} as text)"
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off") and bool in options:
+        return " (write true or false without quotes)"
+    return ""
+
+
 def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -> Any:
     try:
         out = _coerce(value, tp)
@@ -382,16 +432,19 @@ def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -
     except _TooLarge:
         raise ConfigError(f"{_at(where, key)}: {_show(value)} is too large (expected {_type_name(tp)})") from None
     except _Mismatch:
-        hint = ""
-        if _looks_numeric(value) and "number" in _type_name(tp):
-            if not math.isfinite(float(value)):
-                raise ConfigError(f"{_at(where, key)}: {value!r} is not a finite number") from None
-            hint = f" (write it as e.g. {float(value):.1e}: YAML reads {value!r} as text)"
-        elif isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
-            hint = " (write true or false without quotes)" if "true/false" in _type_name(tp) else ""
-        elif isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+        if isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
             raise ConfigError(f"{_at(where, key)}: {_show(value)} holds a non-finite number") from None
-        raise ConfigError(f"{_at(where, key)}: expected {_type_name(tp)}, got {_describe(value)}{hint}") from None
+        if _looks_numeric(value) and float in _options(tp) and not math.isfinite(float(value)):
+            raise ConfigError(f"{_at(where, key)}: {value!r} is not a finite number") from None
+        # A list with a wrong entry: name the entry (and give the hint for it), then the list it is in.
+        bad = _first_bad_item(value, tp)
+        got, wrong, wrong_type = _describe(value), value, tp
+        if bad is not None:
+            wrong, wrong_type, refusal = bad
+            too_large = " (too large)" if isinstance(refusal, _TooLarge) else ""
+            got = f"{_describe(wrong)}{too_large} in {_show(value)}"
+        raise ConfigError(f"{_at(where, key)}: expected {_type_name(tp)}, got {got}"
+                          f"{_hint(wrong, wrong_type)}") from None
     if isinstance(out, dict):
         _check_plain_data(key, out, where)
     if check is not None and out is not None:
@@ -486,6 +539,11 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     if window > config.replay.size:
         raise ConfigError(f"{at('replay')}: replay.size: {config.replay.size} is smaller than one window "
                           f"(burn_in + sequence_length = {window})")
+    if config.replay.size < config.agent.batch_size:
+        # The agent learns once the replay holds a batch's worth of transitions (windows are drawn from
+        # them with replacement, so no more are needed); a smaller replay never gets there.
+        raise ConfigError(f"{at('replay.size', 'agent.batch_size')}: replay.size: {config.replay.size} is smaller "
+                          f"than agent.batch_size {config.agent.batch_size}; the agent would never learn")
 
 
 # ----------------------------------------------------------------------------------------------------------

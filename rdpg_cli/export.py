@@ -15,17 +15,22 @@ that state: it is the *clipped* action, as the in-process policy feeds back.
 Each artifact carries a metadata JSON (a SavedModel asset ``assets.extra/rdpg_policy.json``, or a sidecar
 ``<file>.json`` beside a ``.tflite``/``.onnx``/``.keras``) with the bounds, the observation spec, the env id,
 the rdpg version and the resolved config, so ``rdpg evaluate ARTIFACT`` rebuilds the environment without
-the checkpoint. Before an artifact is moved into place its actions are checked against the checkpoint's.
+the checkpoint; a sidecar also records its file's size and sha256, checked before any runtime reads the file
+(the TFLite interpreter can crash the process on a damaged one). Before an artifact is moved into place
+its actions are checked against the checkpoint's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +54,11 @@ PARITY_TOLERANCE = 1.0e-4
 ONNX_EXTRA = "pip install 'rdpg[onnx]'"
 # Names the recurrent layer's state takes in the signatures, in the order Keras returns it.
 ENCODER_STATE_NAMES = {"none": (), "lstm": ("state_h", "state_c"), "gru": ("state_h",)}
+FILE_KINDS = {"tflite": "TFLite", "onnx": "ONNX", "keras": "Keras"}  # as error messages name them
+# A TFLite flatbuffer: a 4-byte root offset, then this identifier. An rdpg policy (its tensors, operators
+# and two signatures) never fits in fewer bytes than TFLITE_MIN_BYTES.
+TFLITE_IDENTIFIER = b"TFL3"
+TFLITE_MIN_BYTES = 256
 
 
 # ---------------------------------------------------------------------------------------------- metadata
@@ -85,6 +95,10 @@ class PolicyMetadata:
     env_steps: int
     rdpg_version: str = __version__
     format_version: int = METADATA_VERSION
+    # A single-file artifact's size and sha256 as exported (and checked), so a file cut short or altered is
+    # refused before its runtime reads it; None for a SavedModel and in older sidecars, which still load.
+    file_bytes: int | None = None
+    file_sha256: str | None = None
 
     @property
     def input_names(self) -> list[str]:
@@ -109,6 +123,8 @@ class PolicyMetadata:
             "env_steps": self.env_steps,
             "config": self.config_yaml,
         }
+        if self.file_bytes is not None:
+            data["file"] = {"bytes": self.file_bytes, "sha256": self.file_sha256}
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
@@ -125,6 +141,7 @@ class PolicyMetadata:
                               f"({METADATA_VERSION}); upgrade rdpg")
         try:
             obs, act = data["observation"], data["action"]
+            file = data.get("file")  # absent from sidecars written before rdpg recorded it
             return cls(
                 artifact=str(data["artifact"]),
                 env_id=str(data["env_id"]),
@@ -143,6 +160,8 @@ class PolicyMetadata:
                 env_steps=int(data["env_steps"]),
                 rdpg_version=str(data["rdpg_version"]),
                 format_version=version,
+                file_bytes=None if file is None else int(file["bytes"]),
+                file_sha256=None if file is None else str(file["sha256"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ExportError(f"{source}: damaged metadata ({type(exc).__name__}: {exc})") from None
@@ -556,6 +575,74 @@ def read_metadata(path: Path, format_: str) -> PolicyMetadata:
     return meta
 
 
+def file_size_and_sha256(path: Path) -> tuple[int, str]:
+    """-> (size in bytes, sha256 as hex), read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _tflite_problem(path: Path) -> str | None:
+    """What is wrong with a TFLite file's structure, or None. The interpreter trusts the flatbuffer's offsets
+    and can crash the whole process (SIGSEGV) on a file cut short, so the tables are read here first, in
+    Python, where a read past the end raises instead."""
+    data = path.read_bytes()
+    if len(data) < TFLITE_MIN_BYTES:
+        return f"{len(data)} bytes, too short for a TFLite policy"
+    if data[4:8] != TFLITE_IDENTIFIER:
+        return f"no {TFLITE_IDENTIFIER.decode()} identifier at bytes 4..8: not a TFLite model"
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+    except Exception:  # struct.error, IndexError, ValueError: an offset or a length points past the end
+        return f"{len(data)} bytes, its tables point past the end: cut short?"
+    # A model over 2 GB keeps its weight buffers after the flatbuffer, at an offset (0 or 1: inside it).
+    if any(b.offset > 1 and b.offset + b.size > len(data) for b in model.buffers or []):
+        return f"{len(data)} bytes, a weight buffer lies past the end: cut short?"
+    return None
+
+
+def _keras_problem(path: Path) -> str | None:
+    """What is wrong with a .keras file's structure, or None: it is a zip archive holding config.json.
+    Keras itself answers a damaged one with 'File not found', though the file is there."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "a zip archive without config.json: not a Keras model"
+    except zipfile.BadZipFile:
+        return "not a zip archive: cut short?"
+    return None
+
+
+STRUCTURE_CHECKS = {"tflite": _tflite_problem, "keras": _keras_problem}
+
+
+def check_artifact_file(path: Path, format_: str, meta: PolicyMetadata) -> None:
+    """Refuse a single-file artifact that is not the file its export wrote and checked: a size or sha256
+    other than the sidecar records (older sidecars record neither), or a structure its runtime would choke
+    on. Runs before any runtime opens the file."""
+    if format_ not in FILE_KINDS:
+        return
+    kind = FILE_KINDS[format_]
+    try:
+        size, sha256 = file_size_and_sha256(path)
+        problem = STRUCTURE_CHECKS[format_](path) if format_ in STRUCTURE_CHECKS else None
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if meta.file_bytes is not None and size != meta.file_bytes:
+        raise ExportError(f"{path}: damaged {kind} file ({size} bytes, expected {meta.file_bytes}): "
+                          "export it again")
+    if meta.file_sha256 is not None and sha256 != meta.file_sha256.lower():
+        raise ExportError(f"{path}: damaged {kind} file (its sha256 is not the one its export recorded): "
+                          "export it again")
+    if problem is not None:
+        raise ExportError(f"{path}: damaged {kind} file ({problem}): export it again")
+
+
 def load_exported_policy(path: Path) -> tuple[Config, ExportedPolicy, str]:
     """-> (config to rebuild the environment with, policy, label) for an exported artifact."""
     path = Path(path)
@@ -564,6 +651,7 @@ def load_exported_policy(path: Path) -> tuple[Config, ExportedPolicy, str]:
         raise ExportError(f"{path}: not an exported policy (a SavedModel folder, .tflite, .onnx or .keras)")
     meta = read_metadata(path, format_)
     config = meta.config(str(path))
+    check_artifact_file(path, format_, meta)
     try:
         runner = RUNNERS[format_](path, meta)
     except ExportError:
@@ -730,6 +818,8 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     try:
         WRITERS[format_](model, meta, tmp)
         if format_ != "savedmodel":
+            size, sha256 = file_size_and_sha256(tmp)
+            meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
             sidecar_tmp.write_text(meta.to_json())
         # The check runs the file just written, in its own runtime, before it replaces anything.
         feed = parity_inputs(meta)

@@ -13,6 +13,7 @@ its shell completion, and ``rdpg --help`` should not pay for numpy or matplotlib
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import logging
 import math
@@ -170,6 +171,37 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _evaluation_steps(header: list[str], rows: list[dict[str, str]], eval_every: Any) -> list[int | None]:
+    """For each row of metrics.csv, the env step of the evaluation its eval/ columns hold, or None where they
+    hold none or repeat one an earlier row holds: each evaluation is then read once, where it ran.
+
+    The trainer evaluates at every multiple of ``train.eval_every`` and writes a row at every multiple of
+    ``train.log_every``; each row carries the latest evaluation so far, which ran at the last multiple of
+    eval_every at or before the row's step (metrics.csv has no column for it). When the intervals do not line
+    up (log every 200, evaluate every 500), that is not the row's own step: the evaluation at 500 is in the row
+    of step 600, and is drawn at 500. Without a usable eval_every (no config.yaml), a row holds a new
+    evaluation when its eval/ values differ from the previous row's, and it is drawn at the row's step."""
+    eval_columns = [c for c in header if c.startswith("eval/")]
+    known = isinstance(eval_every, int) and not isinstance(eval_every, bool) and eval_every > 0
+    out: list[int | None] = []
+    previous: Any = None
+    for row in rows:
+        step = _number(row.get("env_steps"))
+        cells = tuple(row.get(c) or "" for c in eval_columns)
+        if step is None or not any(cells):
+            out.append(None)
+            continue
+        if known:
+            ran_at = int(step) - int(step) % eval_every
+            new = ran_at > 0 and ran_at != previous  # step 0: no evaluation has run, whatever the row says
+            previous = ran_at
+        else:
+            ran_at, new = int(step), cells != previous
+            previous = cells
+        out.append(ran_at if new else None)
+    return out
+
+
 def read_run(path: Path) -> Run:
     """Read one run folder: its config (for the name, seed and grouping) and every column of its CSVs."""
     import yaml
@@ -201,20 +233,22 @@ def read_run(path: Path) -> Run:
     header, rows = _read_csv(path / "metrics.csv")
     log.debug("%s: %s, seed %s, %d log rows", path, run.name, run.seed, len(rows))
     eval_every = settings.get("train.eval_every")
+    eval_steps = _evaluation_steps(header, rows, eval_every)
     for column in header:
         if column == "env_steps":
             continue
         values: dict[int, float] = {}
-        for row in rows:
+        for i, row in enumerate(rows):
             step = _number(row.get("env_steps"))
             value = _number(row.get(column))
             if step is None or value is None:
                 continue
-            # metrics.csv repeats the last evaluation on every log row; keep the rows where it was measured.
-            if column.startswith("eval/") and isinstance(eval_every, int) and eval_every > 0 \
-                    and int(step) % eval_every:
-                continue
-            values[int(step)] = value
+            if column.startswith("eval/"):
+                if eval_steps[i] is None:  # a repeat of an evaluation an earlier row holds
+                    continue
+                values[eval_steps[i]] = value
+            else:
+                values[int(step)] = value
         run.columns[column] = values
     timing_path = path / "timing.csv"
     if timing_path.is_file():
@@ -356,12 +390,25 @@ def _steps_formatter(value: float, _position: int) -> str:
     return f"{value:.0f}"
 
 
+MISSING_MATPLOTLIB = "rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'"
+
+
+def require_matplotlib() -> None:
+    """A PlotError naming the extra when matplotlib cannot be imported. ``render`` calls it before it looks at
+    any option or run folder: without the extra nothing can be drawn, and that is what the user needs to hear."""
+    try:
+        for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):  # what _figure imports
+            importlib.import_module(module)
+    except ImportError:
+        raise PlotError(MISSING_MATPLOTLIB) from None
+
+
 def _figure(width: int, height: int) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise PlotError("rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'") from None
+        raise PlotError(MISSING_MATPLOTLIB) from None
     dpi = width / FIGURE_WIDTH_INCHES
     # A quarter pixel more than asked: Agg truncates the float size to whole pixels, and width/dpi*dpi can
     # land a hair under the integer.
@@ -374,6 +421,7 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
            size: tuple[int, int] = DEFAULT_SIZE, band: Band = Band.minmax, smooth: int = 1,
            title: str | None = None) -> PlotResult:
     """Draw ``metric`` against env steps for the runs in ``run_paths`` and write the figure to ``output``."""
+    require_matplotlib()
     output = Path(output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise PlotError(f"--output {output}: give a {', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]} path")

@@ -194,9 +194,21 @@ class ReplayBuffer:
         return out
 
     def load_state_dict(self, data: dict[str, np.ndarray]) -> None:
+        """Restore what ``state_dict`` saved; a ValueError names the first member that does not fit."""
+        if "flags" not in data or np.ndim(data["flags"]) != 1:
+            raise ValueError("replay/flags is missing or not one value per transition")
         n = int(data["flags"].shape[0])
         if n > self.capacity:
             raise ValueError(f"the saved replay holds {n} transitions, more than replay.size {self.capacity}")
+        expected = {"observations": (n, self.observation_dim), "next_observations": (n, self.observation_dim),
+                    "actions": (n, self.action_dim), "rewards": (n,), "starting": ()}
+        expected.update({f"state_{k}": (n, s.shape[1]) for k, s in enumerate(self.states)})
+        for name, shape in expected.items():
+            if name not in data:
+                raise ValueError(f"replay/{name} is missing")
+            if np.shape(data[name]) != shape or np.asarray(data[name]).dtype.kind not in "biuf":
+                raise ValueError(f"replay/{name} holds {np.asarray(data[name]).dtype} {list(np.shape(data[name]))}, "
+                                 f"expected numbers {list(shape)}")
         self.observations[:n] = data["observations"]
         self.next_observations[:n] = data["next_observations"]
         self.actions[:n] = data["actions"]

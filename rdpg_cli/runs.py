@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import time
 from pathlib import Path
 
@@ -51,7 +52,13 @@ class RunLock:
             os.close(self.fd)
 
 
+# What a training run writes into its folder; --force replaces exactly these (exports and other files stay).
+RUN_FILES = ("checkpoint.h5", "best.h5", "metrics.csv", "timing.csv", "config.yaml", "command.txt", "tensorboard")
+
+
 def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
+    """The folder a new run will write into, created if need be. A folder that already holds a run's files is
+    refused without ``force``; with it, they are removed by ``clear_run_files`` once the folder's lock is held."""
     if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / config.name / stamp
@@ -66,18 +73,32 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
         raise ConfigError(f"--run-dir {run_dir}: cannot use it ({getattr(exc, 'strerror', None) or exc})") from None
     if exists and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder")
-    if run_dir.is_dir() and (run_dir / "checkpoint.h5").exists() and not force:
-        raise ConfigError(
-            f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
-            "it or --force to start over")
+    RunLock.check_free(run_dir)  # a folder in use is refused, --force or not
+    if run_dir.is_dir() and not force:
+        if (run_dir / "checkpoint.h5").exists():
+            raise ConfigError(
+                f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
+                "it or --force to start over")
+        found = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
+            raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
+                              "use --force to start over")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
-    if force:
-        for name in ("metrics.csv", "timing.csv", "best.h5", "checkpoint.h5"):
-            (run_dir / name).unlink(missing_ok=True)
     return run_dir
+
+
+def clear_run_files(run_dir: Path) -> None:
+    """Remove the previous run's files (``--force``); call with the folder's lock held, so that a run still
+    training there is refused before anything of it is touched."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_run_files(run_dir: Path, config: Config, argv: list[str]) -> None:

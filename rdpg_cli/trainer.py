@@ -236,6 +236,7 @@ class Trainer:
         if self.best_eval is None or result.mean_return > self.best_eval:
             self.best_eval = result.mean_return
             self._write_checkpoint(self.run_dir / "best.h5", with_replay=False)
+        self._tensorboard_evaluation()
 
     def _write_row(self, metrics_file, timing_file, since: tuple[float, int, int]) -> None:
         """One row of metrics.csv (means since the previous row) and timing.csv (rates since then)."""
@@ -265,21 +266,35 @@ class Trainer:
         self._tensorboard(row, timing)
         self.accumulators = {}
 
-    def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
+    def _summaries(self):
+        """The TensorBoard writer, opened on first use (with the config as text)."""
         import tensorflow as tf
 
         if self._summary_writer is None:
             self._summary_writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
             with self._summary_writer.as_default():
                 tf.summary.text("config", f"```\n{self.config.to_yaml()}\n```", step=0)
-        evaluated_now = self.env_steps % self.config.train.eval_every == 0
-        with self._summary_writer.as_default():
+        return self._summary_writer
+
+    def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        with self._summaries().as_default():
             for name, value in [*row.items(), *timing.items()]:
-                # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each one once.
-                if name.startswith("eval/") and not evaluated_now:
-                    continue
-                if "/" in name and value not in ("", None):
+                # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each evaluation
+                # once, at the step it ran (_tensorboard_evaluation).
+                if "/" in name and not name.startswith("eval/") and value not in ("", None):
                     tf.summary.scalar(name, float(value), step=self.env_steps)
+        self._summary_writer.flush()
+
+    def _tensorboard_evaluation(self) -> None:
+        import tensorflow as tf
+
+        mean, std = self.last_eval
+        with self._summaries().as_default():
+            for name, value in (("eval/mean_return", mean), ("eval/std_return", std),
+                                ("eval/best_return", self.best_eval)):
+                tf.summary.scalar(name, float(value), step=self.env_steps)
         self._summary_writer.flush()
 
     def trainer_state(self) -> dict[str, Any]:
@@ -349,7 +364,21 @@ class Trainer:
     # -- resume --------------------------------------------------------------------------------------------
 
     def restore(self, data: CheckpointData, source: str) -> None:
+        """Continue from a checkpoint. The weights are checked where they are read (``restore_agent``); the
+        training state (counters, random generators, noise, replay memory, the episode in progress) here:
+        whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
+        try:
+            self._restore_training_state(data, source)
+        except CheckpointError as exc:
+            if str(exc).startswith(source):
+                raise
+            raise CheckpointError(f"{source}: {exc}") from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:120]
+            raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
+
+    def _restore_training_state(self, data: CheckpointData, source: str) -> None:
         state = trainer_state_dict(data)
         self.env_steps = int(state["env_steps"])
         self.episodes = int(state["episodes"])

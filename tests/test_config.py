@@ -182,6 +182,21 @@ ERROR_CASES = [
     ("burn-in without recurrence", with_value("replay.burn_in", 4), ["replay.burn_in: 4 needs network.recurrent"]),
     ("window larger than the replay", with_value("replay.sequence_length", 10, with_value("replay.size", 5)),
      ["replay.size: 5 is smaller than one window"]),
+    ("replay smaller than a batch", with_value("replay.size", 100),
+     ["preset.yaml: replay.size: 100 is smaller than agent.batch_size 256; the agent would never learn"]),
+    ("replay one short of a batch", with_value("agent.batch_size", 32, with_value("replay.size", 31)),
+     ["replay.size: 31 is smaller than agent.batch_size 32"]),
+    ("string in a list of integers", with_value("network.actor_layers", ["a"]),
+     ["network.actor_layers: expected a list of integers, got the string 'a' in ['a']"]),
+    ("fraction in a list of integers", with_value("network.critic_layers", [64, 64.5]),
+     ["network.critic_layers: expected a list of integers, got 64.5 in [64, 64.5]"]),
+    ("boolean in optional indices", with_value("env.observation_indices", [0, True]),
+     ["env.observation_indices: expected a list of integers or null, got the boolean true in [0, True]"]),
+    ("nested list in bounds", with_value("action_bounds.high", [[2.0]]),
+     ["action_bounds.high: expected a list of numbers or null, got a list in [[2.0]]"]),
+    ("too large integer in optional indices", with_value("env.observation_indices", [1, 2**64]),
+     ["env.observation_indices: expected a list of integers or null, got 18446744073709551616 (too large) in "
+      "[1, 18446744073709551616]"]),
     ("annealing without steps", with_value("agent.noise_sigma_final", 0.01),
      ["agent.noise_anneal_steps: must be > 0"]),
     ("averaged policy with hard target copies", with_value("agent.policy_weights", "averaged",
@@ -550,6 +565,43 @@ def test_a_cross_check_names_the_file_and_the_override():
     path = resolve_preset_path("pendulum")
     assert message == (f"{path} with --set action_bounds.low: action_bounds: low has 2 entries and high 1; they "
                        "need one each per action dimension")
+
+
+def test_a_replay_smaller_than_a_batch_names_both_keys_and_values():
+    """The agent waits for a batch's worth of transitions before it learns: a smaller replay never has one."""
+    path = resolve_preset_path("pendulum")
+    assert load_error("pendulum", {"replay.size": 100}) == (
+        f"{path} with --set replay.size: replay.size: 100 is smaller than agent.batch_size 256; "
+        "the agent would never learn")
+    assert load_error("pendulum", {"agent.batch_size": 2_000_000}) == (
+        f"{path} with --set agent.batch_size: replay.size: 1000000 is smaller than agent.batch_size 2000000; "
+        "the agent would never learn")
+
+
+def test_a_replay_of_exactly_one_batch_is_accepted_also_for_sequences():
+    """Windows are drawn with replacement from the stored transitions, so a recurrent agent needs no more
+    than a batch's worth of them (and room for one window), however long its windows are."""
+    assert config_from_dict(with_value("replay.size", 32, with_value("agent.batch_size", 32))).replay.size == 32
+    recurrent = copy.deepcopy(PENDULUM) | {"agent": {"batch_size": 8}, "network": {"recurrent": "lstm"},
+                                           "replay": {"size": 12, "sequence_length": 8, "burn_in": 4}}
+    config = config_from_dict(recurrent)
+    assert (config.replay.size, config.agent.batch_size) == (12, 8)
+
+
+def test_a_bad_list_entry_given_with_set_is_named():
+    assert load_error("pendulum", dict([parse_override("network.actor_layers=[a]")])) == (
+        "--set network.actor_layers: expected a list of integers, got the string 'a' in ['a']")
+    assert load_error("pendulum", dict([parse_override("network.actor_layers=[16, '32']")])) == (
+        "--set network.actor_layers: expected a list of integers, got the string '32' in [16, '32']")
+    # Not a list at all: the whole value is what is wrong.
+    assert load_error("pendulum", dict([parse_override("network.actor_layers=a")])) == (
+        "--set network.actor_layers: expected a list of integers, got the string 'a'")
+
+
+def test_a_number_written_as_text_in_a_list_gets_the_hint(tmp_path):
+    path = write(tmp_path, "env: {id: Pendulum-v1}\naction_bounds: {low: [-2.0], high: [2e0]}\n")
+    assert load_error(path) == (f"{path}: action_bounds.high: expected a list of numbers or null, got the string "
+                                "'2e0' in ['2e0'] (write it as e.g. 2.0e+00: YAML reads '2e0' as text)")
 
 
 def test_an_unknown_key_given_as_an_override_dict_is_still_refused():

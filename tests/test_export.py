@@ -9,6 +9,7 @@ format's own runtime here, not through rdpg's loader, so a loader bug cannot hid
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import TINY as CONFTEST_TINY
+from conftest import rdpg
 from typer.testing import CliRunner
 
 from rdpg_cli import __version__
@@ -513,3 +515,88 @@ def test_an_artifact_that_disagrees_with_the_checkpoint_is_not_written(checkpoin
     with pytest.raises(ExportError, match="differ from the checkpoint's"):
         exporting.export_policy(checkpoints["ff"], "keras", tmp_path / "p.keras")
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------ damaged artifacts
+
+
+def copy_export(path: Path, dest: Path, data: bytes | None = None, old_sidecar: bool = False) -> Path:
+    """``path``'s export copied to ``dest`` with its sidecar, holding ``data`` instead of its bytes if
+    given; an ``old_sidecar`` lacks the size and sha256 that exports record, as sidecars written before."""
+    dest.write_bytes(path.read_bytes() if data is None else data)
+    meta = metadata(dest.suffix[1:], path)
+    if old_sidecar:
+        del meta["file"]
+    Path(f"{dest}.json").write_text(json.dumps(meta))
+    return dest
+
+
+@pytest.mark.parametrize("old_sidecar", [False, True], ids=["sidecar", "older-sidecar"])
+def test_a_truncated_tflite_file_is_one_error_line_not_a_crash(old_sidecar: bool, artifact, tmp_path: Path):
+    """The TFLite interpreter can die of SIGSEGV on a file cut short: through the real entry point, each cut
+    is one error line and exit code 2, and the intact file still evaluates."""
+    path = artifact("rec", "tflite")
+    data = path.read_bytes()
+    for cut in (100, 3000, len(data) - 1):
+        damaged = copy_export(path, tmp_path / f"cut{cut}.tflite", data[:cut], old_sidecar)
+        result = rdpg("evaluate", damaged.name, "--episodes", "1", cwd=tmp_path, check=False)
+        assert result.returncode == 2, (cut, result.returncode, result.stderr)  # -11: the interpreter crashed
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        expected = f"({cut} bytes, expected {len(data)})" if not old_sidecar else f"({cut} bytes, "
+        assert f"error: {damaged.name}: damaged TFLite file {expected}" in result.stderr, result.stderr
+        assert result.stderr.rstrip().endswith("export it again")
+    intact = copy_export(path, tmp_path / "intact.tflite", old_sidecar=old_sidecar)
+    result = rdpg("evaluate", intact.name, "--episodes", "1", "--json", cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["episodes"] == 1
+
+
+def test_a_damaged_tflite_file_never_reaches_the_interpreter(artifact, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """Every cut, with and without the recorded digest, and a same-size file with one byte changed, are
+    refused before the interpreter is made (here it would fail the test rather than crash it)."""
+    def no_interpreter(path):
+        raise AssertionError(f"{path}: a damaged file was handed to the TFLite interpreter")
+
+    monkeypatch.setattr(exporting, "tflite_interpreter", no_interpreter)
+    path = artifact("rec", "tflite")
+    data = path.read_bytes()
+    for old_sidecar in (False, True):
+        for cut in range(0, len(data), 97):
+            damaged = copy_export(path, tmp_path / "cut.tflite", data[:cut], old_sidecar)
+            with pytest.raises(ExportError, match=r"cut\.tflite: damaged TFLite file \("):
+                exporting.load_exported_policy(damaged)
+    changed = bytearray(data)
+    changed[len(data) // 2] ^= 0xFF
+    damaged = copy_export(path, tmp_path / "changed.tflite", bytes(changed))
+    with pytest.raises(ExportError, match="its sha256 is not the one its export recorded"):
+        exporting.load_exported_policy(damaged)
+    not_tflite = copy_export(path, tmp_path / "other.tflite", data[:4] + b"XXXX" + data[8:], old_sidecar=True)
+    with pytest.raises(ExportError, match=r"no TFL3 identifier at bytes 4\.\.8"):
+        exporting.load_exported_policy(not_tflite)
+
+
+def test_a_truncated_keras_file_is_damaged_not_missing(artifact, tmp_path: Path):
+    """Keras answers a cut .keras file with 'File not found' although it is there."""
+    path = artifact("ff", "keras")
+    data = path.read_bytes()
+    damaged = copy_export(path, tmp_path / "g3.keras", data[:3000])
+    code, _, err = cli("evaluate", str(damaged), "--episodes", "1")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"g3.keras: damaged Keras file (3000 bytes, expected {len(data)}): export it again" in err, err
+    copy_export(path, damaged, data[:3000], old_sidecar=True)
+    code, _, err = cli("evaluate", str(damaged), "--episodes", "1")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "g3.keras: damaged Keras file (not a zip archive" in err and "File not found" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "keras"])
+def test_the_sidecar_records_the_file_and_older_sidecars_still_load(fmt: str, artifact, tmp_path: Path):
+    path = artifact("ff", fmt)
+    data = path.read_bytes()
+    assert metadata(fmt, path)["file"] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    for old_sidecar in (False, True):
+        intact = copy_export(path, tmp_path / f"policy{old_sidecar:d}.{fmt}", old_sidecar=old_sidecar)
+        code, out, err = cli("evaluate", str(intact), "--episodes", "1", "--json")
+        assert code == 0, err
+        assert json.loads(out)["episodes"] == 1

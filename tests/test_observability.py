@@ -238,10 +238,10 @@ def test_metric_labels_cover_every_logged_column():
 # ------------------------------------------------------------------------------------------ TensorBoard
 
 
-def test_tensorboard_events_hold_namespaced_scalars_and_config(tiny_run):
+def tensorboard_events(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, str]]:
+    """A run's TensorBoard scalars (tag -> step -> value) and texts."""
     import tensorflow as tf
 
-    run_dir, _ = tiny_run
     files = sorted((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert files, "no TensorBoard event file"
     scalars: dict[str, dict[int, float]] = {}
@@ -254,6 +254,12 @@ def test_tensorboard_events_hold_namespaced_scalars_and_config(tiny_run):
                     scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
                 elif plugin == "text":
                     texts[value.tag] = tf.make_ndarray(value.tensor).item().decode()
+    return scalars, texts
+
+
+def test_tensorboard_events_hold_namespaced_scalars_and_config(tiny_run):
+    run_dir, _ = tiny_run
+    scalars, texts = tensorboard_events(run_dir)
     required = {"train/critic_loss", "train/actor_loss", "train/mean_q", "train/out_of_bounds",
                 "rollout/episode_return", "eval/mean_return", "time/steps_per_second"}
     assert required <= set(scalars), f"missing: {required - set(scalars)}"
@@ -266,6 +272,24 @@ def test_tensorboard_events_hold_namespaced_scalars_and_config(tiny_run):
     assert sorted(scalars["train/critic_loss"]) == [100, 200, 300]
     assert "config" in texts
     assert "Pendulum-v1" in texts["config"] and "actor_layers" in texts["config"]
+
+
+def test_tensorboard_gets_each_evaluation_at_the_step_it_ran(tmp_path):
+    """Evaluations between metrics rows (eval_every 150, log_every 200): TensorBoard has each one once, at
+    150, 300, 450 and 600, with the value metrics.csv repeats on the rows after it."""
+    run_dir = tmp_path / "run"
+    result = run_cli(["train", "--preset", "pendulum", *TINY, "--steps", "600", "--set", "train.eval_every=150",
+                      "--set", "train.log_every=200", "--run-dir", str(run_dir)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scalars, _ = tensorboard_events(run_dir)
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = {int(r["env_steps"]): r for r in csv.DictReader(f)}
+    assert sorted(rows) == [200, 400, 600]
+    for tag in ("eval/mean_return", "eval/best_return"):
+        assert sorted(scalars[tag]) == [150, 300, 450, 600]
+        for evaluated, row in ((150, 200), (300, 400), (600, 600)):
+            assert scalars[tag][evaluated] == pytest.approx(float(rows[row][tag]), rel=1e-6)
+    assert sorted(scalars["train/critic_loss"]) == [200, 400, 600]
 
 
 # ------------------------------------------------------------------------------------- plain output

@@ -344,3 +344,96 @@ def test_resume_refuses_conflicting_input(tmp_path):
         result = rdpg("train", "--resume", missing, cwd=tmp_path, check=False)
         assert result.returncode == 2 and words in result.stderr, result.stderr
     assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder (the lock file aside), by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_resume_from_an_older_file_of_the_run_is_refused(tmp_path):
+    """best.h5 (or any file but the folder's checkpoint.h5) would rewind the run: refused, nothing touched."""
+    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.eval_every=100",
+         "--run-dir", "run", "-q", cwd=tmp_path)
+    before = _snapshot(tmp_path / "run")
+    result = rdpg("train", "--resume", "run/best.h5", "--steps", "400", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "would rewind the run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _snapshot(tmp_path / "run") == before
+
+
+def test_force_on_a_folder_in_use_touches_nothing(tmp_path):
+    """--force replaces a finished run, never one that is training: the lock is checked before anything goes."""
+    from rdpg_cli.runs import RunLock
+
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    before = _snapshot(tmp_path / "run")
+    with RunLock(tmp_path / "run"):  # as a training process holds it
+        result = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "--force",
+                      cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "another rdpg train" in result.stderr, result.stderr
+    assert _snapshot(tmp_path / "run") == before
+
+
+def test_force_replaces_the_run_files_and_keeps_the_rest(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", "1", "--run-dir", "run", "-q",
+         cwd=tmp_path)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    (tmp_path / "run" / "export").mkdir()
+    (tmp_path / "run" / "export" / "policy.json").write_text("{}")
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", "2", "--run-dir", "run", "--force",
+         "-q", cwd=tmp_path)
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", "2", "--run-dir", "fresh", "-q",
+         cwd=tmp_path)
+    run, fresh = tmp_path / "run", tmp_path / "fresh"
+    assert (run / "metrics.csv").read_text() == (fresh / "metrics.csv").read_text()
+    assert len(list((run / "tensorboard").iterdir())) == len(list((fresh / "tensorboard").iterdir())) == 1
+    assert (run / "command.txt").read_text().count("rdpg train") == 1  # the replaced run's history went too
+    assert (run / "notes.txt").read_text() == "mine" and (run / "export" / "policy.json").exists()
+
+
+def test_a_folder_with_a_run_stopped_before_its_first_checkpoint_needs_force(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.csv").write_text("env_steps\n100\n")
+    result = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
+                  check=False)
+    assert result.returncode == 2 and "metrics.csv" in result.stderr and "--force" in result.stderr
+    assert (tmp_path / "run" / "metrics.csv").read_text() == "env_steps\n100\n"
+
+
+def _damage(path: Path, change) -> None:
+    with h5py.File(path, "r+") as f:
+        change(f)
+
+
+def _set_attr(name: str, value: str):
+    return lambda f: f.attrs.__setitem__(name, value)
+
+
+def _replace_dataset(name: str, make):
+    def change(f):
+        data = make(f[name][()])
+        del f[name]
+        f[name] = data
+    return change
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(_set_attr("trainer_state", "{not json"), id="trainer-state-not-json"),
+    pytest.param(_set_attr("trainer_state", '{"env_steps": 120}'), id="trainer-state-incomplete"),
+    pytest.param(_set_attr("noise_state", "[]"), id="noise-state-a-list"),
+    pytest.param(_replace_dataset("replay/rewards", lambda a: a[:5]), id="replay-rewards-short"),
+    pytest.param(_replace_dataset("replay/actions", lambda a: np.zeros((len(a), 3), a.dtype)),
+                 id="replay-actions-wide"),
+    pytest.param(lambda f: f.__delitem__("replay/starting"), id="replay-starting-missing"),
+])
+def test_a_damaged_training_state_is_one_line_and_changes_nothing(tmp_path, change):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    _damage(tmp_path / "run" / "checkpoint.h5", change)
+    before = _snapshot(tmp_path / "run")
+    result = rdpg("train", "--resume", "run", "--steps", "200", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "damaged checkpoint" in lines[0] and "run" in lines[0], result.stderr
+    assert _snapshot(tmp_path / "run") == before  # config.yaml and command.txt untouched too

@@ -1,0 +1,178 @@
+"""rdpg_cli.plot: each evaluation read once, at the env step it ran, whatever train.log_every is; and a missing
+matplotlib reported before anything else."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rdpg_cli import plot as plotting
+from rdpg_cli.cli import app
+from rdpg_cli.trainer import METRIC_COLUMNS, TIMING_COLUMNS
+
+MISSING_MATPLOTLIB = "error: rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'\n"
+
+
+def eval_return(step: int) -> float:
+    """The mean return of the (made-up) evaluation at ``step``: distinct for every step."""
+    return -1000.0 + step / 10
+
+
+def write_trainer_run(folder: Path, steps: int, log_every: int, eval_every: int, with_config: bool = True,
+                      returns=eval_return) -> Path:
+    """A run folder as the trainer writes it: it evaluates at every multiple of eval_every and writes a row of
+    metrics.csv at every multiple of log_every, each row holding the latest evaluation so far (blank before
+    the first). The same loop as ``Trainer._loop``, without the training."""
+    folder.mkdir(parents=True)
+    if with_config:
+        config = {"name": "pendulum", "env": {"id": "Pendulum-v1"},
+                  "train": {"seed": 0, "steps": steps, "eval_every": eval_every, "log_every": log_every}}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    last_eval: tuple[float, float] | None = None
+    best: float | None = None
+    with open(folder / "metrics.csv", "w", newline="") as f, open(folder / "timing.csv", "w", newline="") as g:
+        metrics, timing = csv.DictWriter(f, METRIC_COLUMNS), csv.DictWriter(g, TIMING_COLUMNS)
+        metrics.writeheader()
+        timing.writeheader()
+        for step in range(1, steps + 1):
+            if step % eval_every == 0:
+                last_eval = (returns(step), 10.0 + step / 1000)
+                best = last_eval[0] if best is None else max(best, last_eval[0])
+            if step % log_every == 0:
+                metrics.writerow({
+                    "env_steps": step, "episodes": step // 200, "gradient_steps": step,
+                    "train/critic_loss": 1.0 / step, "rollout/episode_return": -step,
+                    "eval/mean_return": last_eval[0] if last_eval else "",
+                    "eval/std_return": last_eval[1] if last_eval else "",
+                    "eval/best_return": best if best is not None else ""})
+                timing.writerow({"env_steps": step, "wall_seconds": step / 100, "time/steps_per_second": 100,
+                                 "time/updates_per_second": 90})
+    return folder
+
+
+# ---------------------------------------------------------------------------------- evaluations at their step
+
+
+def test_evaluation_between_log_rows_is_read_at_its_step(tmp_path: Path):
+    """log_every 200, eval_every 500: the evaluation at 500 is in the row of 600, the one at 1000 in its own."""
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", 1200, log_every=200, eval_every=500))
+    assert run.columns["eval/mean_return"] == {500: eval_return(500), 1000: eval_return(1000)}
+    assert run.columns["eval/std_return"] == {500: 10.5, 1000: 11.0}
+    assert run.columns["eval/best_return"] == {500: eval_return(500), 1000: eval_return(1000)}
+    # Every other column keeps a point per log row.
+    assert sorted(run.columns["rollout/episode_return"]) == [200, 400, 600, 800, 1000, 1200]
+    assert sorted(run.columns["time/steps_per_second"]) == [200, 400, 600, 800, 1000, 1200]
+
+
+def test_evaluations_more_often_than_rows_are_read_where_they_ran(tmp_path: Path):
+    """log_every 500, eval_every 200: each row holds the last evaluation before it (400, 1000, 1400); the ones
+    no row holds (200, 600, 800, 1200) are not in metrics.csv at all."""
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", 1500, log_every=500, eval_every=200))
+    assert run.columns["eval/mean_return"] == {400: eval_return(400), 1000: eval_return(1000),
+                                               1400: eval_return(1400)}
+
+
+@pytest.mark.parametrize(("log_every", "eval_every"), [(100, 300), (300, 100), (250, 1000), (1000, 1000),
+                                                       (700, 300)])
+def test_every_evaluation_in_metrics_csv_is_read_exactly_once(tmp_path: Path, log_every: int, eval_every: int):
+    steps = 3000
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", steps, log_every, eval_every))
+    # The evaluations a row holds: the last multiple of eval_every at or before each row's step.
+    held = sorted({row - row % eval_every for row in range(log_every, steps + 1, log_every)} - {0})
+    assert run.columns["eval/mean_return"] == {step: eval_return(step) for step in held}
+
+
+def test_equal_consecutive_evaluations_are_both_kept(tmp_path: Path):
+    """Two evaluations with the same return (a saturated task) are two points, not one."""
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", 1200, log_every=200, eval_every=500,
+                                              returns=lambda step: -150.0))
+    assert run.columns["eval/mean_return"] == {500: -150.0, 1000: -150.0}
+
+
+def test_without_config_each_new_evaluation_is_kept_once(tmp_path: Path):
+    """No config.yaml, so no eval_every: a row holds a new evaluation when its eval/ values change."""
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", 1200, log_every=200, eval_every=500,
+                                              with_config=False))
+    assert run.columns["eval/mean_return"] == {600: eval_return(500), 1000: eval_return(1000)}
+
+
+def test_rows_before_the_first_evaluation_hold_none(tmp_path: Path):
+    run = plotting.read_run(write_trainer_run(tmp_path / "run", 400, log_every=200, eval_every=500))
+    assert run.columns["eval/mean_return"] == {}
+    assert len(run.columns["rollout/episode_return"]) == 2
+
+
+def test_short_run_with_misaligned_intervals_plots_its_evaluation(tmp_path: Path):
+    """The reported case: 600 steps, log_every 200, eval_every 500. metrics.csv holds the evaluation at 500
+    (in the row of 600); the plot draws it instead of saying there is no value yet."""
+    pytest.importorskip("matplotlib")
+    folder = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=500)
+    output = tmp_path / "curve.png"
+    result = CliRunner().invoke(app, ["plot", str(folder), "-o", str(output)])
+    assert result.exit_code == 0, result.stderr
+    assert "no value" not in result.stderr
+    assert "1 curve(s) from 1 run(s)" in result.stdout
+    assert output.stat().st_size > 0
+    runs = [plotting.read_run(folder)]
+    curves, skipped = plotting.build_curves(runs, "eval/mean_return", plotting.Band.minmax)
+    assert skipped == []
+    assert curves[0].steps == [500.0] and curves[0].mean == [eval_return(500)]
+
+
+def test_seeds_with_misaligned_intervals_average_at_the_evaluation_steps(tmp_path: Path):
+    first = write_trainer_run(tmp_path / "a", 1200, log_every=200, eval_every=500)
+    second = write_trainer_run(tmp_path / "b", 1200, log_every=200, eval_every=500, returns=lambda s: -s / 10)
+    config = yaml.safe_load((second / "config.yaml").read_text())
+    config["train"]["seed"] = 1
+    (second / "config.yaml").write_text(yaml.safe_dump(config))
+    curves, _ = plotting.build_curves([plotting.read_run(first), plotting.read_run(second)], "eval/mean_return",
+                                      plotting.Band.minmax)
+    assert [len(c.runs) for c in curves] == [2]
+    assert curves[0].steps == [500.0, 1000.0]
+    assert curves[0].mean == [(eval_return(500) - 50) / 2, (eval_return(1000) - 100) / 2]
+
+
+# ------------------------------------------------------------------------------------- matplotlib missing
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # an import of it now raises ImportError
+
+
+@pytest.mark.parametrize("args", [
+    ["missing-run"],  # no such folder
+    ["EMPTY"],  # no metrics.csv
+    ["RUN", "--metric", "eval/mean_retrun"],  # no such column
+    ["FRESH"],  # no evaluation yet
+    ["RUN", "--output", "curve.jpg"],  # unsupported output
+    ["RUN", "--output", "nowhere/curve.png"],  # output folder missing
+    ["RUN", "--smooth", "0"],
+    ["RUN", "--size", "12x12"],
+    ["RUN", "--size", "800x600", "--width", "900"],
+])
+def test_missing_matplotlib_is_said_before_any_data_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          no_matplotlib: None, args: list[str]):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "EMPTY").mkdir()
+    write_trainer_run(tmp_path / "RUN", 1200, log_every=200, eval_every=500)
+    write_trainer_run(tmp_path / "FRESH", 400, log_every=200, eval_every=500)
+    result = CliRunner().invoke(app, ["plot", *args])
+    assert result.exit_code == 2
+    assert result.stderr == MISSING_MATPLOTLIB
+
+
+def test_render_without_matplotlib_raises_before_reading(tmp_path: Path, no_matplotlib: None):
+    with pytest.raises(plotting.PlotError, match=r"needs matplotlib.*pip install 'rdpg\[plot\]'"):
+        plotting.render([tmp_path / "missing-run"], output=tmp_path / "c.png")
+
+
+def test_require_matplotlib_passes_when_it_is_installed():
+    pytest.importorskip("matplotlib")
+    plotting.require_matplotlib()
