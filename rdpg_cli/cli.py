@@ -198,7 +198,7 @@ def train(
 
 
 def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose) -> int:
-    from rdpg_cli.config import ConfigError, load_config
+    from rdpg_cli.config import ConfigError, key_locator, load_config
 
     if steps is not None and steps <= 0:
         raise ConfigError(f"--steps: {steps} must be > 0")
@@ -213,7 +213,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         if seed is not None:
             overrides["train.seed"] = seed
         config = load_config(preset, overrides)
-        return _run_training(config, run_dir, None, force, eager, quiet, verbose)
+        return _run_training(config, run_dir, None, force, eager, quiet, verbose,
+                             locate=key_locator(preset, overrides))
     if run_dir is not None:
         raise ConfigError("--run-dir: a resumed run continues in its own folder; leave --run-dir out")
     if overrides:
@@ -254,7 +255,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume))
 
 
-def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "") -> int:
+def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
+                  locate=None) -> int:
     import shlex
 
     from rich.table import Table
@@ -262,7 +264,12 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, write_run_files
 
-    config, spec = resolve_bounds(config)
+    from rdpg_cli.errors import ConfigError
+
+    try:
+        config, spec = resolve_bounds(config)
+    except ConfigError as exc:  # the environment refused a key: say where it came from (file, --set)
+        raise (locate(exc) if locate else exc) from None
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
     total = config.train.steps

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import os
 import types
 import typing
@@ -710,6 +711,23 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
         current[key] = value
         out[section] = current
     return out
+
+
+def key_locator(preset: str, overrides: dict[str, Any] | None = None) -> typing.Callable[[ConfigError], ConfigError]:
+    """For checks made after loading (against the environment: its id, kwargs, bounds): an error about a key,
+    ``"action_bounds: ..."``, prefixed with where that key came from, as load_config's own errors are: the
+    preset file, and any --set that gave the key or a key under it."""
+    path = resolve_preset_path(preset)
+    overrides = overrides or {}
+
+    def locate(error: ConfigError) -> ConfigError:
+        key = str(error).split(":", 1)[0]
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
+            return error  # not about a key of the preset
+        given = [f"--set {k}" for k in overrides if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
+        return ConfigError(f"{path}{' with ' + ', '.join(given) if given else ''}: {error}")
+
+    return locate
 
 
 def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
