@@ -228,12 +228,13 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     RunLock.check_free(resume.parent)
     checkpoint = find_checkpoint(resume)
     latest = checkpoint.parent / "checkpoint.h5"
-    if latest.exists() and not latest.samefile(checkpoint):
-        # A resumed run continues in the checkpoint's folder and cuts metrics.csv back to its step: from
-        # best.h5 (or another older file) that would throw away the run's later progress.
-        raise ConfigError(f"--resume {resume}: this run's latest state is {latest}; resuming from "
-                          f"{checkpoint.name} would rewind the run and overwrite it (resume {checkpoint.parent}, "
-                          f"or copy {checkpoint.name} into a new folder to train on from it)")
+    if not (latest.exists() and latest.samefile(checkpoint)):
+        # A resumed run continues in the checkpoint's folder, writes its checkpoint.h5 and cuts metrics.csv
+        # back to the resumed step: from best.h5 (or another file) that would throw the run's later progress
+        # away. Only the folder's own latest state resumes in place.
+        raise ConfigError(f"--resume {resume}: only a run's checkpoint.h5 resumes in its folder; resuming from "
+                          f"{checkpoint.name} would rewind the run there and overwrite it (copy it into a new "
+                          "folder as checkpoint.h5 to train on from it)")
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
     if preset is not None:

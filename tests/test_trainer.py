@@ -361,6 +361,12 @@ def test_resume_from_an_older_file_of_the_run_is_refused(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "would rewind the run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert _snapshot(tmp_path / "run") == before
+    # Copied into a folder of its own as checkpoint.h5 (the way the message gives), it trains on from there.
+    (tmp_path / "branch").mkdir()
+    (tmp_path / "branch" / "checkpoint.h5").write_bytes((tmp_path / "run" / "best.h5").read_bytes())
+    rdpg("train", "--resume", "branch", "--steps", "400", "-q", cwd=tmp_path)
+    assert (tmp_path / "branch" / "metrics.csv").exists()
+    assert _snapshot(tmp_path / "run") == before
 
 
 def test_force_on_a_folder_in_use_touches_nothing(tmp_path):
