@@ -254,7 +254,7 @@ class Agent:
                       if any(actor for actor, _ in pattern) else tf.zeros([0]))
         return tf.stack(flat_metrics), flat_actor
 
-    def _encode(self, model, history, state, step_mask):
+    def _encode(self, model, history, state, step_mask, outputs_from: int = 0):
         """Unroll a network's history encoder. The burn-in steps only warm up the state (no loss, no
         gradient); there the mask keeps steps of another episode from touching the zero state. The trained
         steps need no mask: whatever follows an episode's end is masked out of every loss."""
@@ -262,7 +262,7 @@ class Agent:
         if b and self.recurrent:
             _, state = model.encode(history[:, :b], state, step_mask[:, :b])
             state = tuple(tf.stop_gradient(s) for s in state)
-        return model.encode(history[:, b:], state, fused=True)[0]
+        return model.encode(history[:, b:], state, fused=True, outputs_from=outputs_from)[0]
 
     def _update(self, observations, next_observations, actions, prev_actions, rewards, terminated, valid,
                 start_state, update_actor: bool, update_targets: bool = True) -> dict[str, tf.Tensor]:
@@ -284,8 +284,8 @@ class Agent:
             first = 1
         else:
             target_history, first = next_history, 0
-        target_features = self._encode(self.target_actor, target_history, start_state, step_mask)
-        next_actions = self.target_actor.head(target_features[:, first:])
+        target_features = self._encode(self.target_actor, target_history, start_state, step_mask, first)
+        next_actions = self.target_actor.head(target_features)
         if agent.target_noise > 0:
             seed = tf.stack([tf.constant(self.seed, tf.int64), self.gradient_steps])
             noise = tf.random.stateless_normal(tf.shape(next_actions), seed=seed) * agent.target_noise
@@ -294,8 +294,8 @@ class Agent:
         next_actions = tf.clip_by_value(next_actions, self.low, self.high)
         next_qs = []
         for target in self.target_critics:
-            features = self._encode(target, target_history, zero_critic_state, step_mask)
-            next_qs.append(target.head(features[:, first:], next_actions))
+            features = self._encode(target, target_history, zero_critic_state, step_mask, first)
+            next_qs.append(target.head(features, next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
         y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma, agent.reward_scale)
 

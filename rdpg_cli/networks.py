@@ -67,15 +67,17 @@ class HistoryEncoder(keras.layers.Layer):
         return tuple(tf.zeros([batch_size, self.units]) for _ in range(self.state_size))
 
     def call(self, history: tf.Tensor, state: State, step_mask: tf.Tensor | None = None,
-             fused: bool = False) -> tuple[tf.Tensor, State]:
+             fused: bool = False, outputs_from: int = 0) -> tuple[tf.Tensor, State]:
         """``step_mask`` [batch, time] (bool): masked steps leave the state (and output) unchanged, so
         steps of another episode at the front of a window do not disturb the zero state the episode
         starts from. ``fused``: an unmasked LSTM sequence runs in TensorFlow's fused kernel (the agent's
-        update asks for it); otherwise the cell is unrolled op by op, which every exporter understands."""
+        update asks for it); otherwise the cell is unrolled op by op, which every exporter understands.
+        ``outputs_from``: the outputs of the steps from this one on (the target networks need h_{t+1} only);
+        cut before the outputs are laid out batch-major, which saves copying the others."""
         if not self.gates:
-            return history, ()
+            return history[:, outputs_from:], ()
         if self.kind == "lstm" and step_mask is None and fused:
-            return self._fused_lstm(history, state)
+            return self._fused_lstm(history, state, outputs_from)
         steps = history.shape[1]
         bias = self.bias if self.kind == "lstm" else self.bias[0]
         projected = tf.matmul(history, self.kernel) + bias  # [B, T, gates*units], all steps at once
@@ -88,9 +90,9 @@ class HistoryEncoder(keras.layers.Layer):
                 new_state = tuple(tf.where(keep, n, o) for n, o in zip(new_state, state, strict=True))
             state = new_state
             outputs.append(state[0])
-        return tf.stack(outputs, axis=1), state
+        return tf.stack(outputs[outputs_from:], axis=1), state
 
-    def _fused_lstm(self, history: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
+    def _fused_lstm(self, history: tf.Tensor, state: State, outputs_from: int = 0) -> tuple[tf.Tensor, State]:
         """The whole sequence in TensorFlow's fused LSTM kernel, forward and backward: one op each way
         instead of a dozen per step, which made the recurrent update 1.6x faster (bench/roofline.py). From
         OP_BACKWARD_MIN_UNITS units on, the backward pass is ``_block_lstm_op_backward``'s instead.
@@ -105,7 +107,7 @@ class HistoryEncoder(keras.layers.Layer):
         x = tf.transpose(history, [1, 0, 2])
         run = _block_lstm_op_backward if self.units >= OP_BACKWARD_MIN_UNITS else _block_lstm
         hiddens, cells = run(x, h, c, w, b)  # [time, batch, units]
-        return tf.transpose(hiddens, [1, 0, 2]), (hiddens[-1], cells[-1])
+        return tf.transpose(hiddens[outputs_from:], [1, 0, 2]), (hiddens[-1], cells[-1])
 
     def _cell(self, projected_x: tf.Tensor, state: State) -> State:
         if self.kind == "lstm":
@@ -232,8 +234,8 @@ class Actor(keras.Model):
         return self.encoder.initial_state(batch_size)
 
     def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
-               fused: bool = False) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask, fused=fused)
+               fused: bool = False, outputs_from: int = 0) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, fused=fused, outputs_from=outputs_from)
 
     def head(self, features: tf.Tensor) -> tf.Tensor:
         x = _mlp(features, self.hidden, self.out)
@@ -259,8 +261,8 @@ class Critic(keras.Model):
         return self.encoder.initial_state(batch_size)
 
     def encode(self, history: tf.Tensor, state: State = (), step_mask: tf.Tensor | None = None,
-               fused: bool = False) -> tuple[tf.Tensor, State]:
-        return self.encoder(history, state, step_mask, fused=fused)
+               fused: bool = False, outputs_from: int = 0) -> tuple[tf.Tensor, State]:
+        return self.encoder(history, state, step_mask, fused=fused, outputs_from=outputs_from)
 
     def head(self, features: tf.Tensor, action: tf.Tensor) -> tf.Tensor:
         x = _mlp(tf.concat([features, action], axis=-1), self.hidden, self.out)

@@ -356,6 +356,20 @@ def test_wide_lstm_backward_in_ops_equals_the_kernels(compiled):
         np.testing.assert_allclose(ops.numpy(), kernel.numpy(), atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["none", "lstm", "gru"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_outputs_from_a_step_are_the_tail_of_all_outputs(kind, fused):
+    """``outputs_from`` (the target networks' h_{t+1}) gives exactly the later outputs, and the same state."""
+    encoder = HistoryEncoder(kind, 8)
+    x = tf.random.stateless_normal([4, 6, 3], seed=[1, 7])
+    state = encoder.initial_state(4)
+    every, final = encoder(x, state, fused=fused)
+    tail, tail_final = encoder(x, state, fused=fused, outputs_from=2)
+    np.testing.assert_array_equal(tail.numpy(), every[:, 2:].numpy())
+    for a, b in zip(final, tail_final, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("fused", [False, True])
 def test_trained_encoder_gradients_equal_keras(kind, fused):
