@@ -265,11 +265,11 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, write_run_files
 
-    from rdpg_cli.errors import ConfigError
+    from rdpg_cli.errors import ConfigError, EnvironmentSetupError
 
     try:
         config, spec = resolve_bounds(config)
-    except ConfigError as exc:  # the environment refused a key: say where it came from (file, --set)
+    except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
@@ -383,7 +383,7 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
         typer.echo(json.dumps(result.as_dict()))
         return
     summary = result.as_dict()
-    table = Table(title=f"{label}: {episodes} episodes, seed {seed}")
+    table = Table(title=f"{label}: {episodes} episode{'' if episodes == 1 else 's'}, seed {seed}")
     for column in ("mean ± std", "min", "max", "mean length"):
         table.add_column(column, justify="right")
     table.add_row(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}", f"{summary['min_return']:.2f}",

@@ -144,7 +144,7 @@ class TrainConfig:
                         "nonnegative")
     checkpoint_every: int = _f(5000, "env steps between writes of checkpoint.h5", "positive")
     log_every: int = _f(1000, "env steps between rows of metrics.csv", "positive")
-    save_replay: bool = _f(True, "save the replay memory beside the checkpoint so a resume continues exactly")
+    save_replay: bool = _f(True, "save the replay memory in checkpoint.h5 so a resume continues exactly")
 
 
 @dataclass(frozen=True)
@@ -713,19 +713,19 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def key_locator(preset: str, overrides: dict[str, Any] | None = None) -> typing.Callable[[ConfigError], ConfigError]:
+def key_locator(preset: str, overrides: dict[str, Any] | None = None) -> typing.Callable[[Exception], Exception]:
     """For checks made after loading (against the environment: its id, kwargs, bounds): an error about a key,
     ``"action_bounds: ..."``, prefixed with where that key came from, as load_config's own errors are: the
     preset file, and any --set that gave the key or a key under it."""
     path = resolve_preset_path(preset)
     overrides = overrides or {}
 
-    def locate(error: ConfigError) -> ConfigError:
+    def locate(error: Exception) -> Exception:  # a ConfigError, or a missing simulator's EnvironmentSetupError
         key = str(error).split(":", 1)[0]
         if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
             return error  # not about a key of the preset
         given = [f"--set {k}" for k in overrides if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
-        return ConfigError(f"{path}{' with ' + ', '.join(given) if given else ''}: {error}")
+        return type(error)(f"{path}{' with ' + ', '.join(given) if given else ''}: {error}")
 
     return locate
 

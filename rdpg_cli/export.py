@@ -699,7 +699,8 @@ def check_output(output: Path, format_: str, force: bool) -> None:
         return
     suffix = SUFFIXES[format_]
     if output.suffix.lower() != suffix:
-        raise ExportError(f"--output {output}: a {format_} export needs a {suffix} file name")
+        raise ExportError(f"--output {output}: {'an' if format_[0] in 'aeio' else 'a'} {format_} export needs a "
+                          f"{suffix} file name")
     sidecar = metadata_path(output, format_)
     for path in (output, sidecar):
         if path.is_dir():

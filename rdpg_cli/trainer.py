@@ -120,7 +120,11 @@ class Trainer:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
         checkpoint.h5 (a non-finite value is never written; a diverged actor's huge but finite weights may
         have been)."""
-        kept = "; checkpoint.h5 keeps the last good state" if checkpoint_kept else ""
+        kept = ""
+        if checkpoint_kept:
+            every = self.config.train.checkpoint_every
+            kept = ("; checkpoint.h5 keeps the last good state" if (self.run_dir / "checkpoint.h5").exists()
+                    else f"; no checkpoint was written yet (train.checkpoint_every: {every})")
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
     def _check_finite(self, value: Any, what: str) -> Any:
@@ -238,8 +242,9 @@ class Trainer:
             self._write_checkpoint(self.run_dir / "best.h5", with_replay=False)
         self._tensorboard_evaluation()
 
-    def _write_row(self, metrics_file, timing_file, since: tuple[float, int, int]) -> None:
-        """One row of metrics.csv (means since the previous row) and timing.csv (rates since then)."""
+    def _write_row(self, metrics_file, timing_file, since: tuple[float, int, int], closing: bool = False) -> None:
+        """One row of metrics.csv (means since the previous row) and timing.csv (rates since then). A closing
+        row (a session's end between rows) leaves the means running, as the checkpoint saved them."""
         started, steps_at_start, updates_at_start = since
         row = {
             "env_steps": self.env_steps,
@@ -264,7 +269,8 @@ class Trainer:
         csv.DictWriter(timing_file, TIMING_COLUMNS).writerow(timing)
         timing_file.flush()
         self._tensorboard(row, timing)
-        self.accumulators = {}
+        if not closing:
+            self.accumulators = {}
 
     def _summaries(self):
         """The TensorBoard writer, opened on first use (with the config as text)."""
@@ -421,17 +427,23 @@ class Trainer:
             self._reset_episode()
         metrics_path = self.run_dir / "metrics.csv"
         timing_path = self.run_dir / "timing.csv"
-        _truncate_csv(metrics_path, METRIC_COLUMNS, self.env_steps)
-        _truncate_csv(timing_path, TIMING_COLUMNS, self.env_steps)
+        _truncate_csv(metrics_path, METRIC_COLUMNS, self.env_steps, self.config.train.log_every)
+        _truncate_csv(timing_path, TIMING_COLUMNS, self.env_steps, self.config.train.log_every)
         started = self._session_start = time.perf_counter()
         steps_at_start = self.env_steps
         self.reporter.start(total_steps, self.env_steps)
         try:
-            self._loop(total_steps, metrics_path, timing_path, started, steps_at_start)
+            row_clock = self._loop(total_steps, metrics_path, timing_path, started, steps_at_start)
         finally:
             self.reporter.finish()
         if self.stop_requested is not None:
             self.save()
+        if self.env_steps % self.config.train.log_every and self.env_steps > row_clock[1]:
+            # The session ended between rows: a closing row, so that the last steps and the last evaluation
+            # are in metrics.csv (a run shorter than log_every has one at all). Written after the checkpoint and
+            # leaving the means running: a resume drops it (_truncate_csv) and goes on as if it never was.
+            with open(metrics_path, "a", newline="") as metrics_file, open(timing_path, "a", newline="") as timing:
+                self._write_row(metrics_file, timing, row_clock, closing=True)
         final_eval = self.last_eval[0] if self.last_eval else None
         if self.env_steps % self.config.train.eval_every and self.stop_requested is None:
             # The budget ended between evaluations: evaluate once more for the summary only, leaving the
@@ -446,7 +458,8 @@ class Trainer:
             stopped_by=self.stop_requested, files=files)
 
     def _loop(self, total_steps: int, metrics_path: Path, timing_path: Path, started: float,
-              steps_at_start: int) -> None:
+              steps_at_start: int) -> tuple[float, int, int]:
+        """Step, learn, evaluate, log and save until the budget or a stop; the clock of the last row."""
         cfg = self.config.train
         row_clock = (started, steps_at_start, self.critic_updates)
         last_report = 0.0
@@ -470,6 +483,7 @@ class Trainer:
                 if now - last_report > 0.25 or self.env_steps == total_steps:
                     last_report = now
                     self.reporter.update(self._stats(now - started, steps_at_start))
+        return row_clock
 
     def _stats(self, elapsed: float, steps_at_start: int) -> dict[str, Any]:
         return {
@@ -489,16 +503,18 @@ class Trainer:
             self._summary_writer.close()
 
 
-def _truncate_csv(path: Path, columns: list[str], up_to_step: int) -> None:
+def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:
     """Keep the header and the rows up to ``up_to_step``: rows written after the checkpoint a run resumes
-    from are dropped, so the resumed file matches an uninterrupted one."""
+    from are dropped, and so is the closing row of the session that wrote it (at ``up_to_step``, off the
+    ``log_every`` grid), so the resumed file matches an uninterrupted one."""
     if not path.exists():
         with open(path, "w", newline="") as f:
             csv.writer(f).writerow(columns)
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = [columns] + [r for r in rows[1:] if r and int(r[0]) <= up_to_step]
+    kept = [columns] + [r for r in rows[1:] if r and (int(r[0]) < up_to_step
+                                                      or (int(r[0]) == up_to_step and up_to_step % log_every == 0))]
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)

@@ -36,6 +36,12 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
         raise ConfigError("--video: the environment rendered no frames")
     path = Path(path)
     gif = path.suffix.lower() == ".gif"
+    if not gif:
+        try:
+            import imageio_ffmpeg  # noqa: F401  (imageio writes MP4 through it; without it its error is pages long)
+        except ImportError:
+            raise ConfigError(f"--video {path}: MP4 needs ffmpeg, part of the 'video' extra: "
+                              "pip install 'rdpg[video]' (or give a .gif path)") from None
     try:
         if gif:
             iio.imwrite(path, np.stack(frames), duration=1000 / fps, loop=0)  # loop=0: play forever

@@ -73,10 +73,22 @@ def test_diverging_losses_stop_cleanly(tmp_path, extra):
         assert "in the gradient steps of env steps" in result.stderr
     assert "non-finite" in result.stderr and "learning rate" in result.stderr
     checkpoint = tmp_path / "run" / "checkpoint.h5"
+    if not checkpoint.exists():  # never a pointer to a checkpoint that is not there
+        assert "checkpoint.h5 keeps" not in result.stderr, result.stderr
     if checkpoint.exists():  # whatever was written is finite
         data = read_checkpoint(checkpoint)
         assert all(np.all(np.isfinite(a)) for arrays in data.variables.values() for a in arrays
                    if a.dtype.kind == "f")
+
+
+def test_a_run_that_diverges_before_its_first_checkpoint_says_there_is_none(tmp_path):
+    result = rdpg("train", "--preset", "pendulum", "--steps", "1000", *TINY, "--set", "agent.critic_lr=1.0e+12",
+                  "--set", "agent.actor_lr=1.0e+12", "--set", "train.checkpoint_every=5000", "--run-dir", "run",
+                  cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "the loss became non-finite" in result.stderr, result.stderr
+    assert not (tmp_path / "run" / "checkpoint.h5").exists()
+    assert "no checkpoint was written yet (train.checkpoint_every: 5000)" in result.stderr, result.stderr
 
 
 def test_diverged_actor_is_one_error_not_a_nan_action_for_the_environment():

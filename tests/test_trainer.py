@@ -443,3 +443,20 @@ def test_a_damaged_training_state_is_one_line_and_changes_nothing(tmp_path, chan
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "damaged checkpoint" in lines[0] and "run" in lines[0], result.stderr
     assert _snapshot(tmp_path / "run") == before  # config.yaml and command.txt untouched too
+
+
+def test_a_run_ending_between_rows_closes_metrics_csv_and_resumes_as_if_it_had_not(tmp_path):
+    """A session that ends off the log_every grid writes a closing row (its last steps, its last evaluation);
+    a resume drops it and goes on exactly as an uninterrupted run."""
+    sets = [*TINY, "--set", "train.log_every=1000", "--set", "train.eval_every=100"]
+    rdpg("train", "--preset", "pendulum", "--steps", "250", *sets, "--run-dir", "split", "-q", cwd=tmp_path)
+    rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["250"]  # shorter than log_every: still a row
+    closing = dict(zip(rows[0].split(","), rows[1].split(","), strict=True))
+    assert closing["eval/mean_return"] and closing["train/critic_loss"]
+    rdpg("train", "--resume", "split", "--steps", "1100", "-q", cwd=tmp_path)
+    rdpg("train", "--preset", "pendulum", "--steps", "1100", *sets, "--run-dir", "straight", "-q", cwd=tmp_path)
+    split = (tmp_path / "split" / "metrics.csv").read_text()
+    assert split == (tmp_path / "straight" / "metrics.csv").read_text()
+    assert [r.split(",")[0] for r in split.splitlines()[1:]] == ["1000", "1100"]
+    assert_same_checkpoint(tmp_path / "split" / "checkpoint.h5", tmp_path / "straight" / "checkpoint.h5")
