@@ -235,6 +235,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise ConfigError(f"--resume {resume}: only a run's checkpoint.h5 resumes in its folder; resuming from "
                           f"{checkpoint.name} would rewind the run there and overwrite it (copy it into a new "
                           "folder as checkpoint.h5 to train on from it)")
+    read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
     if preset is not None:
@@ -253,17 +254,27 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise ConfigError(f"--seed {seed}: the run being resumed uses seed {config.train.seed}")
     if steps is not None:
         config = config.replace("train", steps=steps)
-    return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume))
+    return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
+                         resume_state=read_state)
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """(size, modification time) of a file, None when it is not there: what tells that it was rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
-                  locate=None) -> int:
+                  locate=None, resume_state: tuple[int, int] | None = None) -> int:
     import shlex
 
     from rich.table import Table
 
     from rdpg_cli.envs import resolve_bounds
-    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, write_run_files
+    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, refuse_existing_run, write_run_files
 
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
 
@@ -291,6 +302,11 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     with RunLock(run_dir):
         if force:
             clear_run_files(run_dir)
+        elif resume_data is None:
+            refuse_existing_run(run_dir)
+        elif _file_state(run_dir / "checkpoint.h5") != resume_state:
+            raise ConfigError(f"{run_dir}/checkpoint.h5: changed while it was being read (another rdpg train "
+                              "there?); try again")
         trainer = Trainer(config, spec, run_dir, reporter, run_eagerly=eager)
         try:
             if resume_data is not None:  # before any file changes: a failed restore leaves the run as it was

@@ -75,19 +75,25 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder")
     RunLock.check_free(run_dir)  # a folder in use is refused, --force or not
     if run_dir.is_dir() and not force:
-        if (run_dir / "checkpoint.h5").exists():
-            raise ConfigError(
-                f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
-                "it or --force to start over")
-        found = [name for name in RUN_FILES if (run_dir / name).exists()]
-        if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
-            raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
-                              "use --force to start over")
+        refuse_existing_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
     return run_dir
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """A ConfigError when the folder holds a run's files. Checked when the folder is chosen, and again once
+    its lock is held (a run may have started and ended there while TensorFlow loaded)."""
+    if (run_dir / "checkpoint.h5").exists():
+        raise ConfigError(
+            f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
+            "it or --force to start over")
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
+        raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
+                          "use --force to start over")
 
 
 def clear_run_files(run_dir: Path) -> None:

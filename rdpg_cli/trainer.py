@@ -375,7 +375,7 @@ class Trainer:
         whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
         try:
-            self._restore_training_state(data, source)
+            state, acting = self._restore_training_state(data)
         except CheckpointError as exc:
             if str(exc).startswith(source):
                 raise
@@ -383,26 +383,12 @@ class Trainer:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:120]
             raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
-
-    def _restore_training_state(self, data: CheckpointData, source: str) -> None:
-        state = trainer_state_dict(data)
-        self.env_steps = int(state["env_steps"])
-        self.episodes = int(state["episodes"])
-        self.critic_updates = int(state["critic_updates"])
-        self.best_eval = state["best_eval"]
-        self.last_eval = tuple(state["last_eval"]) if state["last_eval"] else None
-        self.accumulators = state["accumulators"]
-        self.recent_returns = state["recent_returns"]
-        self.rng.bit_generator.state = state["rng"]
-        self.wall_seconds = float(state.get("wall_seconds", 0.0))
-        self.noise.load_state_json(data.noise_state)
         if data.replay is None:
             self.reporter.message(
                 "the checkpoint holds no replay memory (train.save_replay: false): resuming with an empty "
                 "one and a fresh episode, so this run will not match an uninterrupted one")
             self._reset_episode()
             return
-        self.replay.load_state_dict(data.replay)
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.
         observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
         for action in self.replay.current_episode_actions():
@@ -414,11 +400,31 @@ class Trainer:
                 f"{source}: the environment did not replay to the saved state (it is not deterministic "
                 "given its seed), so this run cannot resume exactly")
         self.observation = observation
-        self.episode_return = float(state["episode_return"])
-        self.episode_length = int(state["episode_length"])
-        self.policy.state = tuple(
-            data.acting[f"state_{i}"] for i in range(len(self.agent.initial_state(1))))
-        self.policy.prev_action = np.asarray(data.acting["prev_action"], np.float32)
+        self.episode_return, self.episode_length = state
+        self.policy.state, self.policy.prev_action = acting
+
+    def _restore_training_state(self, data: CheckpointData) -> tuple[tuple[float, int], tuple]:
+        """Counters, generators, noise and replay memory from the checkpoint; the episode in progress's
+        return, length and acting state, checked here and applied once the environment has replayed it."""
+        state = trainer_state_dict(data)
+        self.env_steps = int(state["env_steps"])
+        self.episodes = int(state["episodes"])
+        self.critic_updates = int(state["critic_updates"])
+        self.best_eval = state["best_eval"]
+        self.last_eval = tuple(state["last_eval"]) if state["last_eval"] else None
+        self.accumulators = state["accumulators"]
+        self.recent_returns = state["recent_returns"]
+        self.rng.bit_generator.state = state["rng"]
+        self.wall_seconds = float(state.get("wall_seconds", 0.0))
+        self.noise.load_state_json(data.noise_state)
+        if data.replay is not None:
+            self.replay.load_state_dict(data.replay)
+        episode = (float(state["episode_return"]), int(state["episode_length"]))
+        if data.replay is None:
+            return episode, ()
+        acting = (tuple(data.acting[f"state_{i}"] for i in range(len(self.agent.initial_state(1)))),
+                  np.asarray(data.acting["prev_action"], np.float32))
+        return episode, acting
 
     # -- the loop ------------------------------------------------------------------------------------------
 
@@ -438,7 +444,7 @@ class Trainer:
             self.reporter.finish()
         if self.stop_requested is not None:
             self.save()
-        if self.env_steps % self.config.train.log_every and self.env_steps > row_clock[1]:
+        if self.env_steps % self.config.train.log_every and self.env_steps > 0:
             # The session ended between rows: a closing row, so that the last steps and the last evaluation
             # are in metrics.csv (a run shorter than log_every has one at all). Written after the checkpoint and
             # leaving the means running: a resume drops it (_truncate_csv) and goes on as if it never was.

@@ -558,8 +558,8 @@ def test_a_damaged_tflite_file_never_reaches_the_interpreter(artifact, tmp_path:
     def no_interpreter(path):
         raise AssertionError(f"{path}: a damaged file was handed to the TFLite interpreter")
 
+    path = artifact("rec", "tflite")  # first: the export (session fixture) checks itself with the interpreter
     monkeypatch.setattr(exporting, "tflite_interpreter", no_interpreter)
-    path = artifact("rec", "tflite")
     data = path.read_bytes()
     for old_sidecar in (False, True):
         for cut in range(0, len(data), 97):

@@ -460,3 +460,24 @@ def test_a_run_ending_between_rows_closes_metrics_csv_and_resumes_as_if_it_had_n
     assert split == (tmp_path / "straight" / "metrics.csv").read_text()
     assert [r.split(",")[0] for r in split.splitlines()[1:]] == ["1000", "1100"]
     assert_same_checkpoint(tmp_path / "split" / "checkpoint.h5", tmp_path / "straight" / "checkpoint.h5")
+
+
+def test_a_resumed_session_that_takes_no_step_keeps_the_closing_row(tmp_path):
+    """The resume drops the closing row it starts from; a session that then ends at once writes it again."""
+    from rdpg_cli.checkpoint import read_checkpoint
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.trainer import Trainer
+
+    config, spec = resolve_bounds(load_config("pendulum", dict(parse_override(t) for t in TINY[1::2])))
+    first = Trainer(config, spec, tmp_path)
+    first.run(250, fresh=True)
+    first.close()
+    written = (tmp_path / "metrics.csv").read_text()
+    assert [r.split(",")[0] for r in written.splitlines()[1:]] == ["100", "200", "250"]
+    again = Trainer(config, spec, tmp_path)
+    again.restore(read_checkpoint(tmp_path / "checkpoint.h5"), "checkpoint.h5")
+    again.stop_requested = "test"
+    again.run(400, fresh=False)
+    again.close()
+    assert (tmp_path / "metrics.csv").read_text() == written
