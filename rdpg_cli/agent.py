@@ -111,7 +111,8 @@ class Agent:
         self._act = self._wrap(self._act_impl)
         self._act_exploring = self._wrap(lambda *a: self._act_impl(*a, exploring=True))
         self.run_eagerly = run_eagerly
-        self._step_functions: dict[tuple[bool, ...], Callable] = {}  # per sequence of actor flags
+        # One compiled function per sequence of (update_actor, update_targets) steps a call runs.
+        self._step_functions: dict[tuple[tuple[bool, bool], ...], Callable] = {}
         self._concrete_steps: dict = {}
         self._numpy_copies: dict[str, NumpyActor] = {}  # "online" / "averaged": read from the actors on demand
 

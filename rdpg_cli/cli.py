@@ -274,9 +274,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rich.table import Table
 
     from rdpg_cli.envs import resolve_bounds
-    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, refuse_existing_run, write_run_files
-
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, refuse_existing_run, write_run_files
 
     try:
         config, spec = resolve_bounds(config)

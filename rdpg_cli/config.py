@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -575,21 +576,15 @@ def read_metadata(path: Path, format_: str) -> PolicyMetadata:
     return meta
 
 
-def file_size_and_sha256(path: Path) -> tuple[int, str]:
-    """-> (size in bytes, sha256 as hex), read in chunks."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+def size_and_sha256(data: bytes) -> tuple[int, str]:
+    """-> (size in bytes, sha256 as hex) of a single-file artifact's contents, as its sidecar records them."""
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
-def _tflite_problem(path: Path) -> str | None:
+def _tflite_problem(data: bytes) -> str | None:
     """What is wrong with a TFLite file's structure, or None. The interpreter trusts the flatbuffer's offsets
     and can crash the whole process (SIGSEGV) on a file cut short, so the tables are read here first, in
     Python, where a read past the end raises instead."""
-    data = path.read_bytes()
     if len(data) < TFLITE_MIN_BYTES:
         return f"{len(data)} bytes, too short for a TFLite policy"
     if data[4:8] != TFLITE_IDENTIFIER:
@@ -606,11 +601,11 @@ def _tflite_problem(path: Path) -> str | None:
     return None
 
 
-def _keras_problem(path: Path) -> str | None:
+def _keras_problem(data: bytes) -> str | None:
     """What is wrong with a .keras file's structure, or None: it is a zip archive holding config.json.
     Keras itself answers a damaged one with 'File not found', though the file is there."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             if "config.json" not in archive.namelist():
                 return "a zip archive without config.json: not a Keras model"
     except zipfile.BadZipFile:
@@ -629,10 +624,11 @@ def check_artifact_file(path: Path, format_: str, meta: PolicyMetadata) -> None:
         return
     kind = FILE_KINDS[format_]
     try:
-        size, sha256 = file_size_and_sha256(path)
-        problem = STRUCTURE_CHECKS[format_](path) if format_ in STRUCTURE_CHECKS else None
+        data = path.read_bytes()  # read once: digest and structure come from the same bytes
     except OSError as exc:
         raise ExportError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    size, sha256 = size_and_sha256(data)
+    problem = STRUCTURE_CHECKS[format_](data) if format_ in STRUCTURE_CHECKS else None
     if meta.file_bytes is not None and size != meta.file_bytes:
         raise ExportError(f"{path}: damaged {kind} file ({size} bytes, expected {meta.file_bytes}): "
                           "export it again")
@@ -819,7 +815,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     try:
         WRITERS[format_](model, meta, tmp)
         if format_ != "savedmodel":
-            size, sha256 = file_size_and_sha256(tmp)
+            size, sha256 = size_and_sha256(tmp.read_bytes())
             meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
             sidecar_tmp.write_text(meta.to_json())
         # The check runs the file just written, in its own runtime, before it replaces anything.

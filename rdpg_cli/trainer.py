@@ -417,11 +417,10 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         self.wall_seconds = float(state.get("wall_seconds", 0.0))
         self.noise.load_state_json(data.noise_state)
-        if data.replay is not None:
-            self.replay.load_state_dict(data.replay)
         episode = (float(state["episode_return"]), int(state["episode_length"]))
         if data.replay is None:
             return episode, ()
+        self.replay.load_state_dict(data.replay)
         acting = (tuple(data.acting[f"state_{i}"] for i in range(len(self.agent.initial_state(1)))),
                   np.asarray(data.acting["prev_action"], np.float32))
         return episode, acting
