@@ -6,13 +6,14 @@ Layout (``format = "rdpg-checkpoint"``, ``format_version = 1``):
   /weights/<network>/<0000..>      every variable of actor, critic(s) and their targets, in creation order
   /optimizers/<name>/<0000..>      Adam state (iterations, moments) of the actor and critic optimizers
   /counters/<0000..>               the compiled step's counters
-  /acting/                         the episode in progress: actor state, previous action
+  /acting/                         the episode in progress: actor state, previous action, executed actions
   /replay/                         the replay memory (optional, ``train.save_replay``)
 Each variable dataset keeps the variable's path as its ``name`` attribute, for people reading the file.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -75,51 +76,64 @@ def _fsync_dir(path: Path) -> None:
 
 def write_checkpoint(path: Path, data: CheckpointData) -> None:
     """Write to a temporary file in the same folder, fsync, and rename over ``path``: a crash at any moment
-    leaves either the old complete file or the new complete file, never a damaged one."""
-    import h5py
+    leaves either the old complete file or the new complete file, never a damaged one.
 
+    The HDF5 image is built in memory and written with plain file I/O: a full disk or a file-size limit is
+    then an ``OSError`` here, with the temporary file removed. Writing through HDF5 itself, such a failure
+    surfaces when HDF5 flushes its metadata, as exceptions h5py cannot raise (and, on this TF/h5py stack,
+    a segmentation fault at exit)."""
+    image = _hdf5_image(data)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = data.format_version
-            f.attrs["rdpg_version"] = data.rdpg_version
-            f.attrs["config"] = data.config_yaml
-            f.attrs["env_id"] = data.env_id
-            f.attrs["observation_dim"] = data.observation_dim
-            f.attrs["action_dim"] = data.action_dim
-            f.attrs["low"] = np.asarray(data.low, np.float32)
-            f.attrs["high"] = np.asarray(data.high, np.float32)
-            for key, value in data.counters.items():
-                f.attrs[key] = int(value)
-            f.attrs["trainer_state"] = data.trainer_state
-            f.attrs["noise_state"] = data.noise_state
-            for group_name, arrays in data.variables.items():
-                parent = "counters" if group_name == "counters" else (
-                    "optimizers" if group_name.endswith("optimizer") else "weights")
-                group = f.require_group(parent) if parent == "counters" else f.require_group(
-                    f"{parent}/{group_name}")
-                names = data.variable_names.get(group_name, [])
-                for i, array in enumerate(arrays):
-                    ds = group.create_dataset(f"{i:04d}", data=np.asarray(array))
-                    if i < len(names):
-                        ds.attrs["name"] = names[i]
-            acting = f.create_group("acting")
-            for key, value in data.acting.items():
-                acting.create_dataset(key, data=np.asarray(value))
-            if data.replay is not None:
-                replay = f.create_group("replay")
-                for key, value in data.replay.items():
-                    replay.create_dataset(key, data=np.asarray(value))
-            f.flush()
-        with open(tmp, "rb+") as fh:
+        with open(tmp, "wb") as fh:
+            fh.write(image)
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _hdf5_image(data: CheckpointData) -> memoryview:
+    """The checkpoint file's bytes."""
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = data.format_version
+        f.attrs["rdpg_version"] = data.rdpg_version
+        f.attrs["config"] = data.config_yaml
+        f.attrs["env_id"] = data.env_id
+        f.attrs["observation_dim"] = data.observation_dim
+        f.attrs["action_dim"] = data.action_dim
+        f.attrs["low"] = np.asarray(data.low, np.float32)
+        f.attrs["high"] = np.asarray(data.high, np.float32)
+        for key, value in data.counters.items():
+            f.attrs[key] = int(value)
+        f.attrs["trainer_state"] = data.trainer_state
+        f.attrs["noise_state"] = data.noise_state
+        for group_name, arrays in data.variables.items():
+            parent = "counters" if group_name == "counters" else (
+                "optimizers" if group_name.endswith("optimizer") else "weights")
+            group = f.require_group(parent) if parent == "counters" else f.require_group(
+                f"{parent}/{group_name}")
+            names = data.variable_names.get(group_name, [])
+            for i, array in enumerate(arrays):
+                ds = group.create_dataset(f"{i:04d}", data=np.asarray(array))
+                if i < len(names):
+                    ds.attrs["name"] = names[i]
+        acting = f.create_group("acting")
+        for key, value in data.acting.items():
+            acting.create_dataset(key, data=np.asarray(value))
+        if data.replay is not None:
+            replay = f.create_group("replay")
+            for key, value in data.replay.items():
+                replay.create_dataset(key, data=np.asarray(value))
+    return buffer.getbuffer()
 
 
 # Everything read from a checkpoint is in the file: rdpg writes datasets uncompressed and never links one

@@ -222,7 +222,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
                           "change")
     from rdpg_cli.checkpoint import config_from_checkpoint, find_checkpoint, read_checkpoint
 
-    from rdpg_cli.runs import RunLock
+    from rdpg_cli.runs import RunLock, require_writable
 
     RunLock.check_free(resume)
     RunLock.check_free(resume.parent)
@@ -235,6 +235,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise ConfigError(f"--resume {resume}: only a run's checkpoint.h5 resumes in its folder; resuming from "
                           f"{checkpoint.name} would rewind the run there and overwrite it (copy it into a new "
                           "folder as checkpoint.h5 to train on from it)")
+    require_writable(checkpoint.parent, f"--resume {resume}")
     read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
@@ -275,7 +276,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
-    from rdpg_cli.runs import RunLock, clear_run_files, new_run_dir, refuse_existing_run, write_run_files
+    from rdpg_cli.runs import (
+        RunLock,
+        clear_run_files,
+        new_run_dir,
+        refuse_existing_run,
+        remove_orphaned_temporaries,
+        write_run_files,
+    )
 
     try:
         config, spec = resolve_bounds(config)
@@ -306,6 +314,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         elif _file_state(run_dir / "checkpoint.h5") != resume_state:
             raise ConfigError(f"{run_dir}/checkpoint.h5: changed while it was being read (another rdpg train "
                               "there?); try again")
+        remove_orphaned_temporaries(run_dir)
         trainer = Trainer(config, spec, run_dir, reporter, run_eagerly=eager)
         try:
             if resume_data is not None:  # before any file changes: a failed restore leaves the run as it was

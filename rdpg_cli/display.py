@@ -1,8 +1,8 @@
 """What the user sees while training: a Rich progress bar on a terminal, plain periodic lines otherwise.
 
-The trainer hands each reporter a stats dict (``Trainer._stats``): env steps, env steps/s, gradient steps
-taken, the recent mean episode return, the last and best evaluation return and the critic loss since the
-last metrics row. Keys it does not send show as "-", so the display never breaks a run.
+The trainer hands each reporter a stats dict (``Trainer._stats``): env steps, env steps/s and gradient
+steps/s over the session, the gradient steps taken, the recent mean episode return, the last and best
+evaluation return and the latest critic loss. Keys it does not send show as "-", so the display never breaks a run.
 """
 
 from __future__ import annotations
@@ -27,26 +27,17 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
 class StatsLine:
     """Turns successive stats into one line of text.
 
-    Two figures are kept here rather than asked of the trainer: gradient steps per second (from the counter,
-    averaged over this session like the trainer's env steps/s) and the critic loss, whose mean the trainer
-    resets at every metrics row, so the last known value is shown instead of a "-" after each row."""
+    The critic loss is kept here: the trainer resets its mean at every metrics row, so the last known value
+    is shown instead of a "-" after each row."""
 
     def __init__(self) -> None:
-        self.started: float | None = None
-        self.updates_at_start = 0
         self.critic_loss: float | None = None
 
     def __call__(self, stats: dict[str, Any]) -> str:
-        now = time.monotonic()
-        updates = stats.get("updates")
-        if self.started is None:
-            self.started, self.updates_at_start = now, updates or 0
-        ups = None
-        if updates is not None and now > self.started:
-            ups = (updates - self.updates_at_start) / (now - self.started)
         if stats.get("critic_loss") is not None:
             self.critic_loss = stats["critic_loss"]
-        return (f"{_num(stats.get('steps_per_second'), '{:.0f}')} steps/s  {_num(ups, '{:.0f}')} updates/s  "
+        return (f"{_num(stats.get('steps_per_second'), '{:.0f}')} steps/s  "
+                f"{_num(stats.get('updates_per_second'), '{:.0f}')} updates/s  "
                 f"return {_num(stats.get('episode_return'))}  "
                 f"eval {_num(stats.get('last_eval'))} (best {_num(stats.get('best_eval'))})  "
                 f"critic loss {_num(self.critic_loss, '{:.3g}')}")
@@ -120,4 +111,8 @@ class PlainReporter(Reporter):
 
 
 class QuietReporter(Reporter):
-    """--quiet: nothing while training; the command prints the checkpoint path at the end."""
+    """--quiet: nothing while training but warnings (on stderr); the command prints the checkpoint path at
+    the end."""
+
+    def warning(self, text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rdpg_cli import __version__
 from rdpg_cli.config import Config
-from rdpg_cli.errors import ConfigError
+from rdpg_cli.errors import ConfigError, TrainingFault
 
 
 class RunLock:
@@ -24,7 +24,10 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only folder or file system
+            raise ConfigError(f"{self.path.parent}: cannot write in this run folder ({exc.strerror})") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -80,7 +83,15 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
+    require_writable(run_dir, f"--run-dir {run_dir}")
     return run_dir
+
+
+def require_writable(run_dir: Path, what: str) -> None:
+    """Refuse a folder this process cannot write in (permissions, a read-only file system) before
+    TensorFlow loads, rather than failing at the first file."""
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: cannot write in this folder (read-only or no permission)")
 
 
 def refuse_existing_run(run_dir: Path) -> None:
@@ -105,9 +116,22 @@ def clear_run_files(run_dir: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+    remove_orphaned_temporaries(run_dir)
 
 
 def write_run_files(run_dir: Path, config: Config, argv: list[str]) -> None:
-    (run_dir / "config.yaml").write_text(config.to_yaml())
-    with open(run_dir / "command.txt", "a") as f:
-        f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} rdpg {__version__}\n{shlex.join(argv)}\n")
+    command = f"# {time.strftime('%Y-%m-%d %H:%M:%S')} rdpg {__version__}\n{shlex.join(argv)}\n"
+    for name, text, mode in (("config.yaml", config.to_yaml(), "w"), ("command.txt", command, "a")):
+        try:
+            with open(run_dir / name, mode) as f:
+                f.write(text)
+        except OSError as exc:  # a full disk: nothing has been trained yet, and any checkpoint is untouched
+            raise TrainingFault(f"{run_dir / name}: cannot write it ({exc.strerror or exc})") from None
+
+
+def remove_orphaned_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files of writes that never finished (a process killed while it wrote a checkpoint
+    or cut metrics.csv back). Call with the folder's lock held: no other process can be writing them."""
+    for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp"):
+        for path in run_dir.glob(pattern):
+            path.unlink(missing_ok=True)

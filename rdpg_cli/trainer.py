@@ -48,6 +48,10 @@ class Reporter:
     def message(self, text: str) -> None: ...
     def finish(self) -> None: ...
 
+    def warning(self, text: str) -> None:
+        """Something about the run's result the user must see, even with --quiet."""
+        self.message(f"warning: {text}")
+
 
 @dataclass
 class RunSummary:
@@ -58,6 +62,34 @@ class RunSummary:
     final_eval: float | None
     stopped_by: str | None = None  # a signal name when interrupted
     files: list[str] = field(default_factory=list)
+
+
+class EpisodeActions:
+    """The executed actions of the episode in progress, oldest first, in a numpy array that doubles as it
+    fills. Saved in the checkpoint: replaying them into the environment reset with the episode's seed
+    rebuilds its exact state on resume, however small the replay memory (which may have overwritten the
+    episode's start)."""
+
+    def __init__(self, action_dim: int):
+        self._data = np.zeros((256, action_dim), np.float32)
+        self.length = 0
+
+    def clear(self) -> None:
+        self.length = 0
+
+    def append(self, action: np.ndarray) -> None:
+        if self.length == len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self.length] = action
+        self.length += 1
+
+    def array(self) -> np.ndarray:
+        return self._data[: self.length].copy()
+
+    def load(self, actions: np.ndarray) -> None:
+        self.clear()
+        for action in actions:
+            self.append(action)
 
 
 def _fmt(value: float | None) -> str:
@@ -89,6 +121,7 @@ class Trainer:
         self.last_eval: tuple[float, float] | None = None
         self.episode_return = 0.0
         self.episode_length = 0
+        self.episode_actions = EpisodeActions(spec.action_dim)
         self.accumulators: dict[str, list[float]] = {}  # name -> [sum, count] since the last row
         self.recent_returns: list[float] = []
         self.stop_requested: str | None = None
@@ -115,6 +148,7 @@ class Trainer:
         self.noise.reset()
         self.episode_return = 0.0
         self.episode_length = 0
+        self.episode_actions.clear()
 
     def _fault(self, what: str, checkpoint_kept: bool = True) -> TrainingFault:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
@@ -165,6 +199,7 @@ class Trainer:
         next_observation = self._check_finite(next_observation, "observation")
         reward = float(self._check_finite(reward, "reward"))
         self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
+        self.episode_actions.append(action)
         self.env_steps += 1
         self.episode_return += reward
         self.episode_length += 1
@@ -282,26 +317,29 @@ class Trainer:
                 tf.summary.text("config", f"```\n{self.config.to_yaml()}\n```", step=0)
         return self._summary_writer
 
-    def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
+    def _write_scalars(self, scalars: list[tuple[str, float]]) -> None:
+        """Scalars at this env step into the TensorBoard events, flushed. TensorFlow reports a write it
+        cannot make (a full disk) as its own error, not an OSError: turned into one here."""
         import tensorflow as tf
 
-        with self._summaries().as_default():
-            for name, value in [*row.items(), *timing.items()]:
-                # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each evaluation
-                # once, at the step it ran (_tensorboard_evaluation).
-                if "/" in name and not name.startswith("eval/") and value not in ("", None):
-                    tf.summary.scalar(name, float(value), step=self.env_steps)
-        self._summary_writer.flush()
+        try:
+            with self._summaries().as_default():
+                for name, value in scalars:
+                    tf.summary.scalar(name, value, step=self.env_steps)
+            self._summary_writer.flush()
+        except tf.errors.OpError as exc:
+            raise OSError(None, exc.message.splitlines()[0], str(self.run_dir / "tensorboard")) from None
+
+    def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
+        # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each evaluation once, at
+        # the step it ran (_tensorboard_evaluation).
+        self._write_scalars([(name, float(value)) for name, value in [*row.items(), *timing.items()]
+                             if "/" in name and not name.startswith("eval/") and value not in ("", None)])
 
     def _tensorboard_evaluation(self) -> None:
-        import tensorflow as tf
-
         mean, std = self.last_eval
-        with self._summaries().as_default():
-            for name, value in (("eval/mean_return", mean), ("eval/std_return", std),
-                                ("eval/best_return", self.best_eval)):
-                tf.summary.scalar(name, float(value), step=self.env_steps)
-        self._summary_writer.flush()
+        self._write_scalars([("eval/mean_return", float(mean)), ("eval/std_return", float(std)),
+                             ("eval/best_return", float(self.best_eval))])
 
     def trainer_state(self) -> dict[str, Any]:
         return {
@@ -327,6 +365,7 @@ class Trainer:
         groups = self.agent.variable_groups()
         acting = {f"state_{i}": np.asarray(s) for i, s in enumerate(self.policy.state)}
         acting["prev_action"] = np.asarray(self.policy.prev_action)
+        acting["episode_actions"] = self.episode_actions.array()
         if self.observation is not None:
             acting["observation"] = np.asarray(self.observation)
         return CheckpointData(
@@ -357,10 +396,8 @@ class Trainer:
                 f"rates); {path.name} keeps the last good state")
         try:
             write_checkpoint(path, data)
-        except OSError as exc:
-            raise TrainingFault(
-                f"{path}: cannot write the checkpoint ({exc.strerror or exc}); the previous one is intact"
-            ) from None
+        except OSError as exc:  # a full disk, a file-size limit: the file it would have replaced is intact
+            raise self._fault(f"cannot write {path} ({exc.strerror or exc})") from None
 
     def save(self) -> Path:
         path = self.run_dir / "checkpoint.h5"
@@ -375,7 +412,7 @@ class Trainer:
         whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
         try:
-            state, acting = self._restore_training_state(data)
+            state, acting, episode_actions = self._restore_training_state(data)
         except CheckpointError as exc:
             if str(exc).startswith(source):
                 raise
@@ -384,14 +421,14 @@ class Trainer:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:120]
             raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
         if data.replay is None:
-            self.reporter.message(
+            self.reporter.warning(
                 "the checkpoint holds no replay memory (train.save_replay: false): resuming with an empty "
                 "one and a fresh episode, so this run will not match an uninterrupted one")
             self._reset_episode()
             return
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.
         observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
-        for action in self.replay.current_episode_actions():
+        for action in episode_actions:
             observation, *_ = self.env.step(action)
         observation = np.asarray(observation, np.float32)
         saved = data.acting.get("observation")
@@ -401,9 +438,10 @@ class Trainer:
                 "given its seed), so this run cannot resume exactly")
         self.observation = observation
         self.episode_return, self.episode_length = state
+        self.episode_actions.load(episode_actions)
         self.policy.state, self.policy.prev_action = acting
 
-    def _restore_training_state(self, data: CheckpointData) -> tuple[tuple[float, int], tuple]:
+    def _restore_training_state(self, data: CheckpointData) -> tuple[tuple[float, int], tuple, np.ndarray]:
         """Counters, generators, noise and replay memory from the checkpoint; the episode in progress's
         return, length and acting state, checked here and applied once the environment has replayed it."""
         state = trainer_state_dict(data)
@@ -419,15 +457,31 @@ class Trainer:
         self.noise.load_state_json(data.noise_state)
         episode = (float(state["episode_return"]), int(state["episode_length"]))
         if data.replay is None:
-            return episode, ()
+            return episode, (), np.zeros((0, self.spec.action_dim), np.float32)
         self.replay.load_state_dict(data.replay)
         acting = (tuple(data.acting[f"state_{i}"] for i in range(len(self.agent.initial_state(1)))),
                   np.asarray(data.acting["prev_action"], np.float32))
-        return episode, acting
+        if "episode_actions" in data.acting:
+            episode_actions = np.asarray(data.acting["episode_actions"], np.float32)
+        else:  # a checkpoint from before the episode record: the replay memory holds the episode, or says it does not
+            episode_actions = self.replay.current_episode_actions()
+        if episode_actions.shape != (episode[1], self.spec.action_dim):
+            raise ValueError(f"acting/episode_actions holds {list(episode_actions.shape)} values, expected "
+                             f"{[episode[1], self.spec.action_dim]} (the episode in progress)")
+        return episode, acting, episode_actions
 
     # -- the loop ------------------------------------------------------------------------------------------
 
     def run(self, total_steps: int, fresh: bool) -> RunSummary:
+        """Train until ``total_steps`` env steps or a stop request. A file the run cannot write (a full disk,
+        a file-size limit, a folder made read-only) stops it as a TrainingFault: one line, not a traceback."""
+        try:
+            return self._run(total_steps, fresh)
+        except OSError as exc:
+            where = exc.filename or self.run_dir
+            raise self._fault(f"cannot write {where} ({exc.strerror or exc})") from None
+
+    def _run(self, total_steps: int, fresh: bool) -> RunSummary:
         if fresh:
             self._reset_episode()
         metrics_path = self.run_dir / "metrics.csv"
@@ -467,6 +521,7 @@ class Trainer:
         """Step, learn, evaluate, log and save until the budget or a stop; the clock of the last row."""
         cfg = self.config.train
         row_clock = (started, steps_at_start, self.critic_updates)
+        updates_at_start = self.critic_updates
         last_report = 0.0
         with open(metrics_path, "a", newline="") as metrics_file, open(timing_path, "a", newline="") as timing:
             while self.env_steps < total_steps and self.stop_requested is None:
@@ -487,13 +542,16 @@ class Trainer:
                 now = time.perf_counter()
                 if now - last_report > 0.25 or self.env_steps == total_steps:
                     last_report = now
-                    self.reporter.update(self._stats(now - started, steps_at_start))
+                    self.reporter.update(self._stats(now - started, steps_at_start, updates_at_start))
         return row_clock
 
-    def _stats(self, elapsed: float, steps_at_start: int) -> dict[str, Any]:
+    def _stats(self, elapsed: float, steps_at_start: int, updates_at_start: int) -> dict[str, Any]:
+        """What the progress display shows; both rates over this session (a resumed run's earlier steps and
+        updates are not this session's work)."""
         return {
             "env_steps": self.env_steps,
             "steps_per_second": (self.env_steps - steps_at_start) / max(elapsed, 1e-9),
+            "updates_per_second": (self.critic_updates - updates_at_start) / max(elapsed, 1e-9),
             "episode_return": float(np.mean(self.recent_returns)) if self.recent_returns else None,
             "last_eval": self.last_eval[0] if self.last_eval else None,
             "best_eval": self.best_eval,
@@ -505,7 +563,12 @@ class Trainer:
         self.env.close()
         self.eval_env.close()
         if self._summary_writer is not None:
-            self._summary_writer.close()
+            import tensorflow as tf
+
+            try:
+                self._summary_writer.close()
+            except tf.errors.OpError:  # a full disk: the run's fault is being reported already
+                pass
 
 
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:

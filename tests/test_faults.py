@@ -173,10 +173,47 @@ def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     monkeypatch.setattr(h5, "File", failing_file)
     with pytest.raises(TrainingFault, match=os.strerror(error)) as caught:
         trainer.run(200, fresh=False)
-    assert "previous one is intact" in str(caught.value)
+    assert "checkpoint.h5 keeps the last good state" in str(caught.value)
     assert (tmp_path / "checkpoint.h5").read_bytes() == good
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no half-written leftovers
     trainer.close()
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize(("limit", "first_failure"), [
+    (20_000, "checkpoint.h5"),  # the first checkpoint (~37 kB) does not fit
+    (1_500, "tensorboard"),     # nor the TensorBoard events (the config's text is their first ~1.3 kB)
+])
+def test_a_file_size_limit_stops_the_run_in_one_line(tmp_path, limit, first_failure):
+    """A real write failure (RLIMIT_FSIZE: the kernel refuses the write, as with a full disk), not a mock: HDF5
+    and TensorBoard's writer each fail in their own way; each is one line, exit code 1, with no temporary file
+    left behind."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
+         "--set", "train.checkpoint_every=100", "--run-dir", "run", "-q"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(limit))
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: env step "), lines
+    assert "cannot write" in lines[0] and first_failure in lines[0]
+    assert "no checkpoint was written yet" in lines[0]
+    assert not [p for p in (tmp_path / "run").iterdir() if ".tmp" in p.name]
+
+
+def test_a_run_file_that_cannot_be_written_is_named(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
+         "--run-dir", "run", "-q"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(500))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == "error: run/config.yaml: cannot write it (File too large)"
 
 
 @pytest.mark.slow

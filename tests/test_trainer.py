@@ -187,6 +187,9 @@ def test_different_seeds_differ(tmp_path):
     pytest.param([*TINY_RECURRENT, "--set", "replay.store_state=true", "--set", "agent.twin_critics=true",
                   "--set", "agent.policy_delay=2", "--set", "agent.target_noise=0.2",
                   "--set", "agent.policy_weights=averaged"], id="recurrent-td3-averaged"),
+    # The episode in progress at the stop (50 steps) is longer than the replay memory, which has overwritten
+    # its start: the checkpoint's own record of its actions rebuilds the environment.
+    pytest.param(["--set", "replay.size=40"], id="replay-shorter-than-the-episode"),
 ])
 def test_resume_is_bit_exact(tmp_path, extra):
     """2N straight == N, stop (mid-episode), resume, N more: identical metrics.csv and every array."""
@@ -481,3 +484,75 @@ def test_a_resumed_session_that_takes_no_step_keeps_the_closing_row(tmp_path):
     again.run(400, fresh=False)
     again.close()
     assert (tmp_path / "metrics.csv").read_text() == written
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch):
+    """A read-only folder (permissions, a read-only mount) is one line, exit code 2, found before TensorFlow
+    loads; the lock file that cannot be created is reported the same way."""
+    import errno
+
+    from rdpg_cli import runs
+    from rdpg_cli.config import load_config
+    from rdpg_cli.errors import ConfigError
+
+    config = load_config("pendulum")
+    monkeypatch.setattr(runs.os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match=r"--run-dir .*: cannot write in this folder"):
+        runs.new_run_dir(config, tmp_path / "run", force=False)
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(runs.os, "open", read_only)
+    with pytest.raises(ConfigError, match=r"cannot write in this run folder \(Read-only file system\)"):
+        with runs.RunLock(tmp_path):
+            pass
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into a mode-555 folder")
+def test_a_read_only_run_folder_through_the_cli(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    (tmp_path / "run").chmod(0o555)
+    try:
+        for args in (["--resume", "run"], ["--preset", "pendulum", *TINY, "--run-dir", "run", "--force"]):
+            result = rdpg("train", *args, cwd=tmp_path, check=False)
+            assert result.returncode == 2 and "cannot write in this" in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr
+    finally:
+        (tmp_path / "run").chmod(0o755)
+
+
+def test_temporary_files_of_an_interrupted_write_are_removed_on_resume(tmp_path):
+    """A process killed while writing leaves ``.checkpoint.h5.tmp-PID``; the next session in the folder (which
+    holds its lock, so nothing else can be writing) removes such leftovers and nothing else."""
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    run = tmp_path / "run"
+    leftovers = [run / ".checkpoint.h5.tmp-999999", run / ".best.h5.tmp-999999", run / "metrics.csv.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    (run / "notes.csv.tmp").write_text("mine")
+    rdpg("train", "--resume", "run", "--steps", "200", "-q", cwd=tmp_path)
+    assert not any(path.exists() for path in leftovers)
+    assert (run / "notes.csv.tmp").read_text() == "mine"
+
+
+def test_a_resumed_session_reports_its_own_rates(tmp_path):
+    """updates/s counts this session's gradient steps over this session's time, as steps/s does: with one
+    update per env step it cannot exceed steps/s (it read 769 against 104 when the clock missed the first
+    step's compilation)."""
+    import re
+
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    result = rdpg("train", "--resume", "run", "--steps", "400", cwd=tmp_path)
+    last = [line for line in result.stdout.splitlines() if line.startswith("step ")][-1]
+    steps_per_second, updates_per_second = map(float, re.search(r"(\d+) steps/s +(\d+) updates/s", last).groups())
+    assert 0 < updates_per_second <= steps_per_second + 1, last
+
+
+def test_quiet_still_warns_that_a_resume_without_replay_is_not_exact(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "150", *TINY, "--set", "train.save_replay=false",
+         "--run-dir", "run", "-q", cwd=tmp_path)
+    result = rdpg("train", "--resume", "run", "--steps", "250", "-q", cwd=tmp_path)
+    assert "warning: the checkpoint holds no replay memory" in result.stderr
+    assert result.stdout.strip() == "run/checkpoint.h5"
