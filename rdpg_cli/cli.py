@@ -155,8 +155,8 @@ def user_errors(verbose: bool = False):
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
                           soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("aborted; the last checkpoint written is intact")
+    except KeyboardInterrupt:  # rdpg train handles its own (a checkpoint to write or to point at)
+        err_console.print("aborted")
         raise typer.Exit(130) from None
 
 
@@ -268,37 +268,36 @@ def _file_state(path: Path) -> tuple[int, int] | None:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
-                  locate=None, resume_state: tuple[int, int] | None = None) -> int:
-    import shlex
+def _saved_state(run_dir: Path) -> str:
+    """What an aborted run leaves to resume from."""
+    from rdpg_cli.checkpoint import read_checkpoint
 
-    from rich.table import Table
+    checkpoint = run_dir / "checkpoint.h5"
+    if not checkpoint.exists():
+        return f"no checkpoint was written yet ({run_dir}: start again with --force)"
+    try:
+        steps = read_checkpoint(checkpoint, with_replay=False).counters["env_steps"]
+    except RdpgError:
+        return f"{checkpoint} is the last complete one"
+    return f"{checkpoint} (env step {steps}) is intact: rdpg train --resume {run_dir}"
 
-    from rdpg_cli.envs import resolve_bounds
-    from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+
+def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager, quiet, verbose, stop,
+              shown):
+    """The part of ``rdpg train`` that holds the run folder's lock; None when a signal came before training
+    started (nothing written, nothing removed)."""
+    from rdpg_cli.errors import ConfigError
     from rdpg_cli.runs import (
         RunLock,
         clear_run_files,
-        new_run_dir,
         refuse_existing_run,
         remove_orphaned_temporaries,
         write_run_files,
     )
 
-    try:
-        config, spec = resolve_bounds(config)
-    except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
-        raise (locate(exc) if locate else exc) from None
-    if resume_data is None:
-        run_dir = new_run_dir(config, run_dir, force)
-    total = config.train.steps
-    if resume_data is not None and resume_data.counters["env_steps"] >= total:
-        console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
-                      f"(budget {total}); raise --steps to train more")
-        return 0
     load_tensorflow(verbose)  # only now: bad input above is reported without waiting for TensorFlow
     from rdpg_cli.display import PlainReporter, QuietReporter, RichReporter
-    from rdpg_cli.trainer import SignalStop, Trainer
+    from rdpg_cli.trainer import Trainer
 
     if quiet:
         reporter = QuietReporter()
@@ -307,6 +306,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     else:
         reporter = PlainReporter()
     with RunLock(run_dir):
+        if stop.requested:
+            return None
         if force:
             clear_run_files(run_dir)
         elif resume_data is None:
@@ -319,20 +320,65 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         try:
             if resume_data is not None:  # before any file changes: a failed restore leaves the run as it was
                 trainer.restore(resume_data, resume_source)
+            if stop.requested:
+                return None
             write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
             if resume_data is not None:
                 reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
             elif not quiet:
                 console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
-
-            def on_signal(name: str) -> None:
-                reporter.message(f"{name}: finishing this step and writing checkpoint.h5 "
-                                 "(press Ctrl-C again to abort at once)")
-
-            with SignalStop(trainer, on_signal):
-                summary = trainer.run(total, fresh=resume_data is None)
+            shown.append(reporter)
+            stop.attach(trainer)
+            summary = trainer.run(config.train.steps, fresh=resume_data is None)
+            stop.finished = True  # from here a signal would only cut the summary short: it is ignored
+            return summary
         finally:
             trainer.close()
+
+
+def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
+                  locate=None, resume_state: tuple[int, int] | None = None) -> int:
+    import shlex
+
+    from rich.table import Table
+
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+    from rdpg_cli.runs import new_run_dir
+
+    try:
+        config, spec = resolve_bounds(config)
+    except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
+        raise (locate(exc) if locate else exc) from None
+    if resume_data is None:
+        run_dir = new_run_dir(config, run_dir, force)
+    total = config.train.steps
+    if resume_data is not None and resume_data.counters["env_steps"] >= total:
+        console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
+                      f"(budget {total}); raise --steps to train more")
+        return 0
+    from rdpg_cli.signals import SignalStop
+
+    shown: list = []  # the reporter, once made: where the first signal's note goes
+
+    def on_signal(name: str) -> None:
+        if shown:
+            shown[0].message(f"{name}: finishing this step and writing checkpoint.h5 "
+                             "(press Ctrl-C again to abort at once)")
+        else:
+            err_console.print(f"{name}: stopping before training starts")
+
+    # From here to the summary a signal is handled, not fatal (TensorFlow alone takes seconds to load).
+    with SignalStop(on_signal) as stop:
+        try:
+            summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
+                                quiet, verbose, stop, shown)
+        except KeyboardInterrupt:  # a second signal
+            err_console.print(f"aborted; {_saved_state(run_dir)}")
+            return 130
+    if summary is None:  # stopped before training started
+        err_console.print(f"stopped by {stop.requested} before training started; nothing was written")
+        return 130 if stop.requested == "SIGINT" else 143
     if summary.stopped_by:
         err_console.print(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint "
                           f"written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")

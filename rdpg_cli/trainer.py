@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -514,7 +512,8 @@ class Trainer:
         return RunSummary(
             run_dir=self.run_dir, env_steps=self.env_steps, wall_seconds=self.wall_seconds,
             best_eval=self.best_eval, final_eval=final_eval,
-            stopped_by=self.stop_requested, files=files)
+            # a request that came once the budget was reached stopped nothing: the run is complete
+            stopped_by=self.stop_requested if self.env_steps < total_steps else None, files=files)
 
     def _loop(self, total_steps: int, metrics_path: Path, timing_path: Path, started: float,
               steps_at_start: int) -> tuple[float, int, int]:
@@ -587,30 +586,3 @@ def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: in
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)
     os.replace(tmp, path)
-
-
-class SignalStop:
-    """First SIGINT/SIGTERM: ask the loop to stop after the current step (it then checkpoints).
-    A second SIGINT aborts at once; the previous checkpoint is intact since every write is atomic."""
-
-    def __init__(self, trainer: Trainer, on_first: Callable[[str], None]):
-        self.trainer = trainer
-        self.on_first = on_first
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.trainer.stop_requested is not None:
-            raise KeyboardInterrupt
-        self.trainer.stop_requested = name
-        self.on_first(name)
-
-    def __enter__(self) -> SignalStop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-

@@ -556,3 +556,51 @@ def test_quiet_still_warns_that_a_resume_without_replay_is_not_exact(tmp_path):
     result = rdpg("train", "--resume", "run", "--steps", "250", "-q", cwd=tmp_path)
     assert "warning: the checkpoint holds no replay memory" in result.stderr
     assert result.stdout.strip() == "run/checkpoint.h5"
+
+
+def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_late_ones():
+    from rdpg_cli.signals import SignalStop
+
+    notes: list[str] = []
+    stop = SignalStop(notes.append)
+    stop._handle(signal.SIGTERM, None)
+    assert stop.requested == "SIGTERM" and notes == ["SIGTERM"]
+
+    class FakeTrainer:
+        stop_requested = None
+
+    trainer = FakeTrainer()
+    stop.attach(trainer)  # a signal that came while TensorFlow loaded reaches the trainer
+    assert trainer.stop_requested == "SIGTERM"
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+    stop.finished = True  # the run is over: the summary is being printed
+    stop._handle(signal.SIGINT, None)
+
+
+def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
+    """SIGTERM in the seconds TensorFlow takes to load: exit 143 with one line, and the run folder holds no
+    run file (a --force run would not have removed the old ones either: nothing is touched)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "200", *TINY,
+         "--run-dir", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run").exists():  # made just before the handler is installed and TensorFlow loads
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM before training started; nothing was written" in err
+    assert "Traceback" not in err
+    assert not RUN_FILES & {p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_an_aborted_run_says_what_is_left_to_resume(tmp_path):
+    from rdpg_cli.cli import _saved_state
+
+    (tmp_path / "run").mkdir()
+    assert "no checkpoint was written yet" in _saved_state(tmp_path / "run")
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "done", "-q", cwd=tmp_path)
+    assert "(env step 120) is intact: rdpg train --resume" in _saved_state(tmp_path / "done")
