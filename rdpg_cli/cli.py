@@ -508,6 +508,7 @@ def plot(
     smooth: Annotated[int, typer.Option(help="Moving average over this many log rows (1: none).")] = 1,
     title: Annotated[str | None, typer.Option(help="Figure title (default: the metric and environment).")
                      ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --output image.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -517,7 +518,7 @@ def plot(
         from rdpg_cli.plot import parse_size, render, require_matplotlib
 
         require_matplotlib()  # before any option or data check: without the extra nothing can be drawn
-        result = render(run_dirs, metric, output, parse_size(size, width, height), band, smooth, title)
+        result = render(run_dirs, metric, output, parse_size(size, width, height), band, smooth, title, force)
     if quiet:
         typer.echo(str(result.output))
         return

@@ -293,6 +293,23 @@ def _series(run: Run, metric: str, window: int) -> tuple[list[float], list[float
     return steps, _smooth([v for _, v in points], window)
 
 
+def _distinguishing_settings(run: Run, rivals: list[Run]) -> list[str]:
+    """Few settings of ``run`` that, together, differ from every rival's: greedily the one that tells it apart
+    from the most rivals not yet told apart (ties alphabetically), so every label of a plot is unique however
+    many settings differ (the first few in alphabetical order need not tell two experiments apart)."""
+    keys = sorted(k for k in run.settings if k not in NOT_THE_EXPERIMENT)
+    left = list(rivals)
+    chosen: list[str] = []
+    while left:
+        separated = {k: sum(r.settings.get(k) != run.settings[k] for r in left) for k in keys}
+        best = max(keys, key=separated.__getitem__, default=None)  # the first of equals: alphabetical
+        if best is None or separated[best] == 0:
+            break
+        chosen.append(best)
+        left = [r for r in left if r.settings.get(best) == run.settings[best]]
+    return sorted(chosen)
+
+
 def _labels(groups: list[list[Run]]) -> list[str]:
     """Experiments are named by their preset; experiments that share a name get the settings that tell them
     apart (``pendulum (agent.actor_lr=0.0001)``), and on a plot of several environments each names its own."""
@@ -301,11 +318,8 @@ def _labels(groups: list[list[Run]]) -> list[str]:
     for group in groups:
         first = group[0]
         rivals = [g[0] for g in groups if g[0].name == first.name and g[0].group_key != first.group_key]
-        differing = sorted(
-            k for k in first.settings
-            if k not in NOT_THE_EXPERIMENT
-            and any(r.settings.get(k) != first.settings[k] for r in rivals))
-        details = [f"{k}={first.settings[k]}" for k in differing[:3]] + (["…"] if len(differing) > 3 else [])
+        differing = _distinguishing_settings(first, rivals)
+        details = [f"{k}={first.settings[k]}" for k in differing]
         if rivals and not differing:  # same name, no config to tell them apart: the folder does
             details.append(str(first.path))
         if several_envs and first.env_id != "?" and first.env_id not in first.name:
@@ -419,14 +433,19 @@ def _figure(width: int, height: int) -> Any:
 
 def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path = Path("curve.png"),
            size: tuple[int, int] = DEFAULT_SIZE, band: Band = Band.minmax, smooth: int = 1,
-           title: str | None = None) -> PlotResult:
-    """Draw ``metric`` against env steps for the runs in ``run_paths`` and write the figure to ``output``."""
+           title: str | None = None, force: bool = False) -> PlotResult:
+    """Draw ``metric`` against env steps for the runs in ``run_paths`` and write the figure to ``output``
+    (an existing file only with ``force``)."""
     require_matplotlib()
     output = Path(output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise PlotError(f"--output {output}: give a {', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]} path")
     if not output.parent.is_dir():
         raise PlotError(f"--output {output}: folder {output.parent} does not exist")
+    if output.is_dir():
+        raise PlotError(f"--output {output}: is a folder")
+    if output.exists() and not force:
+        raise PlotError(f"--output {output}: already exists; use --force to replace it")
     if smooth < 1:
         raise PlotError(f"--smooth: {smooth} must be >= 1 (1 draws the logged points as they are)")
     runs = [read_run(path) for path in find_runs(run_paths)]

@@ -195,6 +195,19 @@ def test_plot_errors_are_one_line(synthetic_runs: Path, tmp_path: Path, monkeypa
     assert not (tmp_path / "curve.png").exists()
 
 
+def test_plot_replaces_an_existing_image_only_with_force(synthetic_runs: Path, tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    output = tmp_path / "mine.png"
+    output.write_bytes(b"the user's own picture")
+    result = CliRunner().invoke(app, ["plot", str(synthetic_runs), "-o", str(output)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --output {output}: already exists; use --force to replace it\n"
+    assert output.read_bytes() == b"the user's own picture"
+    result = CliRunner().invoke(app, ["plot", str(synthetic_runs), "-o", str(output), "--force"])
+    assert result.exit_code == 0, result.stderr
+    assert output.read_bytes().startswith(b"\x89PNG")
+
+
 def test_plot_without_matplotlib_names_the_extra(synthetic_runs: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch):
     for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
@@ -219,9 +232,9 @@ def test_plot_logs_runs_left_out_through_rich(synthetic_runs: Path, tmp_path: Pa
     assert result.exit_code == 0, result.stderr
     # Off a terminal: one plain line per record, neither wrapped nor padded.
     assert result.stderr == f"WARNING: {fresh}: no value of eval/mean_return yet; left out of the plot\n"
-    verbose = CliRunner().invoke(app, [*args, "--verbose"])
+    verbose = CliRunner().invoke(app, [*args, "--verbose", "--force"])
     assert f"DEBUG: {fresh}: pendulum, seed 7, 1 log rows\n" in verbose.stderr
-    quiet = CliRunner().invoke(app, [*args, "--quiet"])
+    quiet = CliRunner().invoke(app, [*args, "--quiet", "--force"])
     assert quiet.stderr.startswith("WARNING: ")  # --quiet keeps warnings and errors
     handlers = [h for h in logging.getLogger("rdpg_cli").handlers if isinstance(h, RichHandler)]
     assert len(handlers) == 1  # configured once, however many commands ran

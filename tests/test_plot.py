@@ -176,3 +176,33 @@ def test_render_without_matplotlib_raises_before_reading(tmp_path: Path, no_matp
 def test_require_matplotlib_passes_when_it_is_installed():
     pytest.importorskip("matplotlib")
     plotting.require_matplotlib()
+
+
+# ------------------------------------------------------------------------------------------------- labels
+
+
+def test_labels_name_the_settings_that_tell_experiments_apart(tmp_path: Path):
+    """Four experiments of one preset, each differing from the others in several settings: every label is
+    unique and names what sets its experiment apart, not the first keys in alphabetical order (which read
+    the same for the TD3 and the hard-update runs)."""
+    base = {"gradient_steps": 1, "noise": "gaussian", "noise_anneal_steps": 0, "policy_delay": 1,
+            "target_update": 0.005, "train_interval": 1, "twin_critics": False}
+    variants = {
+        "td3": {"twin_critics": True, "policy_delay": 3},
+        "hard": {"target_update": 7},
+        "interval": {"train_interval": 3, "gradient_steps": 2},
+        "ou": {"noise": "ou", "noise_anneal_steps": 1000},
+    }
+    runs = []
+    for name, changes in variants.items():
+        folder = write_trainer_run(tmp_path / name, 400, 100, 100)
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        config["agent"] = {**base, **changes}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        runs.append(plotting.read_run(folder))
+    curves, _ = plotting.build_curves(runs, "eval/mean_return", plotting.Band.minmax)
+    labels = {Path(c.runs[0].path).name: c.label for c in curves}
+    assert len(set(labels.values())) == 4, labels
+    assert "agent.twin_critics=True" in labels["td3"] or "agent.policy_delay=3" in labels["td3"]
+    assert "agent.target_update=7" in labels["hard"]
+    assert "…" not in "".join(labels.values())
