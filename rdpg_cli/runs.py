@@ -132,6 +132,7 @@ def write_run_files(run_dir: Path, config: Config, argv: list[str]) -> None:
 def remove_orphaned_temporaries(run_dir: Path) -> None:
     """Delete the temporary files of writes that never finished (a process killed while it wrote a checkpoint
     or cut metrics.csv back). Call with the folder's lock held: no other process can be writing them."""
-    for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp"):
+    for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp",
+                    "tensorboard/events.out.tfevents.*.tmp"):
         for path in run_dir.glob(pattern):
             path.unlink(missing_ok=True)

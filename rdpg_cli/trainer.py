@@ -486,6 +486,7 @@ class Trainer:
         timing_path = self.run_dir / "timing.csv"
         _truncate_csv(metrics_path, METRIC_COLUMNS, self.env_steps, self.config.train.log_every)
         _truncate_csv(timing_path, TIMING_COLUMNS, self.env_steps, self.config.train.log_every)
+        _truncate_tensorboard(self.run_dir / "tensorboard", self.env_steps, self.config.train.log_every)
         started = self._session_start = time.perf_counter()
         steps_at_start = self.env_steps
         self.reporter.start(total_steps, self.env_steps)
@@ -586,3 +587,39 @@ def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: in
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)
     os.replace(tmp, path)
+
+
+def _truncate_tensorboard(folder: Path, up_to_step: int, log_every: int) -> None:
+    """What ``_truncate_csv`` does for metrics.csv, for the TensorBoard events a resumed run continues: the
+    points written after the checkpoint (a run killed or stopped after it) are dropped, so each scalar has
+    one point per step across sessions; so are the closing row's points at ``up_to_step`` off the log grid
+    (evaluations there stay) and the config text, which the resumed session writes again."""
+    if not folder.is_dir():
+        return
+    import tensorflow as tf
+    from tensorflow.core.util.event_pb2 import Event
+
+    def kept(event: Event) -> bool:
+        tags = [value.tag for value in event.summary.value]
+        if not tags:
+            return True  # the file's version record, and the like
+        if "config" in tags or event.step > up_to_step:
+            return False
+        closing_row = event.step == up_to_step and up_to_step % log_every != 0
+        return not closing_row or all(tag.startswith("eval/") for tag in tags)
+
+    for path in sorted(p for p in folder.glob("events.out.tfevents.*") if not p.name.endswith(".tmp")):
+        records = []
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                records.append(record.numpy())
+        except tf.errors.DataLossError:  # the last record of a killed process, cut short: dropped
+            pass
+        keep = [r for r in records if kept(Event.FromString(r))]
+        if len(keep) == len(records) and path.stat().st_size == sum(len(r) + 16 for r in records):
+            continue  # nothing to drop, and no cut-short record at the end
+        tmp = path.with_name(path.name + ".tmp")
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record in keep:
+                writer.write(record)
+        os.replace(tmp, path)
