@@ -413,16 +413,17 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the episodes' start states.")] = 0,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     video: Annotated[Path | None, typer.Option(help="Also write the episodes to this .mp4 or .gif.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --video file.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
     """Run the deterministic policy for some episodes; report mean ± std return."""
     with user_errors(verbose):
-        _evaluate(artifact, episodes, seed, json_, video, quiet, verbose)
+        _evaluate(artifact, episodes, seed, json_, video, force, quiet, verbose)
 
 
-def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, quiet: bool,
-              verbose: bool) -> None:
+def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, force: bool,
+              quiet: bool, verbose: bool) -> None:
     import json
 
     from rich.table import Table
@@ -438,7 +439,7 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
     if video is not None:
         from rdpg_cli.video import prepare_video
 
-        prepare_video(video)
+        prepare_video(video, force)
     load_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
     from rdpg_cli.evaluation import evaluate as run_episodes
     from rdpg_cli.loading import load_policy

@@ -93,6 +93,27 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
     return result
 
 
+def check_environment(config: Config, observation_dim: int, action_dim: int, source: str) -> None:
+    """Refuse a policy made for other spaces than the environment ``config`` builds today (a custom env whose
+    observation changed since training, a file whose env id names another task), before anything runs:
+    otherwise the first step fails deep inside a matrix product. ``observation_dim`` is what the policy
+    takes: after the config's masking for a checkpoint, raw for an export (whose config masks nothing)."""
+    env = make_env(config)
+    try:
+        have = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
+    finally:
+        env.close()
+    if have != (observation_dim, action_dim):
+        raise EnvironmentSetupError(
+            f"{source}: its policy takes {_count(observation_dim, 'observation')} and gives "
+            f"{_count(action_dim, 'action')}, but {config.env.id} has {_count(have[0], 'observation')} and "
+            f"{_count(have[1], 'action')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def non_finite(value) -> str | None:
     """None when every element of ``value`` is finite; otherwise ``value`` printed for an error message."""
     array = np.asarray(value, np.float64)

@@ -283,10 +283,29 @@ def _signature(meta: PolicyMetadata) -> list[Any]:
 def _serving_fn(model: Any, meta: PolicyMetadata):
     names = meta.input_names
 
-    def serve(*args):
-        return model(dict(zip(names, args, strict=True)))
+    def serve(observation, *state):
+        observation = _width_checked(observation, meta.observation_dim)
+        return model(dict(zip(names, (observation, *state), strict=True)))
 
     return serve
+
+
+def _width_checked(observation: Any, width: int) -> Any:
+    """``observation``, refused at run time unless it has ``width`` components. The signature declares the
+    width, but neither TF nor the TFLite runtime enforces it, and the masking gather would take its columns
+    from an observation of any width without a word.
+
+    The assertion gives the SavedModel a plain message. The TFLite converter drops assertions and trusts the
+    declared width, so the check it keeps is a broadcast against a ``[1, width]`` row (``maximum`` with -inf,
+    the identity), which its kernels, XNNPACK's included, refuse at any other width. Some kernels turn NaN
+    into -inf there, so NaN components are passed through as they came."""
+    import tensorflow as tf
+
+    check = tf.debugging.assert_equal(tf.shape(observation)[-1], width,
+                                      message=f"observation: the policy takes {width} components")
+    with tf.control_dependencies([check]):
+        widened = tf.maximum(observation, tf.fill([1, width], float("-inf")))
+        return tf.where(tf.math.is_nan(observation), observation, widened)
 
 
 def _write_savedmodel(model: Any, meta: PolicyMetadata, dest: Path) -> None:
@@ -348,6 +367,8 @@ def _write_onnx(model: Any, meta: PolicyMetadata, dest: Path) -> None:
             warnings.simplefilter("ignore")
             tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET,
                                           output_path=str(dest))
+    except OSError:
+        raise  # writing the file failed, not the conversion: named as the keras and tflite writers name it
     except Exception as exc:
         kind = f"{meta.recurrent} recurrent" if meta.recurrent != "none" else "feed-forward"
         raise ExportError(f"tf2onnx could not convert this {kind} policy: {_first_line(exc)}; the savedmodel "
@@ -399,6 +420,22 @@ def _zero_state(meta: PolicyMetadata, batch_size: int) -> dict[str, np.ndarray]:
     return {s.name: np.zeros((batch_size, s.size), np.float32) for s in meta.state}
 
 
+def _check_input_widths(path: Path, meta: PolicyMetadata, widths: dict[str, Any]) -> None:
+    """Refuse an artifact whose inputs (``widths``: name -> last dimension as its runtime declares it, None
+    where it leaves it free) are not the ones its metadata gives, as when a SavedModel's assets.extra/ is
+    copied from another run: the first step would fail deep inside the runtime, or run the wrong policy."""
+    expected = {"observation": meta.observation_dim, **{s.name: s.size for s in meta.state}}
+    where = metadata_path(path, meta.artifact)
+    if set(widths) != set(expected):
+        raise ExportError(f"{path}: its inputs are {', '.join(sorted(widths))}, but its metadata ({where}) "
+                          f"gives {', '.join(sorted(expected))}: the metadata belongs to another export")
+    for name, size in expected.items():
+        width = widths[name]
+        if width is not None and int(width) != size:
+            raise ExportError(f"{path}: its {name} input has {int(width)} components, but its metadata "
+                              f"({where}) says {size}: the metadata belongs to another export")
+
+
 class SavedModelRunner:
     """Through the SavedModel's signatures: the interface TF Serving and `saved_model_cli` see."""
 
@@ -408,6 +445,8 @@ class SavedModelRunner:
         self.meta = meta
         self.loaded = tf.saved_model.load(str(path))
         self.serve = self.loaded.signatures["serving_default"]
+        _, specs = self.serve.structured_input_signature
+        _check_input_widths(path, meta, {name: spec.shape[-1] for name, spec in specs.items()})
 
     def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
@@ -463,6 +502,8 @@ class TFLiteRunner:
         self.interpreter = tflite_interpreter(path)
         self.serve = self.interpreter.get_signature_runner("serving_default")
         self.zero = self.interpreter.get_signature_runner("initial_state") if meta.state else None
+        _check_input_widths(path, meta, {name: detail["shape_signature"][-1]
+                                         for name, detail in self.serve.get_input_details().items()})
         # The first call allocates the tensors and applies the XNNPACK delegate, which logs natively.
         with _native_logs_hidden():
             self.step({"observation": np.zeros((1, meta.observation_dim), np.float32), **_zero_state(meta, 1)})
@@ -485,6 +526,9 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # A dimension ONNX leaves free is a name (the batch), not a number.
+        _check_input_widths(path, meta, {i.name: i.shape[-1] if isinstance(i.shape[-1], int) else None
+                                         for i in self.session.get_inputs()})
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.state_name = {s.output: s.name for s in meta.state}
 
@@ -498,14 +542,14 @@ class OnnxRunner:
 
 class KerasRunner:
     def __init__(self, path: Path, meta: PolicyMetadata):
-        import keras
         import tensorflow as tf
 
         self.meta = meta
         try:
-            self.model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
+            self.model = _load_keras_model(path)
         except Exception as exc:
             raise ExportError(f"{path}: keras cannot load it: {_first_line(exc)}") from None
+        _check_input_widths(path, meta, {t.name: t.shape[-1] for t in self.model.inputs})
         # One traced function instead of an eager call per step (about 300 µs against 2 ms, DESIGN §8).
         self.call = tf.function(lambda feed: self.model(feed, training=False), reduce_retracing=True)
 
@@ -517,6 +561,19 @@ class KerasRunner:
 
     def initial_state(self, batch_size: int) -> dict[str, np.ndarray]:
         return _zero_state(self.meta, batch_size)
+
+
+def _load_keras_model(path: Path) -> Any:
+    """Keras loads only a name ending in .keras, in lower case; rdpg writes and reads any case (policy.KERAS),
+    so another case is loaded from a copy under the name Keras wants."""
+    import keras
+
+    if path.suffix == ".keras":
+        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "policy.keras"
+        shutil.copyfile(path, copy)
+        return keras.saving.load_model(str(copy), safe_mode=True, compile=False)
 
 
 RUNNERS = {"savedmodel": SavedModelRunner, "tflite": TFLiteRunner, "onnx": OnnxRunner, "keras": KerasRunner}
@@ -647,6 +704,9 @@ def load_exported_policy(path: Path) -> tuple[Config, ExportedPolicy, str]:
         raise ExportError(f"{path}: not an exported policy (a SavedModel folder, .tflite, .onnx or .keras)")
     meta = read_metadata(path, format_)
     config = meta.config(str(path))
+    from rdpg_cli.evaluation import check_environment
+
+    check_environment(config, meta.observation_dim, meta.action_dim, str(path))
     check_artifact_file(path, format_, meta)
     try:
         runner = RUNNERS[format_](path, meta)
@@ -768,17 +828,70 @@ def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
 
 
+def _check_writable(output: Path, format_: str) -> None:
+    """Refuse an output folder rdpg cannot write in before the slow part, in the words the keras and tflite
+    writers' OSError gives: TensorFlow's SavedModel writer raises its own PermissionDeniedError (not an
+    OSError), and tf2onnx's failure would read as a conversion problem. A file is made and removed, the test
+    that also holds for root in a folder made immutable (where os.access says yes)."""
+    folders = [output.parent]
+    if format_ == "savedmodel" and output.is_dir():
+        folders.append(output)  # --force: the new SavedModel's entries are moved into it
+    for folder in folders:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{output.name}.probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
+
+
+def _is_tf_write_error(exc: BaseException) -> bool:
+    """A file-system failure inside TensorFlow's SavedModel writer, which raises tf.errors, not OSError (the
+    up-front check catches a read-only folder; this, a disk that fills up during the write)."""
+    import tensorflow as tf
+
+    return isinstance(exc, tf.errors.PermissionDeniedError | tf.errors.ResourceExhaustedError
+                      | tf.errors.UnavailableError | tf.errors.FailedPreconditionError)
+
+
+# What a SavedModel writes in its folder (and rdpg's assets.extra/): the entries --force replaces.
+SAVEDMODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "variables", "assets",
+                      "assets.extra")
+
+
 def _place(tmp: Path, dest: Path) -> None:
     """Move a finished artifact into place; an older one at ``dest`` is removed only once the new one is
     complete, so a failed export leaves the previous artifact as it was."""
-    if tmp.is_dir():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        if dest.exists():
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
+    if tmp.is_dir() and dest.is_dir():
+        _replace_savedmodel(tmp, dest)
     else:
         os.replace(tmp, dest)
+
+
+def _replace_savedmodel(tmp: Path, dest: Path) -> None:
+    """Replace the SavedModel in folder ``dest`` with the one in ``tmp``, entry by entry: only the entries a
+    SavedModel writes are replaced; the user's other files in the folder (notes, a client script) stay. The
+    old entries are set aside first and put back if a move fails."""
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    old.mkdir()
+    names = sorted({*SAVEDMODEL_ENTRIES, *(entry.name for entry in tmp.iterdir())})
+    set_aside, placed = [], []
+    try:
+        for name in names:
+            if os.path.lexists(dest / name):
+                os.replace(dest / name, old / name)
+                set_aside.append(name)
+        for entry in tmp.iterdir():
+            os.replace(entry, dest / entry.name)
+            placed.append(entry.name)
+    except OSError:
+        for name in placed:
+            os.replace(dest / name, tmp / name)
+        for name in set_aside:
+            os.replace(old / name, dest / name)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_policy(checkpoint: Path, format_: str, output: Path | None = None, force: bool = False
@@ -808,9 +921,10 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot create its folder ({exc.strerror})") from None
-    # Same folder (so the final rename is atomic) and same suffix (Keras refuses to save a .keras file
-    # under any other name).
-    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix}")
+    _check_writable(output, format_)
+    # Same folder (so the final rename is atomic) and the suffix in lower case (Keras refuses to save a .keras
+    # file under any other name, .KERAS included, though rdpg takes either).
+    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix.lower()}")
     sidecar_tmp = tmp.with_name(tmp.name + ".json")
     try:
         WRITERS[format_](model, meta, tmp)
@@ -831,6 +945,10 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         _place(tmp, output)
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
+    except Exception as exc:
+        if not _is_tf_write_error(exc):
+            raise
+        raise ExportError(f"--output {output}: cannot write it ({_first_line(exc)})") from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

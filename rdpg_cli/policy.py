@@ -11,7 +11,7 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, config_from_checkpoint, read_checkpoint, spec_from_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.errors import CheckpointError, TrainingFault
-from rdpg_cli.evaluation import non_finite
+from rdpg_cli.evaluation import check_environment, non_finite
 
 
 class AgentPolicy:
@@ -81,8 +81,11 @@ def restore_agent(agent: Agent, data: CheckpointData, source: str) -> None:
 
 
 def load_agent(path: Path, with_replay: bool = False) -> tuple[Config, Agent, CheckpointData]:
+    """-> (config, agent with the saved weights, what the file holds); refused when the environment the
+    config builds today no longer has the spaces the checkpoint was trained on."""
     data = read_checkpoint(path, with_replay=with_replay)
     config = config_from_checkpoint(data, str(path))
+    check_environment(config, data.observation_dim, data.action_dim, str(path))
     agent = Agent(config, spec_from_checkpoint(data), seed=config.train.seed)
     restore_agent(agent, data, str(path))
     return config, agent, data

@@ -95,6 +95,25 @@ def delete_attr(name: str) -> Callable[[h5py.File], None]:
     return craft
 
 
+def another_env(env_id: str) -> Callable[[h5py.File], None]:
+    """The checkpoint names ``env_id`` (its attribute and its stored config), whose spaces are not the ones
+    the weights were trained on."""
+    def craft(f: h5py.File) -> None:
+        config = yaml.safe_load(f.attrs["config"])
+        config["env"]["id"] = env_id
+        f.attrs["config"] = yaml.safe_dump(config)
+        f.attrs["env_id"] = env_id
+    return craft
+
+
+def unchanged(f: h5py.File) -> None:
+    """The tiny run's checkpoint as it is: the case is about another argument."""
+
+
+# Episodes that would outlast the test's timeout: a case that uses them is refused before any episode runs.
+FOREVER = ["--episodes", "1000000"]
+
+
 def truncate(f: h5py.File) -> None:
     """Marker: ckpt.h5 is the first half of the real file's bytes (handled in the test)."""
 
@@ -256,6 +275,18 @@ CASES = [
          checkpoint=replace_dataset("weights/actor/0000", shape=(20_000, 10_000), dtype="f4", chunks=(1, 1000))),
     Case("missing attribute", ["evaluate", "ckpt.h5"],
          ["ckpt.h5: damaged checkpoint: attribute 'action_dim' is missing"], checkpoint=delete_attr("action_dim")),
+    Case("checkpoint of another environment", ["evaluate", "ckpt.h5"],
+         ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "
+          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0")),
+    Case("export of a checkpoint of another environment", ["export", "ckpt.h5", "--format", "keras", "--output",
+                                                           "p.keras"],
+         ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "
+          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0")),
+    # --- evaluate --video: refused before any episode runs
+    Case("video file exists", ["evaluate", "ckpt.h5", *FOREVER, "--video", "v.gif"],
+         ["--video v.gif: already exists; use --force to replace it"], files={"v.gif": "mine"}, checkpoint=unchanged),
+    Case("video path is a folder", ["evaluate", "ckpt.h5", *FOREVER, "--video", "v.gif", "--force"],
+         ["--video v.gif: is a folder"], files={"v.gif/keep": "mine"}, checkpoint=unchanged),
 ]
 
 
@@ -331,3 +362,78 @@ def test_a_good_tiny_run_still_works(tiny_checkpoint: Path, tmp_path: Path):
     result = rdpg("evaluate", "ckpt.h5", "--episodes", "1", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert '"episodes": 1' in result.stdout
+
+
+# ---------------------------------------------------------------------------------------- evaluate --video
+
+
+CAN_CHATTR = IS_ROOT and shutil.which("chattr") is not None
+
+
+@pytest.fixture
+def immutable_folder(tmp_path: Path):
+    """A folder nobody can create files in, root included (``chattr +i``; os.access says yes to root)."""
+    if not CAN_CHATTR:
+        pytest.skip("needs root and chattr to make a folder root cannot write in")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def rdpg_with(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rdpg_cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "80", "TERM": "dumb", **env})
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_mp4_without_ffmpeg_is_refused_before_any_episode(tiny_checkpoint: Path, tmp_path: Path):
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "imageio_ffmpeg.py").write_text("raise ImportError('hidden by the test')\n")
+    path = os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])
+    result = rdpg_with({"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
+                       "evaluate", str(tiny_checkpoint), *FOREVER, "--video", "v.mp4", cwd=tmp_path)
+    assert_one_error_line(result, "--video v.mp4: MP4 needs ffmpeg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hidden"]
+
+
+def test_a_video_folder_it_cannot_write_in_is_refused_before_any_episode(tiny_checkpoint: Path,
+                                                                         immutable_folder: Path):
+    result = rdpg("evaluate", str(tiny_checkpoint), *FOREVER, "--video", "locked/v.gif",
+                  cwd=immutable_folder.parent)
+    assert_one_error_line(result, "--video locked/v.gif: cannot write in locked (Operation not permitted)")
+    assert not list(immutable_folder.iterdir())
+
+
+def test_force_replaces_an_existing_video(tiny_checkpoint: Path, tmp_path: Path):
+    pytest.importorskip("imageio")
+    (tmp_path / "v.gif").write_text("mine")
+    result = rdpg("evaluate", str(tiny_checkpoint), "--episodes", "1", "--video", "v.gif", "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"], "temporary files left behind"
+
+
+def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: Path, monkeypatch):
+    """imageio writes a GIF when its writer closes, and a writer whose close failed tries again when it is
+    garbage-collected, printing 'Exception ignored in PluginV3.__del__' and a traceback after rdpg's error.
+    (The CLI finds a folder it cannot write in before the episodes; this is the write itself failing.)"""
+    import gc
+
+    pytest.importorskip("imageio")
+    from rdpg_cli.errors import ConfigError
+    from rdpg_cli.video import write_video
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(ConfigError, match=r"locked/v\.gif: cannot write it \(Operation not permitted\)"):
+        write_video(immutable_folder / "v.gif", [np.zeros((16, 16, 3), np.uint8)] * 3)
+    gc.collect()
+    assert unraisable == []

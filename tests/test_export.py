@@ -600,3 +600,134 @@ def test_the_sidecar_records_the_file_and_older_sidecars_still_load(fmt: str, ar
         code, out, err = cli("evaluate", str(intact), "--episodes", "1", "--json")
         assert code == 0, err
         assert json.loads(out)["episodes"] == 1
+
+
+# ---------------------------------------------------------------------------- outputs and mismatches
+
+
+CAN_CHATTR = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("chattr") is not None
+
+
+@pytest.fixture
+def immutable_folder(tmp_path: Path):
+    """A folder nobody can create files in, root included (``chattr +i``): os.access says yes to root."""
+    if not CAN_CHATTR:
+        pytest.skip("needs root and chattr to make a folder root cannot write in")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
+def test_an_output_folder_it_cannot_write_in_is_one_line(fmt: str, checkpoints, immutable_folder: Path):
+    output = immutable_folder / ("p" if fmt == "savedmodel" else f"p.{fmt}")
+    code, _, err = cli("export", str(checkpoints["ff"]), "--format", fmt, "--output", str(output))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"--output {output}: cannot write it (Operation not permitted)" in err, err
+    assert not list(immutable_folder.iterdir())
+
+
+def test_write_errors_inside_the_writers_name_the_output(checkpoints, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """Failures the up-front check cannot see (a disk filling up): TensorFlow's SavedModel writer raises
+    tf.errors, not OSError, and tf2onnx's file write is not a conversion failure."""
+    import tensorflow as tf
+
+    def denied(model, meta, dest):
+        raise tf.errors.PermissionDeniedError(None, None, f"{dest}; Permission denied")
+
+    monkeypatch.setitem(exporting.WRITERS, "savedmodel", denied)
+    code, _, err = cli("export", str(checkpoints["ff"]), "--output", str(tmp_path / "sm"))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"--output {tmp_path / 'sm'}: cannot write it (" in err, err
+    if installed("tf2onnx"):
+        import tf2onnx
+
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(tf2onnx.convert, "from_function", full)
+        output = tmp_path / "p.onnx"
+        code, _, err = cli("export", str(checkpoints["ff"]), "--format", "onnx", "--output", str(output))
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"--output {output}: cannot write it (No space left on device)" in err and "tf2onnx" not in err, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["keras", "tflite"])
+def test_an_upper_case_suffix_is_accepted(fmt: str, checkpoints, tmp_path: Path):
+    output = tmp_path / f"UP.{fmt.upper()}"
+    code, _, err = cli("export", str(checkpoints["ff"]), "--format", fmt, "--output", str(output), "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output.name, f"{output.name}.json"]
+    code, out, err = cli("evaluate", str(output), "--episodes", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["episodes"] == 1
+
+
+def test_force_replaces_only_the_savedmodels_own_entries(checkpoints, tmp_path: Path):
+    output = tmp_path / "sm"
+    code, _, err = cli("export", str(checkpoints["ff"]), "--output", str(output), "--quiet")
+    assert code == 0, err
+    (output / "notes.txt").write_text("mine")
+    (output / "client").mkdir()
+    (output / "client" / "run.py").write_text("print('mine')")
+    (output / "variables" / "stale.txt").write_text("from the old SavedModel")
+    code, _, err = cli("export", str(checkpoints["rec"]), "--output", str(output), "--force", "--quiet")
+    assert code == 0, err
+    assert (output / "notes.txt").read_text() == "mine"
+    assert (output / "client" / "run.py").read_text() == "print('mine')"
+    assert not (output / "variables" / "stale.txt").exists(), "variables/ is the SavedModel's: replaced whole"
+    assert metadata("savedmodel", output)["recurrent"] == "lstm"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"], "temporary folders left behind"
+    code, _, err = cli("evaluate", str(output), "--episodes", "1", "--json")
+    assert code == 0, err
+
+
+def test_a_savedmodel_with_another_exports_metadata_is_refused(artifact, tmp_path: Path):
+    """assets.extra/ copied from another run: its inputs, or the environment its metadata names, no longer
+    fit the graph; one line naming the file, before any episode."""
+    swapped = tmp_path / "swapped"
+    shutil.copytree(artifact("ff", "savedmodel"), swapped)
+    meta = metadata("savedmodel", artifact("rec", "savedmodel"))
+    (swapped / "assets.extra" / "rdpg_policy.json").write_text(json.dumps(meta))
+    code, _, err = cli("evaluate", str(swapped), "--episodes", "1")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{swapped}: its inputs are observation, but its metadata" in err, err
+    assert "gives observation, prev_action, state_c, state_h: the metadata belongs to another export" in err, err
+
+    meta = metadata("savedmodel", artifact("ff", "savedmodel"))
+    meta["observation"]["dim"] = 4
+    (swapped / "assets.extra" / "rdpg_policy.json").write_text(json.dumps(meta))
+    code, _, err = cli("evaluate", str(swapped), "--episodes", "1")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{swapped}: its policy takes 4 observations and gives 1 action, but Pendulum-v1 has 3 observations" in err
+
+
+@pytest.mark.parametrize("fmt", FORMAT_PARAMS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_observation_of_the_wrong_width_is_refused_by_the_artifact(kind: str, fmt: str, artifact):
+    """The rec policy masks its observation with a gather that takes its columns from any width; every
+    runtime must refuse a wider or narrower observation rather than act on it. TFLite is checked with and
+    without its default XNNPACK delegate, which runs different kernels."""
+    path = artifact(kind, fmt)
+    raw = Raw(fmt, path)
+    width = raw.meta["observation"]["dim"]
+    state = raw.zero_state(2)
+    assert raw.run({"observation": np.zeros((2, width), np.float32), **state})["action"].shape == (2, 1)
+    runs = [raw.run]
+    if fmt == "tflite":
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plain = tf.lite.Interpreter(str(path), experimental_op_resolver_type=(
+                tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        runner = plain.get_signature_runner("serving_default")
+        runs.append(lambda feed: runner(**feed))
+    for run in runs:
+        for wrong in (width - 1, width + 1, 2 * width):
+            with pytest.raises(Exception):  # noqa: B017  (each runtime has its own error type)
+                run({"observation": np.zeros((2, wrong), np.float32), **state})
