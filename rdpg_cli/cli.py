@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,13 +136,27 @@ def load_tensorflow(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Some lines are written by C++ before any log level applies: silence fd 2 while TF loads.
     saved = os.dup(2)
+    _SILENCED_STDERR.append(saved)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow  # noqa: F401
     finally:
+        _SILENCED_STDERR.remove(saved)
         os.dup2(saved, 2)
         os.close(saved)
+
+
+# The real stderr while load_tensorflow silences fd 2: where a note to the user (a signal's) must still go.
+_SILENCED_STDERR: list[int] = []
+
+
+def note(text: str) -> None:
+    """One plain line on stderr (no Rich markup: it may quote a path), also while TensorFlow loads."""
+    if _SILENCED_STDERR:
+        os.write(_SILENCED_STDERR[0], (one_line(text) + "\n").encode())
+    else:
+        err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -272,8 +287,12 @@ def _saved_state(run_dir: Path) -> str:
     """What an aborted run leaves to resume from."""
     from rdpg_cli.checkpoint import read_checkpoint
 
+    from rdpg_cli.runs import RUN_FILES
+
     checkpoint = run_dir / "checkpoint.h5"
     if not checkpoint.exists():
+        if not any((run_dir / name).exists() for name in RUN_FILES):
+            return "nothing was written"
         return f"no checkpoint was written yet ({run_dir}: start again with --force)"
     try:
         steps = read_checkpoint(checkpoint, with_replay=False).counters["env_steps"]
@@ -308,20 +327,20 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
     with RunLock(run_dir):
         if stop.requested:
             return None
-        if force:
-            clear_run_files(run_dir)
-        elif resume_data is None:
+        if resume_data is None and not force:
             refuse_existing_run(run_dir)
-        elif _file_state(run_dir / "checkpoint.h5") != resume_state:
+        elif resume_data is not None and _file_state(run_dir / "checkpoint.h5") != resume_state:
             raise ConfigError(f"{run_dir}/checkpoint.h5: changed while it was being read (another rdpg train "
                               "there?); try again")
-        remove_orphaned_temporaries(run_dir)
         trainer = Trainer(config, spec, run_dir, reporter, run_eagerly=eager)
         try:
             if resume_data is not None:  # before any file changes: a failed restore leaves the run as it was
                 trainer.restore(resume_data, resume_source)
-            if stop.requested:
+            if stop.requested:  # a signal while the networks were built: the folder is as it was
                 return None
+            if force:
+                clear_run_files(run_dir)
+            remove_orphaned_temporaries(run_dir)
             write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
             if resume_data is not None:
                 reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
@@ -366,7 +385,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             shown[0].message(f"{name}: finishing this step and writing checkpoint.h5 "
                              "(press Ctrl-C again to abort at once)")
         else:
-            err_console.print(f"{name}: stopping before training starts")
+            note(f"{name}: stopping before training starts")
 
     # From here to the summary a signal is handled, not fatal (TensorFlow alone takes seconds to load).
     with SignalStop(on_signal) as stop:
@@ -374,14 +393,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown)
         except KeyboardInterrupt:  # a second signal
-            err_console.print(f"aborted; {_saved_state(run_dir)}")
-            return 130
+            note(f"aborted; {_saved_state(run_dir)}")
+            return 128 + (stop.aborted_by or signal.SIGINT)
     if summary is None:  # stopped before training started
-        err_console.print(f"stopped by {stop.requested} before training started; nothing was written")
+        note(f"stopped by {stop.requested} before training started; nothing was written or removed")
         return 130 if stop.requested == "SIGINT" else 143
     if summary.stopped_by:
-        err_console.print(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint "
-                          f"written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
+        note(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint written. Resume with: "
+             f"rdpg train --resume {shlex.quote(str(run_dir))}")
         return 130 if summary.stopped_by == "SIGINT" else 143
     if not quiet:
         table = Table(title=f"{config.name}: done", show_header=False)

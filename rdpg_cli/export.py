@@ -509,6 +509,10 @@ class TFLiteRunner:
             self.step({"observation": np.zeros((1, meta.observation_dim), np.float32), **_zero_state(meta, 1)})
 
     def step(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # The graph's own check cannot refuse a width of 1, which broadcasts (_width_checked): checked here.
+        width = np.shape(feed["observation"])[-1]
+        if width != self.meta.observation_dim:
+            raise ExportError(f"observation: the policy takes {self.meta.observation_dim} components, not {width}")
         # The runner resizes its inputs to the batch it is given; copies, because the outputs are views of
         # the interpreter's buffers that the next call overwrites.
         return {k: np.array(v) for k, v in self.serve(**feed).items()}
@@ -884,7 +888,7 @@ def _replace_savedmodel(tmp: Path, dest: Path) -> None:
         for entry in tmp.iterdir():
             os.replace(entry, dest / entry.name)
             placed.append(entry.name)
-    except OSError:
+    except BaseException:  # a failed move, or Ctrl-C between moves: the old SavedModel is put back whole
         for name in placed:
             os.replace(dest / name, tmp / name)
         for name in set_aside:
@@ -927,7 +931,12 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix.lower()}")
     sidecar_tmp = tmp.with_name(tmp.name + ".json")
     try:
-        WRITERS[format_](model, meta, tmp)
+        try:
+            WRITERS[format_](model, meta, tmp)
+        except Exception as exc:  # TensorFlow's writer reports a file-system failure as tf.errors
+            if not _is_tf_write_error(exc):
+                raise
+            raise OSError(None, _first_line(exc)) from None
         if format_ != "savedmodel":
             size, sha256 = size_and_sha256(tmp.read_bytes())
             meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
@@ -945,10 +954,6 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         _place(tmp, output)
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
-    except Exception as exc:
-        if not _is_tf_write_error(exc):
-            raise
-        raise ExportError(f"--output {output}: cannot write it ({_first_line(exc)})") from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

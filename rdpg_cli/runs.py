@@ -121,18 +121,24 @@ def clear_run_files(run_dir: Path) -> None:
 
 def write_run_files(run_dir: Path, config: Config, argv: list[str]) -> None:
     command = f"# {time.strftime('%Y-%m-%d %H:%M:%S')} rdpg {__version__}\n{shlex.join(argv)}\n"
-    for name, text, mode in (("config.yaml", config.to_yaml(), "w"), ("command.txt", command, "a")):
-        try:
-            with open(run_dir / name, mode) as f:
-                f.write(text)
-        except OSError as exc:  # a full disk: nothing has been trained yet, and any checkpoint is untouched
-            raise TrainingFault(f"{run_dir / name}: cannot write it ({exc.strerror or exc})") from None
+    path = run_dir / "config.yaml"
+    tmp = run_dir / "config.yaml.tmp"
+    try:
+        # Replaced whole (a resumed run rewrites it): a full disk must not leave the run without its config.
+        tmp.write_text(config.to_yaml())
+        os.replace(tmp, path)
+        path = run_dir / "command.txt"
+        with open(path, "a") as f:
+            f.write(command)
+    except OSError as exc:  # a full disk: nothing has been trained yet, and any checkpoint is untouched
+        tmp.unlink(missing_ok=True)
+        raise TrainingFault(f"{path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def remove_orphaned_temporaries(run_dir: Path) -> None:
     """Delete the temporary files of writes that never finished (a process killed while it wrote a checkpoint
     or cut metrics.csv back). Call with the folder's lock held: no other process can be writing them."""
-    for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp",
+    for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp", "config.yaml.tmp",
                     "tensorboard/events.out.tfevents.*.tmp"):
         for path in run_dir.glob(pattern):
             path.unlink(missing_ok=True)

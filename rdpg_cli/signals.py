@@ -21,6 +21,7 @@ class SignalStop:
         self.requested: str | None = None
         self.trainer: Any = None  # the Trainer, once there is one
         self.finished = False
+        self.aborted_by: int | None = None  # the second signal's number: the exit code is 128 + it
         self.previous: dict[int, Any] = {}
 
     def attach(self, trainer: Any) -> None:
@@ -32,6 +33,7 @@ class SignalStop:
             return
         name = signal.Signals(signum).name
         if self.requested is not None:
+            self.aborted_by = signum
             raise KeyboardInterrupt
         self.requested = name
         if self.trainer is not None:

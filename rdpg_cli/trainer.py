@@ -8,6 +8,7 @@ is rebuilt by resetting it with the episode's seed and replaying the episode's e
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import time
@@ -26,6 +27,9 @@ from rdpg_cli.evaluation import EvalResult, evaluate, non_finite
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import Batch, ReplayBuffer
+
+# What a write into the run folder can fail with (None: a TensorFlow write error, mapped in _write_scalars).
+WRITE_FAILURES = {None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 METRIC_COLUMNS = [
     "env_steps", "episodes", "gradient_steps",
@@ -476,6 +480,8 @@ class Trainer:
         try:
             return self._run(total_steps, fresh)
         except OSError as exc:
+            if exc.errno not in WRITE_FAILURES:  # e.g. a closed pipe on stdout: not the run folder's doing
+                raise
             where = exc.filename or self.run_dir
             raise self._fault(f"cannot write {where} ({exc.strerror or exc})") from None
 
@@ -487,6 +493,7 @@ class Trainer:
         _truncate_csv(metrics_path, METRIC_COLUMNS, self.env_steps, self.config.train.log_every)
         _truncate_csv(timing_path, TIMING_COLUMNS, self.env_steps, self.config.train.log_every)
         _truncate_tensorboard(self.run_dir / "tensorboard", self.env_steps, self.config.train.log_every)
+        self._write_scalars([])  # opens the events with the config's text, which the cut above dropped
         started = self._session_start = time.perf_counter()
         steps_at_start = self.env_steps
         self.reporter.start(total_steps, self.env_steps)
@@ -609,17 +616,21 @@ def _truncate_tensorboard(folder: Path, up_to_step: int, log_every: int) -> None
         return not closing_row or all(tag.startswith("eval/") for tag in tags)
 
     for path in sorted(p for p in folder.glob("events.out.tfevents.*") if not p.name.endswith(".tmp")):
+        tmp = path.with_name(path.name + ".tmp")
         records = []
         try:
-            for record in tf.data.TFRecordDataset(str(path)):
-                records.append(record.numpy())
-        except tf.errors.DataLossError:  # the last record of a killed process, cut short: dropped
-            pass
-        keep = [r for r in records if kept(Event.FromString(r))]
-        if len(keep) == len(records) and path.stat().st_size == sum(len(r) + 16 for r in records):
-            continue  # nothing to drop, and no cut-short record at the end
-        tmp = path.with_name(path.name + ".tmp")
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for record in keep:
-                writer.write(record)
+            try:
+                for record in tf.data.TFRecordDataset(str(path)):
+                    records.append(record.numpy())
+            except tf.errors.DataLossError:  # the last record of a killed process, cut short: dropped
+                pass
+            keep = [r for r in records if kept(Event.FromString(r))]
+            if len(keep) == len(records) and path.stat().st_size == sum(len(r) + 16 for r in records):
+                continue  # nothing to drop, and no cut-short record at the end
+            with tf.io.TFRecordWriter(str(tmp)) as writer:
+                for record in keep:
+                    writer.write(record)
+        except tf.errors.OpError as exc:  # a full disk, an unreadable file: TensorFlow's errors, not OSError
+            tmp.unlink(missing_ok=True)
+            raise OSError(None, exc.message.splitlines()[0], str(path)) from None
         os.replace(tmp, path)

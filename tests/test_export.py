@@ -727,7 +727,15 @@ def test_an_observation_of_the_wrong_width_is_refused_by_the_artifact(kind: str,
                 tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
         runner = plain.get_signature_runner("serving_default")
         runs.append(lambda feed: runner(**feed))
+    # TFLite's kernels broadcast a width of 1 (see _width_checked): rdpg's own runner refuses it, below.
+    wrongs = (width - 1, width + 1, 2 * width, *((1,) if width > 2 and fmt != "tflite" else ()))
     for run in runs:
-        for wrong in (width - 1, width + 1, 2 * width):
+        for wrong in wrongs:
             with pytest.raises(Exception):  # noqa: B017  (each runtime has its own error type)
                 run({"observation": np.zeros((2, wrong), np.float32), **state})
+    if fmt == "tflite":
+        from rdpg_cli.export import RUNNERS, ExportError, read_metadata
+
+        runner = RUNNERS["tflite"](path, read_metadata(path, "tflite"))
+        with pytest.raises(ExportError, match=f"the policy takes {width} components, not 1"):
+            runner.step({"observation": np.zeros((2, 1), np.float32), **state})
