@@ -253,3 +253,22 @@ def checkpoint_steps_safe(path: Path) -> int:
         return checkpoint_steps(path)
     except OSError:
         return -1
+
+
+def test_a_write_failure_while_tensorboard_is_cut_back_on_resume_is_one_line(tmp_path):
+    """On resume the events are cut back by rewriting their file (the config's text goes: the session writes
+    its own) with TensorFlow's writer, whose errors are not OSError: a failing write there is the same one
+    line as anywhere else."""
+    rdpg("train", "--preset", "pendulum", "--steps", "150", *TINY, "--set", "train.log_every=10",
+         "--run-dir", "run", "-q", cwd=tmp_path)
+    (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
+    assert events.stat().st_size > 4_000  # 15 rows of scalars: the rewrite cannot fit under the limit below
+    proc = subprocess.run([sys.executable, "-m", "rdpg_cli", "train", "--resume", "run", "--steps", "250", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(2_000))
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    expected = f"error: env step 150: cannot write {events.relative_to(tmp_path)}"
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert "Traceback" not in proc.stderr
+    assert not list(events.parent.glob("*.tmp"))
