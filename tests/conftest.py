@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,15 @@ def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
 @pytest.fixture
 def run_rdpg():
     return rdpg
+
+
+@pytest.fixture
+def immutable_folder(tmp_path: Path):
+    """A folder nobody can create files in, root included (``chattr +i``; os.access says yes to root)."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("chattr") is not None):
+        pytest.skip("needs root and chattr to make a folder root cannot write in")
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -367,21 +367,6 @@ def test_a_good_tiny_run_still_works(tiny_checkpoint: Path, tmp_path: Path):
 # ---------------------------------------------------------------------------------------- evaluate --video
 
 
-CAN_CHATTR = IS_ROOT and shutil.which("chattr") is not None
-
-
-@pytest.fixture
-def immutable_folder(tmp_path: Path):
-    """A folder nobody can create files in, root included (``chattr +i``; os.access says yes to root)."""
-    if not CAN_CHATTR:
-        pytest.skip("needs root and chattr to make a folder root cannot write in")
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    subprocess.run(["chattr", "+i", str(folder)], check=True)
-    yield folder
-    subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 def rdpg_with(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rdpg_cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "COLUMNS": "80", "TERM": "dumb", **env})

@@ -605,21 +605,6 @@ def test_the_sidecar_records_the_file_and_older_sidecars_still_load(fmt: str, ar
 # ---------------------------------------------------------------------------- outputs and mismatches
 
 
-CAN_CHATTR = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("chattr") is not None
-
-
-@pytest.fixture
-def immutable_folder(tmp_path: Path):
-    """A folder nobody can create files in, root included (``chattr +i``): os.access says yes to root."""
-    if not CAN_CHATTR:
-        pytest.skip("needs root and chattr to make a folder root cannot write in")
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    subprocess.run(["chattr", "+i", str(folder)], check=True)
-    yield folder
-    subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 @pytest.mark.parametrize("fmt", FORMAT_PARAMS)
 def test_an_output_folder_it_cannot_write_in_is_one_line(fmt: str, checkpoints, immutable_folder: Path):
     output = immutable_folder / ("p" if fmt == "savedmodel" else f"p.{fmt}")
