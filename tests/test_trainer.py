@@ -646,3 +646,25 @@ def test_tensorboard_after_a_crash_and_resume_has_each_point_once(tmp_path):
         if not tag.startswith("time/"):  # wall-clock rates differ between any two runs
             assert resumed[tag] == straight[tag], tag
     assert (tmp_path / "run" / "metrics.csv").read_text() == (tmp_path / "straight" / "metrics.csv").read_text()
+
+
+def test_resume_reads_the_episode_from_replay_in_older_checkpoints_and_refuses_a_damaged_record(tmp_path):
+    """A checkpoint written before ``acting/episode_actions`` existed resumes from the replay memory's copy of
+    the episode, bit for bit; a record of the wrong length for the episode in progress is a damaged file."""
+    rdpg("train", "--preset", "pendulum", "--steps", "500", *TINY, "--run-dir", "straight", "-q", cwd=tmp_path)
+    for name in ("older", "damaged"):
+        rdpg("train", "--preset", "pendulum", "--steps", "250", *TINY, "--run-dir", name, "-q", cwd=tmp_path)
+    with h5py.File(tmp_path / "older" / "checkpoint.h5", "a") as f:
+        assert f["acting/episode_actions"].shape == (50, 1)  # 250 = one 200-step episode and 50 steps
+        del f["acting/episode_actions"]
+    rdpg("train", "--resume", "older", "--steps", "500", "-q", cwd=tmp_path)
+    assert (tmp_path / "older" / "metrics.csv").read_text() == (tmp_path / "straight" / "metrics.csv").read_text()
+    with h5py.File(tmp_path / "damaged" / "checkpoint.h5", "a") as f:
+        actions = f["acting/episode_actions"][()]
+        del f["acting/episode_actions"]
+        f["acting/episode_actions"] = actions[:-1]
+    before = (tmp_path / "damaged" / "metrics.csv").read_text()
+    result = rdpg("train", "--resume", "damaged", "--steps", "500", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "damaged checkpoint: training state (acting/episode_actions holds [49, 1] values" in result.stderr
+    assert (tmp_path / "damaged" / "metrics.csv").read_text() == before
