@@ -37,7 +37,15 @@ app = typer.Typer(
 presets_app = typer.Typer(help="List the shipped presets, or show one.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 
-console = Console()
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits with status 1 on the spot when stdout's reader has gone, which would end a training run
+        without its checkpoint: raise instead, for rdpg train to stop as it would on a signal."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
+console = _Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 _log_flags = {"verbose": False, "quiet": False}
@@ -204,8 +212,8 @@ def train(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train an agent from a preset; writes config.yaml, command.txt, metrics.csv, TensorBoard events,
-    checkpoint.h5 and best.h5 into the run folder."""
+    """Train an agent from a preset; writes config.yaml, command.txt, metrics.csv, timing.csv, TensorBoard
+    events, checkpoint.h5 and (from the first evaluation) best.h5 into the run folder."""
     with user_errors(verbose):
         code = _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose)
     if code:
@@ -338,21 +346,59 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
                 trainer.restore(resume_data, resume_source)
             if stop.requested:  # a signal while the networks were built: the folder is as it was
                 return None
+            try:  # first, so that a closed stdout is found before anything is written
+                if resume_data is not None:
+                    reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
+                elif not quiet:
+                    console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
+            except BrokenPipeError:
+                _silence_stdout()
+                raise StdoutClosed(None) from None
             if force:
                 clear_run_files(run_dir)
             remove_orphaned_temporaries(run_dir)
             write_run_files(run_dir, config, ["rdpg", *sys.argv[1:]])
-            if resume_data is not None:
-                reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
-            elif not quiet:
-                console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
             shown.append(reporter)
             stop.attach(trainer)
-            summary = trainer.run(config.train.steps, fresh=resume_data is None)
+            try:
+                summary = trainer.run(config.train.steps, fresh=resume_data is None)
+            except BrokenPipeError:
+                # The reader of stdout went away (`rdpg train | head`, a logger that died). The progress line
+                # failed after a whole step: keep the run, as a stop would.
+                _silence_stdout()
+                trainer.save()
+                raise StdoutClosed(trainer.env_steps) from None
             stop.finished = True  # from here a signal would only cut the summary short: it is ignored
             return summary
         finally:
             trainer.close()
+
+
+class StdoutClosed(Exception):
+    """stdout became a pipe with no reader; ``env_steps`` of the checkpoint then written, None before any."""
+
+    def __init__(self, env_steps: int | None):
+        super().__init__(env_steps)
+        self.env_steps = env_steps
+
+
+def _silence_stdout() -> None:
+    """Send what is still buffered for stdout, and anything printed later, to /dev/null (writing to a pipe
+    without a reader raises again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _remove_if_unused(run_dir: Path, created: bool) -> None:
+    """Remove the run folder this command created, when nothing but its lock file is in it."""
+    if not created:
+        return
+    try:
+        (run_dir / ".lock").unlink(missing_ok=True)
+        run_dir.rmdir()  # fails, and keeps the folder, if anything else is in it
+    except OSError:
+        pass
 
 
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
@@ -369,6 +415,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         config, spec = resolve_bounds(config)
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
+    created = run_dir is None or not Path(run_dir).exists()  # removed again if the run stops before it starts
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
     total = config.train.steps
@@ -395,7 +442,19 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         except KeyboardInterrupt:  # a second signal
             note(f"aborted; {_saved_state(run_dir)}")
             return 128 + (stop.aborted_by or signal.SIGINT)
+        except StdoutClosed as closed:
+            if closed.env_steps is None:
+                _remove_if_unused(run_dir, created and resume_data is None)
+                note("stdout was closed (a pipe whose reader ended) before training started; nothing was written")
+            elif closed.env_steps >= total:
+                note(f"stdout was closed (a pipe whose reader ended); the run finished at env step "
+                     f"{closed.env_steps}")
+            else:
+                note(f"stdout was closed (a pipe whose reader ended): stopped at env step {closed.env_steps}; "
+                     f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
+            return 128 + signal.SIGPIPE
     if summary is None:  # stopped before training started
+        _remove_if_unused(run_dir, created and resume_data is None)
         note(f"stopped by {stop.requested} before training started; nothing was written or removed")
         return 130 if stop.requested == "SIGINT" else 143
     if summary.stopped_by:
@@ -416,9 +475,15 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             final += " (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
         table.add_row("final eval return", final)
         table.add_row("files", ", ".join(summary.files))
-        console.print(table)
+        printed = table
     else:
-        console.print(str(run_dir / "checkpoint.h5"))
+        printed = str(run_dir / "checkpoint.h5")
+    try:
+        console.print(printed)
+    except BrokenPipeError:
+        _silence_stdout()
+        note(f"stdout was closed (a pipe whose reader ended); the run finished at env step {summary.env_steps}")
+        return 128 + signal.SIGPIPE
     return 0
 
 

@@ -424,8 +424,9 @@ class Trainer:
             raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
         if data.replay is None:
             self.reporter.warning(
-                "the checkpoint holds no replay memory (train.save_replay: false): resuming with an empty "
-                "one and a fresh episode, so this run will not match an uninterrupted one")
+                "the checkpoint holds no replay memory (train.save_replay: false, or a best.h5 copied as "
+                "checkpoint.h5): resuming with an empty one and a fresh episode, so this run will not match an "
+                "uninterrupted one")
             self._reset_episode()
             return
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.

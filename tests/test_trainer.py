@@ -580,8 +580,8 @@ def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_l
 
 
 def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
-    """SIGTERM in the seconds TensorFlow takes to load: exit 143 with one line, and the run folder holds no
-    run file (a --force run would not have removed the old ones either: nothing is touched)."""
+    """SIGTERM in the seconds TensorFlow takes to load: exit 143, and the run folder this command made is gone
+    again (a --force run would not have removed the old run's files either: nothing is touched)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "200", *TINY,
          "--run-dir", "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -595,7 +595,7 @@ def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_pa
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM before training started; nothing was written or removed" in err
     assert "Traceback" not in err
-    assert not RUN_FILES & {p.name for p in (tmp_path / "run").iterdir()}
+    assert not (tmp_path / "run").exists()  # the folder this command made (to lock it) is removed again
 
 
 def test_an_aborted_run_says_what_is_left_to_resume(tmp_path):
@@ -668,3 +668,32 @@ def test_resume_reads_the_episode_from_replay_in_older_checkpoints_and_refuses_a
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "damaged checkpoint: training state (acting/episode_actions holds [49, 1] values" in result.stderr
     assert (tmp_path / "damaged" / "metrics.csv").read_text() == before
+
+
+def _train_into_a_pipe(tmp_path: Path, lines_read: int, *extra: str) -> tuple[subprocess.Popen, str]:
+    """``rdpg train`` whose stdout is a pipe that its reader closes after ``lines_read`` lines (as `| head`)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
+         "--run-dir", "run", *extra], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(lines_read):
+        proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    return proc, err.decode()
+
+
+def test_a_stdout_closed_before_training_leaves_nothing(tmp_path):
+    proc, err = _train_into_a_pipe(tmp_path, 0)
+    assert proc.returncode == 141, err
+    assert err.strip() == "stdout was closed (a pipe whose reader ended) before training started; nothing was written"
+    assert not (tmp_path / "run").exists()  # the folder this command made is gone again
+
+
+def test_a_stdout_closed_while_training_keeps_the_run(tmp_path):
+    """The reader leaves after two lines; the next progress line fails at the last step: the checkpoint is
+    written and the exit code says SIGPIPE, instead of Rich's silent exit 1 with the run lost."""
+    proc, err = _train_into_a_pipe(tmp_path, 2)
+    assert proc.returncode == 141, err
+    assert err.strip() == "stdout was closed (a pipe whose reader ended); the run finished at env step 300"
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
+        assert int(f.attrs["env_steps"]) == 300
