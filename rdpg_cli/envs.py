@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -9,6 +10,8 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,24 @@ def _missing_dependency(env_id: str, exc: Exception) -> str:
     return f"env.id: {env_id} needs a package that is not installed ({reason})"
 
 
+def _route_simulator_warnings(env_id: str) -> None:
+    """MuJoCo prints its warnings (gymnasium's models use attributes it deprecates) on the terminal, past
+    --quiet, and appends them to MUJOCO_LOG.TXT in the working folder. Its user handler takes them instead:
+    they go to rdpg's log as debug lines (--verbose shows them), nothing is written to the folder."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return  # reported by gym.make below
+    if "mujoco" not in str(spec.entry_point):
+        return
+    try:
+        import mujoco
+    except ImportError:
+        return  # gym.make reports the missing extra
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(lambda text: log.debug("MuJoCo: %s", text.strip()))
+
+
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     """Build the preset's environment (unseeded: seed it with ``reset(seed=...)``)."""
     kwargs = dict(config.env.kwargs)
@@ -66,6 +87,7 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
         kwargs["max_episode_steps"] = config.env.max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    _route_simulator_warnings(config.env.id)
     try:
         env = gym.make(config.env.id, **kwargs)
     except gym.error.NameNotFound:

@@ -501,10 +501,12 @@ def test_preset_smoke_run(tmp_path: Path, preset: str, module: str, extra: str):
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"needs the '{extra}' extra ({module} is not installed): pip install 'rdpg[{extra}]'")
     run_dir = tmp_path / "run"
-    # cwd=tmp_path: MuJoCo writes MUJOCO_LOG.TXT into the working folder.
     result = run_cli(["train", "--preset", preset, *TINY, "--set", "replay.size=2000",
                       "--set", "env.max_episode_steps=100", "--run-dir", str(run_dir), "--quiet"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    # --quiet is quiet: MuJoCo's warnings about gymnasium's models go to the debug log, and its log file is
+    # not written into the working folder.
+    assert result.stderr == "" and not (tmp_path / "MUJOCO_LOG.TXT").exists()
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["env_steps"]) for r in rows] == [100, 200, 300]
