@@ -390,6 +390,13 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system: new_run_dir says so
+        return True
+
+
 def _remove_if_unused(run_dir: Path, created: bool) -> None:
     """Remove the run folder this command created, when nothing but its lock file is in it."""
     if not created:
@@ -415,7 +422,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         config, spec = resolve_bounds(config)
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
-    created = run_dir is None or not Path(run_dir).exists()  # removed again if the run stops before it starts
+    created = run_dir is None or not _exists(Path(run_dir))  # removed again if the run stops before it starts
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
     total = config.train.steps
