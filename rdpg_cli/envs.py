@@ -111,6 +111,11 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         env.close()
         raise ConfigError(f"env.id: {config.env.id} has observation space {space}; rdpg needs a flat Box")
+    if env.spec is None or env.spec.max_episode_steps is None:
+        # Evaluation runs whole episodes: one that never ends would hang every evaluation (and a stop with it).
+        env.close()
+        raise ConfigError(f"env.max_episode_steps: {config.env.id} has no time limit; set one (an episode "
+                          "length that ends every episode)")
     indices = config.env.observation_indices
     if indices is not None:
         dim = space.shape[0]

@@ -60,7 +60,7 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
     try:
         for episode in range(episodes):
             observation, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, episode))
-            _check_observation(observation)
+            observation = checked_observation(observation, env, "evaluation: ")
             policy.reset()
             total, length, done = 0.0, 0, False
             if render:
@@ -76,11 +76,14 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                         f"evaluation: the policy's action is non-finite ({shown}): its weights diverged")
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
-                observation, reward, terminated, truncated, _ = env.step(action)
-                _check_observation(observation)
-                if not math.isfinite(float(reward)):
-                    raise TrainingFault(f"evaluation: the environment returned reward {reward}")
-                total += float(reward)
+                try:
+                    observation, reward, terminated, truncated, _ = env.step(action)
+                except Exception as exc:  # a broken environment: one line, as in training
+                    raise TrainingFault(f"evaluation: the environment raised {type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+                observation = checked_observation(observation, env, "evaluation: ")
+                reward = checked_reward(reward, "evaluation: ")
+                total += reward
                 length += 1
                 done = terminated or truncated
                 if render:
@@ -120,11 +123,34 @@ def non_finite(value) -> str | None:
     return None if np.all(np.isfinite(array)) else np.array2string(array, precision=4)
 
 
-def _check_observation(observation) -> None:
-    """A non-finite observation is the environment's fault, and is named so before the policy acts on it."""
+def checked_observation(observation, env, where: str = "") -> np.ndarray:
+    """The observation as float32, or a TrainingFault naming what is wrong with it: not numbers, another shape
+    than the environment's observation space, non-finite values. The environment's fault, named before the
+    policy or the replay memory meets it."""
+    try:
+        array = np.asarray(observation, np.float32)
+    except (TypeError, ValueError):
+        raise TrainingFault(f"{where}the environment returned an observation that is not numbers: "
+                            f"{str(observation)[:80]}") from None
+    expected = env.observation_space.shape
+    if array.shape != expected:
+        raise TrainingFault(f"{where}the environment returned an observation of shape {list(array.shape)}, "
+                            f"not its observation space's {list(expected)}")
     shown = non_finite(observation)
     if shown is not None:
-        raise TrainingFault(f"evaluation: the environment returned a non-finite observation ({shown})")
+        raise TrainingFault(f"{where}the environment returned a non-finite observation ({shown})")
+    return array
+
+
+def checked_reward(reward, where: str = "") -> float:
+    """The reward as a float (a one-element array is taken as its element), or a TrainingFault naming it."""
+    try:
+        value = float(np.asarray(reward, np.float64).reshape(()))
+    except (TypeError, ValueError):
+        raise TrainingFault(f"{where}the environment returned reward {str(reward)[:80]!s}, not one number") from None
+    if not math.isfinite(value):
+        raise TrainingFault(f"{where}the environment returned a non-finite reward ({value})")
+    return value
 
 
 def _render(env, config: Config) -> np.ndarray:

@@ -23,7 +23,7 @@ from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkp
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
 from rdpg_cli.errors import CheckpointError, TrainingFault
-from rdpg_cli.evaluation import EvalResult, evaluate, non_finite
+from rdpg_cli.evaluation import EvalResult, checked_observation, checked_reward, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import Batch, ReplayBuffer
@@ -145,7 +145,7 @@ class Trainer:
 
     def _reset_episode(self) -> None:
         observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
-        self.observation = self._check_finite(observation, "observation")
+        self.observation = self._checked_observation(observation)
         self.policy.reset()
         self.noise.reset()
         self.episode_return = 0.0
@@ -163,11 +163,17 @@ class Trainer:
                     else f"; no checkpoint was written yet (train.checkpoint_every: {every})")
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
-    def _check_finite(self, value: Any, what: str) -> Any:
-        shown = non_finite(value)
-        if shown is not None:
-            raise self._fault(f"the environment returned a non-finite {what} ({shown})")
-        return np.asarray(value, np.float32) if what == "observation" else value
+    def _checked_observation(self, observation: Any) -> np.ndarray:
+        try:
+            return checked_observation(observation, self.env)
+        except TrainingFault as exc:
+            raise self._fault(str(exc)) from None
+
+    def _checked_reward(self, reward: Any) -> float:
+        try:
+            return checked_reward(reward)
+        except TrainingFault as exc:
+            raise self._fault(str(exc)) from None
 
     # -- one env step --------------------------------------------------------------------------------------
 
@@ -198,8 +204,8 @@ class Trainer:
         except Exception as exc:  # a broken environment must not lose the run
             raise self._fault(f"the environment raised {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-        next_observation = self._check_finite(next_observation, "observation")
-        reward = float(self._check_finite(reward, "reward"))
+        next_observation = self._checked_observation(next_observation)
+        reward = self._checked_reward(reward)
         self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
         self.episode_actions.append(action)
         self.env_steps += 1

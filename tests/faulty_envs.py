@@ -27,7 +27,14 @@ class FaultyPendulum(PendulumEnv):
                 reward = float("inf")
             elif self.fault == "raise":
                 raise RuntimeError("simulated crash inside the environment")
+            elif self.fault == "wide_observation":
+                observation = np.append(observation, 0.0)
+            elif self.fault == "array_reward":  # a one-element array: taken as its element
+                reward = np.array([reward], np.float32)
+            elif self.fault == "text_reward":
+                reward = "bad"
         return observation, reward, terminated, truncated, info
 
 
 gym.register("FaultyPendulum-v0", entry_point=FaultyPendulum, max_episode_steps=200)
+gym.register("EndlessPendulum-v0", entry_point=FaultyPendulum)  # no time limit: episodes never end

@@ -41,7 +41,10 @@ def checkpoint_steps(path: Path) -> int:
 
 @pytest.mark.parametrize(("fault", "words"), [("nan_observation", "non-finite observation"),
                                               ("inf_reward", "non-finite reward"),
-                                              ("raise", "the environment raised RuntimeError")])
+                                              ("raise", "the environment raised RuntimeError"),
+                                              ("wide_observation", "observation of shape [4], not its "
+                                                                   "observation space's [3]"),
+                                              ("text_reward", "returned reward bad, not one number")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     preset = faulty_preset(tmp_path, fault, 350)
     result = rdpg("train", "--preset", preset, "--steps", "1000", *TINY, "--set", "train.eval_every=100000",
@@ -54,6 +57,42 @@ def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path,
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
     data = read_checkpoint(tmp_path / "run" / "checkpoint.h5")
     assert np.all(np.isfinite(data.replay["observations"])) and np.all(np.isfinite(data.replay["rewards"]))
+
+
+def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_path):
+    """The evaluation environment is another instance: it raises at its 150th step, in the first evaluation
+    (env step 100), before the training one would. One line, exit 1, as a raise in a training step."""
+    preset = faulty_preset(tmp_path, "raise", 150)
+    result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, "--set", "train.eval_every=100",
+                  "--set", "train.checkpoint_every=50", "--run-dir", "run", cwd=tmp_path, check=False,
+                  env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: env step 100: evaluation: the environment raised RuntimeError: simulated crash inside the "
+        "environment"], result.stderr
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 50  # the evaluation comes before step 100's
+
+
+def test_a_one_element_reward_array_is_taken_as_its_element(tmp_path):
+    preset = faulty_preset(tmp_path, "array_reward", 1)
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 200
+
+
+def test_an_environment_without_a_time_limit_is_refused_up_front(tmp_path):
+    """Evaluation plays whole episodes: an environment whose episodes never end would hang the first one (and
+    a Ctrl-C with it, which waits for the step to finish)."""
+    preset = tmp_path / "endless.yaml"
+    preset.write_text("env:\n  id: faulty_envs:EndlessPendulum-v0\naction_bounds: {low: [-2.0], high: [2.0]}\n")
+    result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, "--run-dir", "run", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"error: {preset}: env.max_episode_steps: faulty_envs:EndlessPendulum-v0 has "
+                             "no time limit; set one (an episode length that ends every episode)\n")
+    result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, "--set", "env.max_episode_steps=50",
+                  "--run-dir", "run", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
 
 
 # With a policy delay of 2 and only the critic diverging, the loss turns non-finite in a call that ran a held
