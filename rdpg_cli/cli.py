@@ -374,6 +374,9 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
             trainer.close()
 
 
+STDOUT_CLOSED = "stdout was closed (a pipe whose reader ended)"
+
+
 class StdoutClosed(Exception):
     """stdout became a pipe with no reader; ``env_steps`` of the checkpoint then written, None before any."""
 
@@ -422,7 +425,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         config, spec = resolve_bounds(config)
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
-    created = run_dir is None or not _exists(Path(run_dir))  # removed again if the run stops before it starts
+    # A folder this command makes is removed again if the run stops before it starts.
+    created = resume_data is None and (run_dir is None or not _exists(Path(run_dir)))
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
     total = config.train.steps
@@ -451,23 +455,22 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             return 128 + (stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
             if closed.env_steps is None:
-                _remove_if_unused(run_dir, created and resume_data is None)
-                note("stdout was closed (a pipe whose reader ended) before training started; nothing was written")
+                _remove_if_unused(run_dir, created)
+                note(f"{STDOUT_CLOSED} before training started; nothing was written")
             elif closed.env_steps >= total:
-                note(f"stdout was closed (a pipe whose reader ended); the run finished at env step "
-                     f"{closed.env_steps}")
+                note(f"{STDOUT_CLOSED}; the run finished at env step {closed.env_steps}")
             else:
-                note(f"stdout was closed (a pipe whose reader ended): stopped at env step {closed.env_steps}; "
+                note(f"{STDOUT_CLOSED}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return 128 + signal.SIGPIPE
     if summary is None:  # stopped before training started
-        _remove_if_unused(run_dir, created and resume_data is None)
+        _remove_if_unused(run_dir, created)
         note(f"stopped by {stop.requested} before training started; nothing was written or removed")
-        return 130 if stop.requested == "SIGINT" else 143
+        return 128 + signal.Signals[stop.requested]
     if summary.stopped_by:
         note(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint written. Resume with: "
              f"rdpg train --resume {shlex.quote(str(run_dir))}")
-        return 130 if summary.stopped_by == "SIGINT" else 143
+        return 128 + signal.Signals[summary.stopped_by]
     if not quiet:
         table = Table(title=f"{config.name}: done", show_header=False)
         table.add_row("run folder", str(run_dir))
@@ -489,7 +492,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         console.print(printed)
     except BrokenPipeError:
         _silence_stdout()
-        note(f"stdout was closed (a pipe whose reader ended); the run finished at env step {summary.env_steps}")
+        note(f"{STDOUT_CLOSED}; the run finished at env step {summary.env_steps}")
         return 128 + signal.SIGPIPE
     return 0
 

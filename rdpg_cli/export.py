@@ -42,6 +42,7 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError
+from rdpg_cli.input_files import cannot_write_in
 
 FORMATS = ("savedmodel", "tflite", "onnx", "keras")
 SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras"}
@@ -841,12 +842,9 @@ def _check_writable(output: Path, format_: str) -> None:
     if format_ == "savedmodel" and output.is_dir():
         folders.append(output)  # --force: the new SavedModel's entries are moved into it
     for folder in folders:
-        try:
-            fd, probe = tempfile.mkstemp(prefix=f".{output.name}.probe-", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
+        problem = cannot_write_in(folder, f".{output.name}.probe-")
+        if problem is not None:
+            raise ExportError(f"--output {output}: cannot write it ({problem})")
 
 
 def _is_tf_write_error(exc: BaseException) -> bool:

@@ -1,8 +1,11 @@
-"""Checking that a path the user named is a regular file, before anything opens it: one-line errors."""
+"""Checking the paths a user named before anything opens them: that an input is a regular file, that an
+output's folder can be written in. One-line errors."""
 
 from __future__ import annotations
 
+import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,3 +39,15 @@ def regular_file_size(path: Path, shown: str, error: type[RdpgError], messages: 
     if not stat.S_ISREG(info.st_mode):
         raise error(messages.not_regular.format(shown=shown))
     return info.st_size
+
+
+def cannot_write_in(folder: Path, prefix: str) -> str | None:
+    """Why no file can be created in ``folder`` (None when one can). A file named ``prefix...`` is made and
+    removed: the test that also holds for root in a folder made immutable, where os.access says yes."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=prefix, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

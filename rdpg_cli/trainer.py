@@ -89,9 +89,9 @@ class EpisodeActions:
         return self._data[: self.length].copy()
 
     def load(self, actions: np.ndarray) -> None:
-        self.clear()
-        for action in actions:
-            self.append(action)
+        self._data = np.zeros((max(len(self._data), len(actions)), self._data.shape[1]), np.float32)
+        self._data[: len(actions)] = actions
+        self.length = len(actions)
 
 
 def _fmt(value: float | None) -> str:
@@ -122,7 +122,6 @@ class Trainer:
         self.best_eval: float | None = None
         self.last_eval: tuple[float, float] | None = None
         self.episode_return = 0.0
-        self.episode_length = 0
         self.episode_actions = EpisodeActions(spec.action_dim)
         self.accumulators: dict[str, list[float]] = {}  # name -> [sum, count] since the last row
         self.recent_returns: list[float] = []
@@ -143,13 +142,17 @@ class Trainer:
 
     # -- episode handling ----------------------------------------------------------------------------------
 
+    @property
+    def episode_length(self) -> int:
+        """Env steps of the episode in progress: its record of executed actions holds one per step."""
+        return self.episode_actions.length
+
     def _reset_episode(self) -> None:
         observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
         self.observation = self._checked_observation(observation)
         self.policy.reset()
         self.noise.reset()
         self.episode_return = 0.0
-        self.episode_length = 0
         self.episode_actions.clear()
 
     def _fault(self, what: str, checkpoint_kept: bool = True) -> TrainingFault:
@@ -210,7 +213,6 @@ class Trainer:
         self.episode_actions.append(action)
         self.env_steps += 1
         self.episode_return += reward
-        self.episode_length += 1
         self.observation = next_observation
         if terminated or truncated:
             self.episodes += 1
@@ -446,7 +448,7 @@ class Trainer:
                 f"{source}: the environment did not replay to the saved state (it is not deterministic "
                 "given its seed), so this run cannot resume exactly")
         self.observation = observation
-        self.episode_return, self.episode_length = state
+        self.episode_return = state[0]
         self.episode_actions.load(episode_actions)
         self.policy.state, self.policy.prev_action = acting
 
@@ -585,6 +587,12 @@ class Trainer:
                 pass
 
 
+def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:
+    """Whether what was logged at ``step`` is the closing row of the session that saved at ``up_to_step``
+    (written there because the session ended off the ``log_every`` grid; a resume drops it)."""
+    return step == up_to_step and up_to_step % log_every != 0
+
+
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:
     """Keep the header and the rows up to ``up_to_step``: rows written after the checkpoint a run resumes
     from are dropped, and so is the closing row of the session that wrote it (at ``up_to_step``, off the
@@ -595,8 +603,8 @@ def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: in
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = [columns] + [r for r in rows[1:] if r and (int(r[0]) < up_to_step
-                                                      or (int(r[0]) == up_to_step and up_to_step % log_every == 0))]
+    kept = [columns] + [r for r in rows[1:]
+                        if r and int(r[0]) <= up_to_step and not _closing_row(int(r[0]), up_to_step, log_every)]
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)
@@ -619,8 +627,7 @@ def _truncate_tensorboard(folder: Path, up_to_step: int, log_every: int) -> None
             return True  # the file's version record, and the like
         if "config" in tags or event.step > up_to_step:
             return False
-        closing_row = event.step == up_to_step and up_to_step % log_every != 0
-        return not closing_row or all(tag.startswith("eval/") for tag in tags)
+        return not _closing_row(event.step, up_to_step, log_every) or all(tag.startswith("eval/") for tag in tags)
 
     for path in sorted(p for p in folder.glob("events.out.tfevents.*") if not p.name.endswith(".tmp")):
         tmp = path.with_name(path.name + ".tmp")

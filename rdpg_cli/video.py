@@ -6,12 +6,12 @@ import contextlib
 import gc
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from rdpg_cli.errors import ConfigError
+from rdpg_cli.input_files import cannot_write_in
 
 VIDEO_EXTRA = "pip install 'rdpg[video]'"
 
@@ -41,14 +41,9 @@ def prepare_video(path: Path, force: bool = False) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    # A file made and removed in the folder: the same test the video's own temporary file will pass, which
-    # also holds for root in a folder made immutable (os.access says yes there).
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"--video {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
+    problem = cannot_write_in(path.parent, f".{path.name}.")  # as the video's own temporary file will be made
+    if problem is not None:
+        raise ConfigError(f"--video {path}: cannot write in {path.parent} ({problem})")
 
 
 def _import_writer(path: Path):
