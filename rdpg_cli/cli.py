@@ -539,11 +539,21 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
     from rdpg_cli.loading import load_policy
 
     config, policy, label = load_policy(artifact)
-    result = run_episodes(policy, config, episodes, seed, render=video is not None)
-    if video is not None:
-        from rdpg_cli.video import write_video
+    if video is None:
+        result = run_episodes(policy, config, episodes, seed)
+    else:
+        from rdpg_cli.recording import VideoRecorder
 
-        write_video(video, result.frames)
+        recorder = VideoRecorder(config, video, show_stderr=verbose)
+        try:
+            result = run_episodes(policy, config, episodes, seed, recorder=recorder)
+            _, divergence = recorder.finish()
+        except BaseException:
+            recorder.abort()
+            raise
+        if divergence is not None:
+            note(f"warning: --video: {config.env.id} did not repeat episode {divergence.episode + 1} under the same "
+                 f"seed and actions (from step {divergence.step} on): the video shows another run of it")
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
         return

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from rdpg_cli.config import Config
-from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +165,15 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
 def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
     """With ``env.kwargs`` given, reset and take one step, so a value the environment only trips over when it
     runs (``g: abc`` for Pendulum) is bad input reported before a run folder exists, not a failed run."""
+    from rdpg_cli.evaluation import checked_reset, checked_step  # evaluation builds on this module
+
     if not config.env.kwargs:
         return
     try:
-        env.reset(seed=0)
-        env.step(((spec.low + spec.high) / 2).astype(env.action_space.dtype))
-    except Exception as exc:
-        raise ConfigError(f"env.kwargs: {config.env.id} fails with {config.env.kwargs}: "
-                          f"{type(exc).__name__}: {exc}") from None
+        checked_reset(env, 0)
+        checked_step(env, ((spec.low + spec.high) / 2).astype(env.action_space.dtype))
+    except TrainingFault as exc:
+        raise ConfigError(f"env.kwargs: {config.env.id} fails with {config.env.kwargs}: {exc}") from None
 
 
 def resolve_bounds(config: Config) -> tuple[Config, EnvSpec]:

@@ -25,7 +25,6 @@ class EvalResult:
     seed: int
     # Actor outputs before clipping, for the out-of-bounds report (empty when the policy does not say).
     raw_actions: list[np.ndarray] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)
 
     @property
     def mean_return(self) -> float:
@@ -49,22 +48,30 @@ class EvalResult:
         }
 
 
+class Recorder(Protocol):
+    """Follows the episodes to draw them (``rdpg_cli.recording.VideoRecorder``)."""
+
+    def reset(self, seed: int) -> None: ...
+    def step(self, action: np.ndarray, observation: np.ndarray) -> None: ...
+
+
 def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
-             record_raw: bool = False, render: bool = False) -> EvalResult:
+             record_raw: bool = False, recorder: Recorder | None = None) -> EvalResult:
     """Run ``episodes`` deterministic episodes; episode i resets with a seed derived from (seed, i), so two
-    evaluations with the same seed see the same start states whatever happened before."""
+    evaluations with the same seed see the same start states whatever happened before. A ``recorder`` is
+    given each episode's seed and each step's action and observation."""
     own_env = env is None
     if own_env:
-        env = make_env(config, render_mode="rgb_array" if render else None)
+        env = make_env(config)
     result = EvalResult(returns=[], lengths=[], seed=seed)
     try:
         for episode in range(episodes):
-            observation, _ = env.reset(seed=episode_seed(seed, EVAL_STREAM, episode))
-            observation = checked_observation(observation, env, "evaluation: ")
+            start_seed = episode_seed(seed, EVAL_STREAM, episode)
+            observation = checked_reset(env, start_seed, "evaluation: ")
             policy.reset()
             total, length, done = 0.0, 0, False
-            if render:
-                result.frames.append(_render(env, config))
+            if recorder is not None:
+                recorder.reset(start_seed)
             while not done:
                 try:
                     action = policy.act(observation)
@@ -76,18 +83,12 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                         f"evaluation: the policy's action is non-finite ({shown}): its weights diverged")
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))
-                try:
-                    observation, reward, terminated, truncated, _ = env.step(action)
-                except Exception as exc:  # a broken environment: one line, as in training
-                    raise TrainingFault(f"evaluation: the environment raised {type(exc).__name__}: "
-                                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-                observation = checked_observation(observation, env, "evaluation: ")
-                reward = checked_reward(reward, "evaluation: ")
+                observation, reward, terminated, truncated = checked_step(env, action, "evaluation: ")
                 total += reward
                 length += 1
                 done = terminated or truncated
-                if render:
-                    result.frames.append(_render(env, config))
+                if recorder is not None:
+                    recorder.step(action, observation)
             result.returns.append(total)
             result.lengths.append(length)
     finally:
@@ -123,6 +124,45 @@ def non_finite(value) -> str | None:
     return None if np.all(np.isfinite(array)) else np.array2string(array, precision=4)
 
 
+def checked_reset(env, seed: int, where: str = "") -> np.ndarray:
+    """The observation ``env.reset(seed=seed)`` starts from, checked; a reset that raises, or answers with
+    anything but gymnasium's ``(observation, info)``, is a TrainingFault naming it."""
+    try:
+        answer = env.reset(seed=seed)
+    except Exception as exc:  # the environment's own code: any failure is one line, not a traceback
+        raise TrainingFault(f"{where}the environment's reset raised {type(exc).__name__}: {_first_line(exc)}") from None
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise TrainingFault(f"{where}the environment's reset returned {_described(answer)}, not gymnasium's "
+                            "(observation, info)")
+    return checked_observation(answer[0], env, where)
+
+
+def checked_step(env, action: np.ndarray, where: str = "") -> tuple[np.ndarray, float, bool, bool]:
+    """``env.step(action)`` as (observation, reward, terminated, truncated), each checked; a step that raises,
+    or answers with anything but gymnasium's five values, is a TrainingFault naming it."""
+    try:
+        answer = env.step(action)
+    except Exception as exc:  # a broken environment must not lose the run
+        raise TrainingFault(f"{where}the environment raised {type(exc).__name__}: {_first_line(exc)}") from None
+    if not isinstance(answer, tuple) or len(answer) != 5:
+        raise TrainingFault(f"{where}the environment's step returned {_described(answer)}, not gymnasium's "
+                            "(observation, reward, terminated, truncated, info)")
+    observation, reward, terminated, truncated, _ = answer
+    return (checked_observation(observation, env, where), checked_reward(reward, where), bool(terminated),
+            bool(truncated))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
+def _described(answer) -> str:
+    if isinstance(answer, tuple):
+        return f"{len(answer)} value{'' if len(answer) == 1 else 's'}"
+    return f"a {type(answer).__name__}"
+
+
 def checked_observation(observation, env, where: str = "") -> np.ndarray:
     """The observation as float32, or a TrainingFault naming what is wrong with it: not numbers, another shape
     than the environment's observation space, non-finite values. The environment's fault, named before the
@@ -151,15 +191,3 @@ def checked_reward(reward, where: str = "") -> float:
     if not math.isfinite(value):
         raise TrainingFault(f"{where}the environment returned a non-finite reward ({value})")
     return value
-
-
-def _render(env, config: Config) -> np.ndarray:
-    """One rgb_array frame; a renderer that cannot start (no OpenGL on a headless machine) is a one-line
-    error, not a traceback."""
-    try:
-        return env.render()
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EnvironmentSetupError(
-            f"--video: {config.env.id} cannot render here ({first}); MuJoCo needs OpenGL, e.g. MUJOCO_GL=egl "
-            "with the system's EGL libraries") from None

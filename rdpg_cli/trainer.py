@@ -23,7 +23,7 @@ from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkp
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
 from rdpg_cli.errors import CheckpointError, TrainingFault
-from rdpg_cli.evaluation import EvalResult, checked_observation, checked_reward, evaluate
+from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import Batch, ReplayBuffer
@@ -148,8 +148,10 @@ class Trainer:
         return self.episode_actions.length
 
     def _reset_episode(self) -> None:
-        observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
-        self.observation = self._checked_observation(observation)
+        try:
+            self.observation = checked_reset(self.env, episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+        except TrainingFault as exc:
+            raise self._fault(str(exc)) from None
         self.policy.reset()
         self.noise.reset()
         self.episode_return = 0.0
@@ -165,18 +167,6 @@ class Trainer:
             kept = ("; checkpoint.h5 keeps the last good state" if (self.run_dir / "checkpoint.h5").exists()
                     else f"; no checkpoint was written yet (train.checkpoint_every: {every})")
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
-
-    def _checked_observation(self, observation: Any) -> np.ndarray:
-        try:
-            return checked_observation(observation, self.env)
-        except TrainingFault as exc:
-            raise self._fault(str(exc)) from None
-
-    def _checked_reward(self, reward: Any) -> float:
-        try:
-            return checked_reward(reward)
-        except TrainingFault as exc:
-            raise self._fault(str(exc)) from None
 
     # -- one env step --------------------------------------------------------------------------------------
 
@@ -203,12 +193,9 @@ class Trainer:
         state_before = tuple(np.asarray(s)[0] for s in self.policy.state) if self.replay.states else ()
         action = self._choose_action()
         try:
-            next_observation, reward, terminated, truncated, _ = self.env.step(action)
-        except Exception as exc:  # a broken environment must not lose the run
-            raise self._fault(f"the environment raised {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-        next_observation = self._checked_observation(next_observation)
-        reward = self._checked_reward(reward)
+            next_observation, reward, terminated, truncated = checked_step(self.env, action)
+        except TrainingFault as exc:  # a broken environment must not lose the run
+            raise self._fault(str(exc)) from None
         self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
         self.episode_actions.append(action)
         self.env_steps += 1
@@ -438,10 +425,12 @@ class Trainer:
             self._reset_episode()
             return
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.
-        observation, _ = self.env.reset(seed=episode_seed(self.seed, TRAIN_STREAM, self.episodes))
-        for action in episode_actions:
-            observation, *_ = self.env.step(action)
-        observation = np.asarray(observation, np.float32)
+        try:
+            observation = checked_reset(self.env, episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+            for action in episode_actions:
+                observation, *_ = checked_step(self.env, action)
+        except TrainingFault as exc:
+            raise TrainingFault(f"{source}: replaying the episode in progress: {exc}") from None
         saved = data.acting.get("observation")
         if saved is not None and not np.array_equal(saved, observation):
             raise CheckpointError(

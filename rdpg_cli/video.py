@@ -60,38 +60,83 @@ def _import_writer(path: Path):
     return iio
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
-    """Write ``frames`` (H x W x 3 uint8) as an MP4 (H.264) or a looping GIF, by ``path``'s suffix.
+class VideoWriter:
+    """Frames (H x W x 3 uint8) in, an MP4 (H.264) or a looping GIF out, by ``path``'s suffix.
 
-    Written to a temporary file beside ``path``, then renamed over it: a failed write leaves no half video and
-    whatever was at ``path`` before. imageio writes a GIF only when its writer closes, and a writer that failed
-    is closed again, noisily, when it is garbage-collected ("Exception ignored in PluginV3.__del__"): that
-    happens here, quietly, before the error is raised."""
-    path = Path(path)
-    iio = _import_writer(path)
-    frames = [f for f in frames if f is not None]
-    if not frames:
-        raise ConfigError("--video: the environment rendered no frames")
-    gif = path.suffix.lower() == ".gif"
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix.lower()}")
-    problem, hint = None, ""
-    with _failed_writer_dropped():
-        try:
-            if gif:
-                iio.imwrite(tmp, np.stack(frames), duration=1000 / fps, loop=0)  # loop=0: play forever
-            else:
-                iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264")
-            os.replace(tmp, path)
-        except OSError as exc:
-            problem = exc.strerror or str(exc)
-        except Exception as exc:  # for MP4: ffmpeg refusing the frames
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            problem, hint = reason, "" if gif else "; try a .gif path"
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-    if problem is not None:
-        raise ConfigError(f"--video {path}: cannot write it ({problem}){hint}")
+    An MP4 is encoded as the frames come (ffmpeg through imageio), so a long evaluation holds none of them; a
+    GIF is written by imageio in one go at ``finish``, so its frames are kept until then. Either goes to a
+    temporary file beside ``path``, renamed over it by ``finish``: a failed write leaves no half video and
+    whatever was at ``path`` before. A failed imageio writer is closed again, noisily, when it is
+    garbage-collected ("Exception ignored in PluginV3.__del__"): that happens here, quietly, before the
+    error is raised."""
+
+    def __init__(self, path: Path, fps: int = 30) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.frames = 0
+        self._iio = _import_writer(self.path)
+        self._gif = self.path.suffix.lower() == ".gif"
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix.lower()}")
+        self._kept: list[np.ndarray] = []
+        self._stream = None
+
+    def append(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame, np.uint8)
+        self.frames += 1
+        if self._gif:
+            self._kept.append(frame)
+            return
+        self._guarded(self._encode, frame)
+
+    def _encode(self, frame: np.ndarray) -> None:
+        if self._stream is None:
+            import imageio.v2 as imageio_v2
+
+            self._stream = imageio_v2.get_writer(self._tmp, format="FFMPEG", fps=self.fps, codec="libx264")
+        self._stream.append_data(frame)
+
+    def finish(self) -> int:
+        """Complete the file and move it into place; returns the number of frames."""
+        if self.frames == 0:
+            raise ConfigError("--video: the environment rendered no frames")
+        self._guarded(self._complete)
+        return self.frames
+
+    def _complete(self) -> None:
+        if self._gif:
+            self._iio.imwrite(self._tmp, np.stack(self._kept), duration=1000 / self.fps, loop=0)  # loop forever
+            self._kept = []
+        else:
+            stream, self._stream = self._stream, None
+            stream.close()
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        """Drop what was written (nothing once ``finish`` has run)."""
+        self._kept = []
+        stream, self._stream = self._stream, None
+        with _failed_writer_dropped(), contextlib.suppress(Exception):
+            if stream is not None:
+                stream.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink(missing_ok=True)
+
+    def _guarded(self, write, *args) -> None:
+        """``write(*args)``; a failure is one line, the partial file removed. (Caught here, not in a context
+        manager: the exception, and through it the failed writer, must be gone before the collection.)"""
+        problem, hint = None, ""
+        with _failed_writer_dropped():
+            try:
+                write(*args)
+            except OSError as exc:
+                problem = exc.strerror or str(exc)
+            except Exception as exc:  # for MP4: ffmpeg refusing the frames
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                problem, hint = reason, "" if self._gif else "; try a .gif path"
+            if problem is not None:
+                self.discard()
+        if problem is not None:
+            raise ConfigError(f"--video {self.path}: cannot write it ({problem}){hint}")
 
 
 @contextlib.contextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
@@ -9,13 +12,30 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 class FaultyPendulum(PendulumEnv):
     """Pendulum that, from its ``fault_step``-th step on (counted over its whole life), returns a NaN
-    observation, an infinite reward, or raises, as ``fault`` says."""
+    observation, an infinite reward, or raises, as ``fault`` says; the ``reset_*`` faults count resets
+    instead, and the ``render_*`` ones act on every frame."""
 
     def __init__(self, fault: str = "nan_observation", fault_step: int = 10**9, **kwargs):
         super().__init__(**kwargs)
         self.fault = fault
         self.fault_step = fault_step
         self.steps = 0
+        self.resets = 0
+
+    def reset(self, *, seed=None, options=None):
+        observation, info = super().reset(seed=seed, options=options)
+        self.resets += 1
+        if self.resets >= self.fault_step:
+            if self.fault == "reset_raises":
+                raise RuntimeError("simulated crash in reset")
+            if self.fault == "reset_without_info":  # the old gym API
+                return observation
+        return observation, info
+
+    def render(self):
+        if self.fault == "render_crash":  # a renderer that takes its process down (Mesa's OpenGL beside TF did)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().render()
 
     def step(self, action):
         observation, reward, terminated, truncated, info = super().step(action)
@@ -33,6 +53,10 @@ class FaultyPendulum(PendulumEnv):
                 reward = np.array([reward], np.float32)
             elif self.fault == "text_reward":
                 reward = "bad"
+            elif self.fault == "old_step_api":  # gym < 0.26: (observation, reward, done, info)
+                return observation, reward, terminated or truncated, info
+            elif self.fault == "unrepeatable":  # noise no seed controls: a replay of the episode differs
+                observation = observation + np.random.default_rng().normal(0.0, 1e-3, observation.shape)
         return observation, reward, terminated, truncated, info
 
 

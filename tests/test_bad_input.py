@@ -195,7 +195,8 @@ CASES = [
     Case("NaN in env kwargs", ["train", "--preset", "pendulum", "--set", "env.kwargs={g: .nan}"],
          ["--set env.kwargs: holds the non-finite number nan"]),
     Case("env kwargs the env fails on", ["train", "--preset", "pendulum", "--set", "env.kwargs={g: abc}"],
-         ["pendulum.yaml with --set env.kwargs: env.kwargs: Pendulum-v1 fails with {'g': 'abc'}: TypeError"]),
+         ["pendulum.yaml with --set env.kwargs: env.kwargs: Pendulum-v1 fails with {'g': 'abc'}: the environment "
+          "raised TypeError"]),
     Case("discrete-action environment", ["train", "--preset", "pendulum", "--set", "env.id=CartPole-v1",
                                          "--set", "action_bounds.low=null", "--set", "action_bounds.high=null"],
          ["with --set env.id: env.id: CartPole-v1 has action space Discrete(2); rdpg needs continuous (Box) "
@@ -414,11 +415,14 @@ def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: P
 
     pytest.importorskip("imageio")
     from rdpg_cli.errors import ConfigError
-    from rdpg_cli.video import write_video
+    from rdpg_cli.video import VideoWriter
 
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    writer = VideoWriter(immutable_folder / "v.gif")
+    for _ in range(3):
+        writer.append(np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(ConfigError, match=r"locked/v\.gif: cannot write it \(Operation not permitted\)"):
-        write_video(immutable_folder / "v.gif", [np.zeros((16, 16, 3), np.uint8)] * 3)
+        writer.finish()
     gc.collect()
     assert unraisable == []

@@ -334,7 +334,8 @@ def test_env_kwargs_the_env_rejects():
 
 
 def test_env_kwargs_the_env_fails_on_when_run_are_found_before_training():
-    with pytest.raises(ConfigError, match=r"env\.kwargs: Pendulum-v1 fails with \{'g': 'abc'\}: TypeError"):
+    with pytest.raises(ConfigError,
+                       match=r"env\.kwargs: Pendulum-v1 fails with \{'g': 'abc'\}: the environment raised TypeError"):
         resolve_bounds(pendulum(env={"kwargs": {"g": "abc"}}))
 
 

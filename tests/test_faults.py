@@ -311,3 +311,118 @@ def test_a_write_failure_while_tensorboard_is_cut_back_on_resume_is_one_line(tmp
     assert len(lines) == 1 and lines[0].startswith(expected), lines
     assert "Traceback" not in proc.stderr
     assert not list(events.parent.glob("*.tmp"))
+
+
+# ------------------------------------------------------------------------------ reset and step contracts
+
+
+@pytest.mark.parametrize(("fault", "words"), [
+    ("reset_raises", "env step 200: the environment's reset raised RuntimeError: simulated crash in reset"),
+    ("reset_without_info", "env step 200: the environment's reset returned a ndarray, not gymnasium's "
+                           "(observation, info)"),
+])
+def test_a_reset_that_breaks_mid_run_stops_it_in_one_line(tmp_path, fault, words):
+    """The training environment's second reset (env step 200, its first episode over) breaks."""
+    preset = faulty_preset(tmp_path, fault, 2)
+    result = rdpg("train", "--preset", preset, "--steps", "400", *TINY, "--set", "train.eval_every=100000",
+                  "--set", "train.checkpoint_every=100", "--run-dir", "run", cwd=tmp_path, check=False,
+                  env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {words}; checkpoint.h5 keeps the last good state"]
+
+
+def test_the_old_gym_step_api_is_one_line(tmp_path):
+    """gymnasium's time-limit wrapper unpacks the step's values before rdpg sees them."""
+    preset = faulty_preset(tmp_path, "old_step_api", 2)  # a first step is tried before the run (env.kwargs)
+    result = rdpg("train", "--preset", preset, "--steps", "50", *TINY, "--run-dir", "run", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr  # gymnasium's own checker warns about the old API first
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        "error: env step 1: the environment raised ValueError: not enough values to unpack (expected 5, got 4); "
+        "no checkpoint was written yet (train.checkpoint_every: 300)"]
+
+
+def test_a_reset_that_raises_in_an_evaluation_is_one_line(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+    from rdpg_cli.agent import Agent
+    from rdpg_cli.config import config_from_dict
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import TrainingFault
+    from rdpg_cli.evaluation import evaluate
+    from rdpg_cli.policy import AgentPolicy
+
+    config, spec = resolve_bounds(config_from_dict({
+        "env": {"id": "faulty_envs:FaultyPendulum-v0", "kwargs": {"fault": "reset_raises", "fault_step": 2}},
+        "action_bounds": {"low": [-2.0], "high": [2.0]},
+        "network": {"actor_layers": [16], "critic_layers": [16]}}))
+    with pytest.raises(TrainingFault, match=r"^evaluation: the environment's reset raised RuntimeError"):
+        evaluate(AgentPolicy(Agent(config, spec, seed=0)), config, episodes=2, seed=0)  # its second reset
+
+
+# ------------------------------------------------------------------------------------------- --video
+
+
+def faulty_checkpoint(tmp_path: Path, fault: str) -> Path:
+    preset = faulty_preset(tmp_path, fault, 1)
+    rdpg("train", "--preset", preset, "--steps", "100", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    return tmp_path / "run" / "checkpoint.h5"
+
+
+def test_a_renderer_that_crashes_is_one_line_and_leaves_no_file(tmp_path):
+    """Frames are drawn in a child process (MuJoCo's OpenGL crashed any process holding TensorFlow): a
+    renderer that takes its process down is reported, and rdpg itself survives to say so."""
+    pytest.importorskip("imageio")
+    checkpoint = faulty_checkpoint(tmp_path, "render_crash")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", cwd=tmp_path, check=False,
+                  env=FAULTY_ENV)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --video: the renderer of faulty_envs:FaultyPendulum-v0 crashed (signal SIGSEGV); for MuJoCo, "
+        "try another MUJOCO_GL (egl, osmesa or glfw)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no video, no temporary file
+
+
+def test_a_video_of_an_environment_that_does_not_repeat_itself_says_so(tmp_path):
+    pytest.importorskip("imageio")
+    checkpoint = faulty_checkpoint(tmp_path, "unrepeatable")
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "warning: --video: faulty_envs:FaultyPendulum-v0 did not repeat episode 1 under the same seed and actions "
+        "(from step 1 on): the video shows another run of it"]
+    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def _mujoco_renders_here() -> bool:
+    """Whether MuJoCo can draw with EGL in a process without TensorFlow (a machine with Mesa or a GPU)."""
+    probe = ("import gymnasium as gym; e = gym.make('HalfCheetah-v5', render_mode='rgb_array'); "
+             "e.reset(seed=0); assert e.render().std() > 0")
+    try:
+        return subprocess.run([sys.executable, "-c", probe], env={**os.environ, "MUJOCO_GL": "egl"},
+                              capture_output=True, timeout=120).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def test_a_mujoco_video_renders_beside_tensorflow(tmp_path):
+    """Mesa's OpenGL crashed (SIGSEGV) the first MuJoCo frame of any process that had loaded TensorFlow; the
+    frames now come from a child without it. Runs where MuJoCo and EGL are installed (not in CI)."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("imageio")
+    if not _mujoco_renders_here():
+        pytest.skip("MuJoCo cannot render with EGL on this machine")
+    rdpg("train", "--preset", "halfcheetah", "--steps", "30", "--run-dir", "run", "-q",
+         "--set", "env.max_episode_steps=10", "--set", "agent.batch_size=8", "--set", "train.eval_every=1000",
+         *[f"--set=agent.{key}=10" for key in ("warmup_steps", "warmup_critic", "warmup_actor")], cwd=tmp_path)
+    result = rdpg("evaluate", "run/checkpoint.h5", "--episodes", "1", "--video", "cheetah.gif", "-q",
+                  cwd=tmp_path, env={"MUJOCO_GL": "egl"})
+    from PIL import Image
+
+    with Image.open(tmp_path / "cheetah.gif") as gif:
+        assert gif.n_frames == 11, result.stderr  # the start and 10 steps
+        gif.seek(5)
+        assert np.asarray(gif.convert("RGB")).std() > 10  # the cheetah on its checkered floor, not a blank frame
