@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault
+from rdpg_cli.extras import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def required_extra(env_id: str) -> str | None:
 def _missing_dependency(env_id: str, exc: Exception) -> str:
     extra = required_extra(env_id)
     if extra is not None:
-        return f"env.id: {env_id} needs the '{extra}' extra, which is not installed: pip install 'rdpg[{extra}]'"
+        return f"env.id: {env_id} needs the '{extra}' extra, which is not installed: {install_hint(extra)}"
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"env.id: {env_id} needs a package that is not installed ({reason})"
 
@@ -76,6 +78,12 @@ def _route_simulator_warnings(env_id: str) -> None:
         import mujoco
     except ImportError:
         return  # gym.make reports the missing extra
+    except Exception as exc:  # MUJOCO_GL naming a library this machine lacks (osmesa): mujoco fails on import
+        chosen = os.environ.get("MUJOCO_GL")
+        hint = f"; MUJOCO_GL={chosen} needs its OpenGL library" if chosen else ""
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise EnvironmentSetupError(
+            f"env.id: {env_id}: MuJoCo cannot start ({type(exc).__name__}: {reason}){hint}") from None
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(lambda text: log.debug("MuJoCo: %s", text.strip()))
 

@@ -43,6 +43,7 @@ from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError
 from rdpg_cli.input_files import cannot_write_in
+from rdpg_cli.extras import install_hint
 
 FORMATS = ("savedmodel", "tflite", "onnx", "keras")
 SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras"}
@@ -53,7 +54,7 @@ ONNX_OPSET = 17
 # The largest action or state difference from the checkpoint's own policy an artifact may show before it is
 # refused: the bound for TFLite/ONNX; SavedModel and Keras run the same kernels and land near 1e-7.
 PARITY_TOLERANCE = 1.0e-4
-ONNX_EXTRA = "pip install 'rdpg[onnx]'"
+ONNX_EXTRA = install_hint("onnx")
 # Names the recurrent layer's state takes in the signatures, in the order Keras returns it.
 ENCODER_STATE_NAMES = {"none": (), "lstm": ("state_h", "state_c"), "gru": ("state_h",)}
 FILE_KINDS = {"tflite": "TFLite", "onnx": "ONNX", "keras": "Keras"}  # as error messages name them

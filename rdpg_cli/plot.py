@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rdpg_cli.errors import RdpgError
+from rdpg_cli.extras import install_hint
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ def _steps_formatter(value: float, _position: int) -> str:
     return f"{value:.0f}"
 
 
-MISSING_MATPLOTLIB = "rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'"
+MISSING_MATPLOTLIB = f"rdpg plot needs matplotlib, the 'plot' extra: {install_hint('plot')}"
 
 
 def require_matplotlib() -> None:

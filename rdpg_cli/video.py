@@ -12,8 +12,9 @@ import numpy as np
 
 from rdpg_cli.errors import ConfigError
 from rdpg_cli.input_files import cannot_write_in
+from rdpg_cli.extras import install_hint
 
-VIDEO_EXTRA = "pip install 'rdpg[video]'"
+VIDEO_EXTRA = install_hint("video")
 
 
 def prepare_video(path: Path, force: bool = False) -> None:

@@ -53,7 +53,7 @@ def installed(module: str) -> bool:
 
 onnx_installed = pytest.mark.skipif(
     not (installed("tf2onnx") and installed("onnxruntime")),
-    reason="the onnx extra is not installed (pip install 'rdpg[onnx]'; the test extra includes it)")
+    reason="the onnx extra is not installed (pip install '.[onnx]'; the test extra includes it)")
 
 
 def needs(fmt: str) -> list:
@@ -492,14 +492,14 @@ def test_export_with_no_runs_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_missing_onnx_extra_is_named(checkpoints, artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # makes `import tf2onnx` raise ImportError
     code, _, err = cli("export", str(checkpoints["ff"]), "--format", "onnx", "--output", str(tmp_path / "p.onnx"))
-    assert code == 2 and "pip install 'rdpg[onnx]'" in err
+    assert code == 2 and "pip install '.[onnx]' in rdpg's source folder" in err
     assert not list(tmp_path.iterdir())
     # Evaluating an ONNX policy needs onnxruntime, and says so the same way.
     if installed("tf2onnx") and installed("onnxruntime"):
         path = artifact("ff", "onnx")
         monkeypatch.setitem(sys.modules, "onnxruntime", None)
         code, _, err = cli("evaluate", str(path), "--episodes", "1")
-        assert code == 2 and "pip install 'rdpg[onnx]'" in err
+        assert code == 2 and "pip install '.[onnx]' in rdpg's source folder" in err
 
 
 def test_an_artifact_that_disagrees_with_the_checkpoint_is_not_written(checkpoints, tmp_path: Path,

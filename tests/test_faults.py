@@ -426,3 +426,18 @@ def test_a_mujoco_video_renders_beside_tensorflow(tmp_path):
         assert gif.n_frames == 11, result.stderr  # the start and 10 steps
         gif.seek(5)
         assert np.asarray(gif.convert("RGB")).std() > 10  # the cheetah on its checkered floor, not a blank frame
+
+
+def test_a_mujoco_that_cannot_load_its_renderer_is_one_line(tmp_path):
+    """MUJOCO_GL naming a library the machine lacks makes ``import mujoco`` itself raise (not ImportError)."""
+    pytest.importorskip("mujoco")
+    env = {"MUJOCO_GL": "osmesa"}
+    if subprocess.run([sys.executable, "-c", "import mujoco"], env={**os.environ, **env},
+                      capture_output=True).returncode == 0:
+        pytest.skip("OSMesa is installed here")
+    result = rdpg("train", "--preset", "halfcheetah", "--steps", "10", cwd=tmp_path, check=False, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "HalfCheetah-v5: MuJoCo cannot start (AttributeError: " in result.stderr
+    assert result.stderr.strip().endswith("MUJOCO_GL=osmesa needs its OpenGL library")
+    assert not (tmp_path / "runs").exists()

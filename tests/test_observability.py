@@ -214,7 +214,8 @@ def test_plot_without_matplotlib_names_the_extra(synthetic_runs: Path, tmp_path:
         monkeypatch.setitem(sys.modules, module, None)  # import of it now raises ImportError
     result = CliRunner().invoke(app, ["plot", str(synthetic_runs), "-o", str(tmp_path / "c.png")])
     assert result.exit_code == 2
-    assert result.stderr == "error: rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'\n"
+    assert result.stderr == ("error: rdpg plot needs matplotlib, the 'plot' extra: pip install '.[plot]' in rdpg's "
+                             "source folder\n")
 
 
 def test_plot_logs_runs_left_out_through_rich(synthetic_runs: Path, tmp_path: Path):
@@ -474,7 +475,7 @@ def test_new_presets_cite_their_source_and_extra(preset: str, env_id: str, extra
     config = load_config(preset)
     assert config.env.id == env_id
     assert config.action_bounds.low == [-1.0] * dims and config.action_bounds.high == [1.0] * dims
-    assert "rl-baselines3-zoo" in text and f"pip install 'rdpg[{extra}]'" in text
+    assert "rl-baselines3-zoo" in text and f"pip install '.[{extra}]'" in text
     pyproject = (REPO / "pyproject.toml").read_text()
     assert f'{extra} = ["gymnasium[{extra}]' in pyproject
 
@@ -488,7 +489,7 @@ def test_missing_simulator_names_the_extra(tmp_path: Path, preset: str, module: 
     result = run_cli(["train", "--preset", preset], cwd=tmp_path, prelude=f"sys.modules[{module!r}] = None")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"pip install 'rdpg[{extra}]'" in result.stderr
+    assert f"pip install '.[{extra}]' in rdpg's source folder" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -499,7 +500,7 @@ def test_missing_simulator_names_the_extra(tmp_path: Path, preset: str, module: 
 ])
 def test_preset_smoke_run(tmp_path: Path, preset: str, module: str, extra: str):
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"needs the '{extra}' extra ({module} is not installed): pip install 'rdpg[{extra}]'")
+        pytest.skip(f"needs the '{extra}' extra ({module} is not installed): pip install '.[{extra}]'")
     run_dir = tmp_path / "run"
     result = run_cli(["train", "--preset", preset, *TINY, "--set", "replay.size=2000",
                       "--set", "env.max_episode_steps=100", "--run-dir", str(run_dir), "--quiet"], cwd=tmp_path)

@@ -15,7 +15,8 @@ from rdpg_cli import plot as plotting
 from rdpg_cli.cli import app
 from rdpg_cli.trainer import METRIC_COLUMNS, TIMING_COLUMNS
 
-MISSING_MATPLOTLIB = "error: rdpg plot needs matplotlib, the 'plot' extra: pip install 'rdpg[plot]'\n"
+MISSING_MATPLOTLIB = ("error: rdpg plot needs matplotlib, the 'plot' extra: pip install '.[plot]' in rdpg's source "
+                      "folder\n")
 
 
 def eval_return(step: int) -> float:
@@ -169,7 +170,7 @@ def test_missing_matplotlib_is_said_before_any_data_check(tmp_path: Path, monkey
 
 
 def test_render_without_matplotlib_raises_before_reading(tmp_path: Path, no_matplotlib: None):
-    with pytest.raises(plotting.PlotError, match=r"needs matplotlib.*pip install 'rdpg\[plot\]'"):
+    with pytest.raises(plotting.PlotError, match=r"needs matplotlib.*pip install '\.\[plot\]'"):
         plotting.render([tmp_path / "missing-run"], output=tmp_path / "c.png")
 
 
