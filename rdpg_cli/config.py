@@ -12,6 +12,7 @@ import difflib
 import math
 import os
 import re
+import struct
 import types
 import typing
 from dataclasses import dataclass, field
@@ -501,6 +502,33 @@ def config_from_dict(data: Any, source: str = "<config>", origins: dict[str, str
     return config
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _to_float32(x: float) -> float | None:
+    """``x`` rounded to float32, the precision actions are computed in; None beyond its range."""
+    try:
+        rounded = struct.unpack("f", struct.pack("f", x))[0]
+    except OverflowError:
+        return None
+    return None if math.isinf(rounded) else rounded
+
+
+def _float32_bounds_problem(low: float, high: float) -> str | None:
+    """What is wrong with bounds that are fine as Python floats but not in float32: beyond its range, equal
+    once rounded (the inverted gradient divides by high - low), or a width it cannot hold."""
+    low32, high32 = _to_float32(low), _to_float32(high)
+    for name, value, rounded in (("low", low, low32), ("high", high, high32)):
+        if rounded is None:
+            return f"{name} {value} is beyond float32's range (±3.4e38), the precision actions are computed in"
+    if not low32 < high32:
+        return (f"low {low} and high {high} are equal in float32, the precision actions are computed in; give "
+                "bounds further apart")
+    if high32 - low32 > FLOAT32_MAX:
+        return f"the width high - low = {high - low:.4g} is beyond float32's range (±3.4e38)"
+    return None
+
+
 def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     def at(*keys: str) -> str:  # the file, and any --set that gave one of these keys (or sections)
         given = [f"{where} {key}" for key, where in origins.items()
@@ -521,6 +549,9 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
             if not lo < hi:
                 raise ConfigError(
                     f"{at('action_bounds')}: action_bounds: dimension {i}: low {lo} must be < high {hi}")
+            problem = _float32_bounds_problem(lo, hi)
+            if problem:
+                raise ConfigError(f"{at('action_bounds')}: action_bounds: dimension {i}: {problem}")
     if config.replay.burn_in and not config.recurrent:
         raise ConfigError(f"{at('replay.burn_in', 'network.recurrent')}: replay.burn_in: {config.replay.burn_in} "
                           "needs network.recurrent lstm or gru")

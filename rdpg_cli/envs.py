@@ -34,8 +34,10 @@ class SelectObservation(gym.ObservationWrapper):
         super().__init__(env)
         self.indices = np.asarray(indices, dtype=np.int64)
         space = env.observation_space
-        self.observation_space = gym.spaces.Box(
-            low=space.low[self.indices], high=space.high[self.indices], dtype=np.float32)
+        with np.errstate(over="ignore"):  # float64 bounds beyond float32's range become its infinities
+            low, high = space.low[self.indices].astype(np.float32), space.high[self.indices].astype(np.float32)
+        # Cast first: gymnasium warns ("precision lowered") when handed float64 bounds for a float32 space.
+        self.observation_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return np.asarray(observation, dtype=np.float32)[self.indices]
@@ -119,6 +121,9 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         env.close()
         raise ConfigError(f"env.id: {config.env.id} has observation space {space}; rdpg needs a flat Box")
+    if space.shape[0] == 0:
+        env.close()
+        raise ConfigError(f"env.id: {config.env.id} has observation space {space}, with no components")
     if env.spec is None or env.spec.max_episode_steps is None:
         # Evaluation runs whole episodes: one that never ends would hang every evaluation (and a stop with it).
         env.close()

@@ -12,6 +12,8 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import EVAL_STREAM, episode_seed, make_env
 from rdpg_cli.errors import EnvironmentSetupError, TrainingFault
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class Policy(Protocol):
     def reset(self) -> None: ...
@@ -168,7 +170,8 @@ def checked_observation(observation, env, where: str = "") -> np.ndarray:
     than the environment's observation space, non-finite values. The environment's fault, named before the
     policy or the replay memory meets it."""
     try:
-        array = np.asarray(observation, np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: named below, not numpy's warning
+            array = np.asarray(observation, np.float32)
     except (TypeError, ValueError):
         raise TrainingFault(f"{where}the environment returned an observation that is not numbers: "
                             f"{str(observation)[:80]}") from None
@@ -179,6 +182,10 @@ def checked_observation(observation, env, where: str = "") -> np.ndarray:
     shown = non_finite(observation)
     if shown is not None:
         raise TrainingFault(f"{where}the environment returned a non-finite observation ({shown})")
+    if not np.all(np.isfinite(array)):
+        raise TrainingFault(f"{where}the environment returned an observation beyond float32's range "
+                            f"({np.array2string(np.asarray(observation, np.float64), precision=4)}), the "
+                            "precision rdpg computes in; scale it down")
     return array
 
 
@@ -190,4 +197,7 @@ def checked_reward(reward, where: str = "") -> float:
         raise TrainingFault(f"{where}the environment returned reward {str(reward)[:80]!s}, not one number") from None
     if not math.isfinite(value):
         raise TrainingFault(f"{where}the environment returned a non-finite reward ({value})")
+    if abs(value) > FLOAT32_MAX:
+        raise TrainingFault(f"{where}the environment returned reward {value:.4g}, beyond float32's range, the "
+                            "precision rdpg computes in; scale it down (agent.reward_scale scales it too late)")
     return value

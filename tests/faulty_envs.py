@@ -53,6 +53,10 @@ class FaultyPendulum(PendulumEnv):
                 reward = np.array([reward], np.float32)
             elif self.fault == "text_reward":
                 reward = "bad"
+            elif self.fault == "huge_observation":  # finite in float64, infinite in float32
+                observation = np.asarray(observation, np.float64) * 1e300
+            elif self.fault == "huge_reward":
+                reward = 1e300
             elif self.fault == "old_step_api":  # gym < 0.26: (observation, reward, done, info)
                 return observation, reward, terminated or truncated, info
             elif self.fault == "unrepeatable":  # noise no seed controls: a replay of the episode differs
@@ -62,3 +66,14 @@ class FaultyPendulum(PendulumEnv):
 
 gym.register("FaultyPendulum-v0", entry_point=FaultyPendulum, max_episode_steps=200)
 gym.register("EndlessPendulum-v0", entry_point=FaultyPendulum)  # no time limit: episodes never end
+
+
+class NoObservation(PendulumEnv):
+    """An observation space with no components."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.observation_space = gym.spaces.Box(low=0.0, high=1.0, shape=(0,), dtype=np.float32)
+
+
+gym.register("NoObservation-v0", entry_point=NoObservation, max_episode_steps=200)

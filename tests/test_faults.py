@@ -44,7 +44,10 @@ def checkpoint_steps(path: Path) -> int:
                                               ("raise", "the environment raised RuntimeError"),
                                               ("wide_observation", "observation of shape [4], not its "
                                                                    "observation space's [3]"),
-                                              ("text_reward", "returned reward bad, not one number")])
+                                              ("text_reward", "returned reward bad, not one number"),
+                                              ("huge_observation", "returned an observation beyond float32's "
+                                                                   "range"),
+                                              ("huge_reward", "returned reward 1e+300, beyond float32's range")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     preset = faulty_preset(tmp_path, fault, 350)
     result = rdpg("train", "--preset", preset, "--steps", "1000", *TINY, "--set", "train.eval_every=100000",
@@ -441,3 +444,12 @@ def test_a_mujoco_that_cannot_load_its_renderer_is_one_line(tmp_path):
     assert "HalfCheetah-v5: MuJoCo cannot start (AttributeError: " in result.stderr
     assert result.stderr.strip().endswith("MUJOCO_GL=osmesa needs its OpenGL library")
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_observation_space_without_components_is_refused(tmp_path):
+    preset = tmp_path / "empty.yaml"
+    preset.write_text("env:\n  id: faulty_envs:NoObservation-v0\n")
+    result = rdpg("train", "--preset", preset, cwd=tmp_path, check=False, env=FAULTY_ENV)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {preset}: env.id: faulty_envs:NoObservation-v0 has observation space "
+                                    "Box([], [], (0,), float32), with no components"), result.stderr
