@@ -22,7 +22,7 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
-from rdpg_cli.errors import CheckpointError, TrainingFault
+from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault
 from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
@@ -408,6 +408,8 @@ class Trainer:
         training state (counters, random generators, noise, replay memory, the episode in progress) here:
         whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
+        for log in ("metrics.csv", "timing.csv"):  # cut back when the run starts: found unreadable now, not then
+            read_log(self.run_dir / log)
         try:
             state, acting, episode_actions = self._restore_training_state(data)
         except CheckpointError as exc:
@@ -582,6 +584,27 @@ def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:
     return step == up_to_step and up_to_step % log_every != 0
 
 
+def read_log(path: Path) -> list[list[str]]:
+    """The rows of a run's metrics.csv or timing.csv, header first (none when the file is missing). A file
+    that is not one (text cut by a crash, a zero-filled tail left by a power loss, an edit) is one line
+    naming its first bad line, so that a resume stops before it changes anything."""
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a log rdpg wrote (byte {exc.start} is not text); repair or remove it "
+                          "to resume") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a log rdpg wrote ({exc}); repair or remove it to resume") from None
+    for number, row in enumerate(rows[1:], start=2):
+        if row and not row[0].isdigit():
+            raise ConfigError(f"{path}: line {number} is not a log row (it starts {row[0][:20]!r}, not an env "
+                              "step); repair or remove it to resume")
+    return rows
+
+
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:
     """Keep the header and the rows up to ``up_to_step``: rows written after the checkpoint a run resumes
     from are dropped, and so is the closing row of the session that wrote it (at ``up_to_step``, off the
@@ -590,8 +613,7 @@ def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: in
         with open(path, "w", newline="") as f:
             csv.writer(f).writerow(columns)
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = read_log(path)
     kept = [columns] + [r for r in rows[1:]
                         if r and int(r[0]) <= up_to_step and not _closing_row(int(r[0]), up_to_step, log_every)]
     tmp = path.with_suffix(".csv.tmp")

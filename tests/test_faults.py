@@ -453,3 +453,23 @@ def test_an_observation_space_without_components_is_refused(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: {preset}: env.id: faulty_envs:NoObservation-v0 has observation space "
                                     "Box([], [], (0,), float32), with no components"), result.stderr
+
+
+@pytest.mark.parametrize(("log", "damage", "words"), [
+    ("metrics.csv", b"\0" * 4096, "metrics.csv: line 5 is not a log row (it starts '\\x00"),  # a power loss's tail
+    ("metrics.csv", b"abc,1,2\n", "metrics.csv: line 5 is not a log row (it starts 'abc', not an env step)"),
+    ("timing.csv", b"\xff\xfe", "timing.csv: not a log rdpg wrote (byte "),
+])
+def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, log, damage, words):
+    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    run = tmp_path / "run"
+    with open(run / log, "ab") as f:
+        f.write(damage)
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "command.txt", "metrics.csv",
+                                                           "timing.csv", "checkpoint.h5")}
+    result = rdpg("train", "--resume", "run", "--steps", "400", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: run/{words}"), lines
+    assert lines[0].endswith("repair or remove it to resume"), lines
+    assert {name: (run / name).read_bytes() for name in before} == before
