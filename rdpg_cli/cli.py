@@ -225,8 +225,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
 
     if steps is not None and steps <= 0:
         raise ConfigError(f"--steps: {steps} must be > 0")
-    if seed is not None and seed < 0:
-        raise ConfigError(f"--seed: {seed} must be >= 0")
+    if seed is not None and not 0 <= seed < 2**32:  # as train.seed: 32-bit words for numpy's SeedSequence
+        raise ConfigError(f"--seed: {seed} must be in [0, 2**32)")
     overrides = _parse_sets(set_)
     if resume is None:
         if preset is None:
@@ -526,8 +526,8 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
 
     if episodes <= 0:
         raise ConfigError(f"--episodes: {episodes} must be > 0")
-    if seed < 0:
-        raise ConfigError(f"--seed: {seed} must be >= 0")
+    if not 0 <= seed < 2**32:  # numpy's SeedSequence takes 32-bit words: 2**32 would repeat seed 0's episodes
+        raise ConfigError(f"--seed: {seed} must be in [0, 2**32)")
     if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"--video {video}: give a .mp4 or .gif path")
     if video is not None:

@@ -40,6 +40,8 @@ def _f(default: Any, doc: str, check: str | None = None) -> Any:
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0, "must be > 0"),
     "nonnegative": (lambda v: v >= 0, "must be >= 0"),
+    # Seeds enter numpy's SeedSequence as 32-bit words: 2**32 would give seed 0's episodes again.
+    "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "unit_open": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "positive_items": (lambda v: all(x > 0 for x in v), "every entry must be > 0"),
@@ -137,12 +139,12 @@ class TrainConfig:
     """The training run: budget, seed and how often to evaluate, log and checkpoint."""
 
     steps: int = _f(10_000, "total env steps of the run", "positive")
-    seed: int = _f(0, "seed for networks, replay sampling, noise and environments", "nonnegative")
+    seed: int = _f(0, "seed for networks, replay sampling, noise and environments", "seed")
     eval_every: int = _f(1000, "env steps between deterministic evaluations", "positive")
     eval_episodes: int = _f(10, "episodes per evaluation", "positive")
     eval_seed: int = _f(0, "seed of the evaluation episodes' start states: the same for every run (whatever its "
                            "train.seed), so runs compare on equal terms; rdpg evaluate --seed takes the same",
-                        "nonnegative")
+                        "seed")
     checkpoint_every: int = _f(5000, "env steps between writes of checkpoint.h5", "positive")
     log_every: int = _f(1000, "env steps between rows of metrics.csv", "positive")
     save_replay: bool = _f(True, "save the replay memory in checkpoint.h5 so a resume continues exactly")
