@@ -384,13 +384,22 @@ class _TooLarge(_Mismatch):
 
 # env.kwargs is passed to gymnasium as it is: plain YAML data, finite numbers, not absurdly nested.
 _MAX_NESTING = 32
+# Values inside one key (env.kwargs): far more than any environment takes, far fewer than YAML anchors can
+# expand to ("billion laughs": ten aliases of ten aliases of ... are 10**9 values in a few lines).
+_MAX_VALUES = 100_000
 
 
 def _check_plain_data(key: str, value: Any, where: str) -> None:
-    """Reject non-finite numbers, self-referencing (YAML anchor) loops and deep nesting inside a mapping."""
+    """Reject non-finite numbers, self-referencing (YAML anchor) loops, deep nesting and anchor expansions
+    too large to walk inside a mapping."""
     stack: list[tuple[Any, int, tuple[int, ...]]] = [(value, 0, ())]
+    walked = 0
     while stack:
         item, depth, ancestors = stack.pop()
+        walked += 1
+        if walked > _MAX_VALUES:
+            raise ConfigError(f"{_at(where, key)}: holds more than {_MAX_VALUES:,} values (YAML anchors "
+                              "repeated inside each other?)")
         if isinstance(item, float) and not math.isfinite(item):
             raise ConfigError(f"{_at(where, key)}: holds the non-finite number {item}")
         if not isinstance(item, (dict, list)):

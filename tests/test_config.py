@@ -4,6 +4,7 @@ issue 2 as a one-line ConfigError naming the file and key, ``--set`` overrides, 
 from __future__ import annotations
 
 import copy
+import time
 import dataclasses
 import math
 import types
@@ -243,6 +244,20 @@ def test_anchor_loop_in_env_kwargs_is_refused():
     loop.append(loop)
     message = config_error(with_value("env.kwargs", {"x": loop}, {"env": {"id": "Pendulum-v1"}}))
     assert "env.kwargs: holds a structure that contains itself" in message
+
+
+def test_anchors_expanding_to_billions_of_values_are_refused_at_once(tmp_path):
+    """Ten aliases of ten aliases of ... (the "billion laughs"): 10**9 values from nine short YAML lines. Walking
+    them took minutes and gigabytes; the walk now stops at a budget."""
+    lines = ["env:", "  id: Pendulum-v1", "  kwargs:", "    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"    {name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
+    preset = tmp_path / "laughs.yaml"
+    preset.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"laughs\.yaml: env\.kwargs: holds more than 100,000 values"):
+        load_config(str(preset))
+    assert time.perf_counter() - started < 5
 
 
 def test_shared_but_not_looping_structures_are_fine():
