@@ -106,10 +106,22 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.reporter = reporter or Reporter()
         self.seed = config.train.seed
-        self.agent = Agent(config, spec, self.seed, run_eagerly=run_eagerly)
+        import tensorflow as tf
+
+        try:
+            self.agent = Agent(config, spec, self.seed, run_eagerly=run_eagerly)
+        except tf.errors.ResourceExhaustedError:  # layers of 10**8 units: TensorFlow cannot allocate the weights
+            network = config.network
+            raise ConfigError(f"network: the networks do not fit in memory (actor_layers {network.actor_layers}, "
+                              f"critic_layers {network.critic_layers}, units {network.units})") from None
         state_sizes = tuple(config.network.units for _ in self.agent.initial_state(1)) \
             if config.replay.store_state else ()
-        self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
+        try:
+            self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
+        except (MemoryError, ValueError) as exc:  # numpy: "array is too big" or "Unable to allocate 1.09 TiB"
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"replay.size: {config.replay.size:,} transitions do not fit in memory ({reason})") \
+                from None
         self.noise = ExplorationNoise(config.agent, (spec.high - spec.low) / 2.0, self.seed)
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
         self.env = make_env(config)

@@ -240,6 +240,14 @@ CASES = [
     Case("--steps not a number", ["train", "--preset", "pendulum", "--steps", "ten"], ["'--steps'"]),
     Case("--seed negative", ["train", "--preset", "pendulum", "--seed", "-1"], ["--seed: -1 must be in [0, 2**32)"]),
     # numpy's SeedSequence splits larger seeds into 32-bit words: 2**32 gave seed 0's episodes again
+    # Valid numbers, too large for this machine: found when the networks and the replay memory are made,
+    # after the run folder was; it is removed again.
+    Case("replay larger than memory", ["train", "--preset", "pendulum", "--set", "replay.size=9000000000000000000",
+                                       "--run-dir", "fresh"],
+         ["replay.size: 9,000,000,000,000,000,000 transitions do not fit in memory (array is too big"]),
+    Case("networks larger than memory", ["train", "--preset", "pendulum", "--set",
+                                         "network.actor_layers=[100000000000]", "--run-dir", "fresh"],
+         ["network: the networks do not fit in memory (actor_layers [100000000000]"]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],
