@@ -65,27 +65,30 @@ class VideoWriter:
     """Frames (H x W x 3 uint8) in, an MP4 (H.264) or a looping GIF out, by ``path``'s suffix.
 
     An MP4 is encoded as the frames come (ffmpeg through imageio), so a long evaluation holds none of them; a
-    GIF is written by imageio in one go at ``finish``, so its frames are kept until then. Either goes to a
-    temporary file beside ``path``, renamed over it by ``finish``: a failed write leaves no half video and
-    whatever was at ``path`` before. A failed imageio writer is closed again, noisily, when it is
-    garbage-collected ("Exception ignored in PluginV3.__del__"): that happens here, quietly, before the
-    error is raised."""
+    GIF is written by Pillow in one go at ``finish``, so its frames are kept until then, as the 256-colour
+    palette images the GIF holds (0.25 MB for a 500 x 500 frame). Either goes to a temporary file beside
+    ``path``, renamed over it by ``finish``: a failed write leaves no half video and whatever was at ``path``
+    before. A failed imageio writer is closed again, noisily, when it is garbage-collected ("Exception
+    ignored in PluginV3.__del__"): that happens here, quietly, before the error is raised."""
 
     def __init__(self, path: Path, fps: int = 30) -> None:
         self.path = Path(path)
         self.fps = fps
         self.frames = 0
-        self._iio = _import_writer(self.path)
+        _import_writer(self.path)  # the 'video' extra: named before any frame
         self._gif = self.path.suffix.lower() == ".gif"
         self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix.lower()}")
-        self._kept: list[np.ndarray] = []
+        self._kept: list = []  # a GIF's frames, as PIL palette images
         self._stream = None
 
     def append(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame, np.uint8)
         self.frames += 1
         if self._gif:
-            self._kept.append(frame)
+            # Kept as the palette image the GIF encoder makes of it anyway: a byte a pixel, not three.
+            from PIL import Image
+
+            self._kept.append(Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE))
             return
         self._guarded(self._encode, frame)
 
@@ -105,7 +108,9 @@ class VideoWriter:
 
     def _complete(self) -> None:
         if self._gif:
-            self._iio.imwrite(self._tmp, np.stack(self._kept), duration=1000 / self.fps, loop=0)  # loop forever
+            first, *rest = self._kept
+            first.save(self._tmp, format="GIF", save_all=True, append_images=rest, duration=1000 / self.fps,
+                       loop=0)  # loop=0: play forever
             self._kept = []
         else:
             stream, self._stream = self._stream, None
