@@ -717,13 +717,20 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: YAML does not parse: {str(exc).splitlines()[0]}") from None
 
 
+# ``--set env.kwargs.NAME=VALUE``: one keyword argument of the environment, the preset's others kept.
+KWARGS_PREFIX = "env.kwargs."
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``section.key=value`` -> (dotted key, YAML-parsed value)."""
     if "=" not in text:
         raise ConfigError(f"--set {text}: expected section.key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if key not in all_keys():
+    if key.startswith(KWARGS_PREFIX):
+        if not key[len(KWARGS_PREFIX):].isidentifier():
+            raise ConfigError(f"--set {text}: '{key[len(KWARGS_PREFIX):]}' is not a keyword argument name")
+    elif key not in all_keys():
         raise ConfigError(f"--set {text}: unknown key '{key}'{_suggest(key, all_keys())}")
     try:
         value = _parse_yaml(raw) if raw.strip() else None
@@ -739,8 +746,19 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's data with each ``--set`` applied: ``section.key`` replaces that key's value (a whole
+    mapping for ``env.kwargs``); ``env.kwargs.NAME`` sets one keyword argument and keeps the others."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for dotted, value in overrides.items():
+        if dotted.startswith(KWARGS_PREFIX):
+            env = out.get("env")
+            env = dict(env) if isinstance(env, dict) else {}
+            kwargs = env.get("kwargs")
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise ConfigError(f"--set {dotted}: env.kwargs is not a mapping in the preset")
+            env["kwargs"] = {**(kwargs or {}), dotted[len(KWARGS_PREFIX):]: value}
+            out["env"] = env
+            continue
         if "." not in dotted:
             out[dotted] = value
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -90,6 +91,17 @@ def _route_simulator_warnings(env_id: str) -> None:
         mujoco.set_mju_user_warning(lambda text: log.debug("MuJoCo: %s", text.strip()))
 
 
+def _modules_importable_from_working_folder(env_id: str) -> None:
+    """``env.id: "my_envs:MyArm-v0"`` makes gymnasium import ``my_envs`` first, to register the environment. The
+    folder rdpg runs from is not on the path of the ``rdpg`` command (as it is for ``python -m``): it is put
+    last, so a module there is found and an installed package of the same name still wins."""
+    if ":" not in env_id:
+        return
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     """Build the preset's environment (unseeded: seed it with ``reset(seed=...)``)."""
     kwargs = dict(config.env.kwargs)
@@ -98,6 +110,7 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     _route_simulator_warnings(config.env.id)
+    _modules_importable_from_working_folder(config.env.id)
     try:
         env = gym.make(config.env.id, **kwargs)
     except gym.error.NameNotFound:
@@ -107,6 +120,9 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     except gym.error.Error as exc:
         raise ConfigError(f"env.id: {config.env.id!r}: {exc}") from None
     except TypeError as exc:
+        if render_mode is not None and "render_mode" in str(exc):
+            raise EnvironmentSetupError(f"--video: {config.env.id} cannot draw frames: it takes no render_mode "
+                                        "(gymnasium's rendering argument)") from None
         raise ConfigError(f"env.kwargs: {config.env.id} rejects them: {exc}") from None
     except ImportError as exc:
         raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rdpg_cli.config import Config
+from rdpg_cli.envs import make_env, required_extra
 from rdpg_cli.errors import EnvironmentSetupError, RdpgError
 
 FPS = 30
@@ -126,8 +127,6 @@ def _serve(connection, config: Config, path: str, fps: int, show_stderr: bool) -
     writer = None
     env = None
     try:
-        from rdpg_cli.envs import make_env
-
         env = make_env(config, render_mode="rgb_array")
         writer = VideoWriter(Path(path), fps)
         _replay(connection, env, config, writer)
@@ -184,12 +183,17 @@ def _render(env, config: Config) -> np.ndarray:
     try:
         frame = env.render()
     except Exception as exc:
+        hint = ("; MuJoCo needs OpenGL, e.g. MUJOCO_GL=egl with the system's EGL libraries"
+                if required_extra(config.env.id) == "mujoco" else "")
         raise EnvironmentSetupError(
-            f"--video: {config.env.id} cannot render here ({_first_line(exc)}); MuJoCo needs OpenGL, e.g. "
-            "MUJOCO_GL=egl with the system's EGL libraries") from None
+            f"--video: {config.env.id} cannot render here ({_first_line(exc)}){hint}") from None
     if frame is None:
         raise EnvironmentSetupError(f"--video: {config.env.id} rendered no frame (render_mode rgb_array)")
-    return frame
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise EnvironmentSetupError(f"--video: {config.env.id} rendered an array of shape {list(frame.shape)}, "
+                                    "not an image (height x width x 3)")
+    return frame[:, :, :3]
 
 
 def _fail(connection, message: str) -> None:

@@ -542,7 +542,7 @@ def test_parse_override(text, expected):
     ("agent.gamma", "--set agent.gamma: expected section.key=value"),
     ("agent.gama=0.9", "--set agent.gama=0.9: unknown key 'agent.gama' (did you mean 'agent.gamma'?)"),
     ("gamma=0.9", "--set gamma=0.9: unknown key 'gamma'"),
-    ("env.kwargs.g=3", "--set env.kwargs.g=3: unknown key 'env.kwargs.g' (did you mean 'env.kwargs'?)"),
+    ("env.kwarg.g=3", "--set env.kwarg.g=3: unknown key 'env.kwarg.g' (did you mean 'env.kwargs'?)"),
     ("agent.batch_size=[1", "--set agent.batch_size=[1: the value does not parse as YAML"),
     ("agent.gamma=!!python/object/apply:os.system [ls]",
      "--set agent.gamma=!!python/object/apply:os.system [ls]: the value does not parse as YAML: could not "
@@ -670,3 +670,18 @@ def test_shipped_preset_loads_and_fits_its_environment(name):
 
 def test_sections_match_issue_2():
     assert list(SECTIONS) == ["env", "action_bounds", "agent", "network", "replay", "train"]
+
+
+def test_set_one_env_kwarg_keeps_the_others(tmp_path):
+    preset = tmp_path / "kw.yaml"
+    preset.write_text("env:\n  id: Pendulum-v1\n  kwargs: {g: 9.0, max_speed: 7.0}\n")
+    overrides = dict([parse_override("env.kwargs.g=5.0"), parse_override("env.kwargs.max_torque=1.5")])
+    assert load_config(str(preset), overrides).env.kwargs == {"g": 5.0, "max_speed": 7.0, "max_torque": 1.5}
+    # The mapping as a whole is still replaced by --set env.kwargs=...
+    whole = dict([parse_override("env.kwargs={g: 5.0}")])
+    assert load_config(str(preset), whole).env.kwargs == {"g": 5.0}
+
+
+def test_set_env_kwarg_needs_a_keyword_name():
+    with pytest.raises(ConfigError, match=r"^--set env\.kwargs\.1x=3: '1x' is not a keyword argument name$"):
+        parse_override("env.kwargs.1x=3")

@@ -388,6 +388,18 @@ def test_a_renderer_that_crashes_is_one_line_and_leaves_no_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no video, no temporary file
 
 
+def test_a_frame_that_is_not_an_image_is_one_line(tmp_path):
+    pytest.importorskip("imageio")
+    checkpoint = faulty_checkpoint(tmp_path, "render_flat")
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", cwd=tmp_path, check=False,
+                  env=FAULTY_ENV)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --video: faulty_envs:FaultyPendulum-v0 rendered an array of shape [10], not an image (height x "
+        "width x 3)"]
+    assert not (tmp_path / "v.gif").exists()
+
+
 def test_a_video_of_an_environment_that_does_not_repeat_itself_says_so(tmp_path):
     pytest.importorskip("imageio")
     checkpoint = faulty_checkpoint(tmp_path, "unrepeatable")
@@ -473,3 +485,30 @@ def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, log, 
     assert len(lines) == 1 and lines[0].startswith(f"error: run/{words}"), lines
     assert lines[0].endswith("repair or remove it to resume"), lines
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+# ------------------------------------------------------------------------------------ your own environment
+
+
+def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
+    """``env.id: "my_envs:MyPendulum-v0"`` with my_envs.py beside the preset: the ``rdpg`` command (a script in
+    the venv's bin, whose folder, not the working one, starts sys.path) finds it, as ``python -m`` would."""
+    work, scripts = tmp_path / "work", tmp_path / "bin"
+    work.mkdir()
+    scripts.mkdir()
+    (work / "my_envs.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MyPendulum-v0', entry_point='gymnasium.envs.classic_control.pendulum:PendulumEnv',\n"
+        "             max_episode_steps=50)\n")
+    (work / "task.yaml").write_text("name: mine\nenv: {id: 'my_envs:MyPendulum-v0', kwargs: {g: 9.0}}\n")
+    (scripts / "rdpg").write_text("from rdpg_cli.cli import main\nmain()\n")  # as pip's console script
+    command = [sys.executable, str(scripts / "rdpg")]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(TESTS.parent)}
+    result = subprocess.run([*command, "train", "--preset", "task.yaml", "--steps", "120", *TINY,
+                             "--set", "env.kwargs.g=5.0", "--run-dir", "run", "-q"],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run([*command, "evaluate", "run/checkpoint.h5", "--episodes", "1", "--json"],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "kwargs:\n    g: 5.0" in (work / "run" / "config.yaml").read_text()
