@@ -262,6 +262,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
+    _require_folder_config(folder / "config.yaml", config, resume)
     if preset is not None:
         from rdpg_cli.envs import resolve_bounds
 
@@ -280,6 +281,54 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         config = config.replace("train", steps=steps)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
                          resume_state=read_state)
+
+
+def _require_folder_config(path: Path, config, resume: Path) -> None:
+    """A resume continues with the checkpoint's settings and writes them to the folder's config.yaml. If that
+    file says otherwise (edited in the hope of changing a setting, or the checkpoint of another run copied
+    in), overwriting it would lose the edit, or mix two runs' logs in one folder: refused, with the keys
+    that differ. train.steps is the one setting a resume changes (--steps). A missing config.yaml is
+    written again."""
+    import yaml
+
+    from rdpg_cli.config import ConfigError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--resume {resume}: {path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                          "move it away to resume (it is written again from the checkpoint)") from None
+    from rdpg_cli.config import config_from_dict
+
+    try:  # read as a preset: keys a file of an older rdpg leaves out take their defaults, as in the checkpoint
+        written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
+    except (yaml.YAMLError, ConfigError):
+        written = None
+    if written is None:
+        differing = ["it is not a config rdpg can read"]
+    else:
+        differing = [key for key in _differing_keys(written, config.to_dict()) if key != "train.steps"]
+    if differing:
+        shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+        raise ConfigError(
+            f"--resume {resume}: {path} differs from the settings in checkpoint.h5 ({shown}); a resume continues "
+            "with the checkpoint's settings and rewrites config.yaml: undo the edit, or move config.yaml away "
+            "to resume (settings cannot change on a resume: start a new run for that)")
+
+
+def _differing_keys(written: dict, expected: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs' dicts."""
+    keys = list(expected) + [k for k in written if k not in expected]
+    out = []
+    for key in keys:
+        mine, theirs = written.get(key), expected.get(key)
+        if isinstance(theirs, dict) and isinstance(mine, dict):
+            out += _differing_keys(mine, theirs, f"{prefix}{key}.")
+        elif mine != theirs or key not in written:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:

@@ -512,3 +512,35 @@ def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
                             cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "kwargs:\n    g: 5.0" in (work / "run" / "config.yaml").read_text()
+
+
+def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path):
+    """config.yaml edited (hoping to change a setting), or the checkpoint of another run copied in: the resume
+    would overwrite the edit or mix two runs' logs. One line naming the keys; nothing changes."""
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    run = tmp_path / "run"
+    edited = (run / "config.yaml").read_text().replace("- 16", "- 64")
+    (run / "config.yaml").write_text(edited)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --resume run: run/config.yaml differs from the settings in checkpoint.h5 (network.actor_layers, "
+        "network.critic_layers); a resume continues with the checkpoint's settings and rewrites config.yaml: "
+        "undo the edit, or move config.yaml away to resume (settings cannot change on a resume: start a new run "
+        "for that)"]
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
+    # Moved away, the file is written again from the checkpoint and the run goes on.
+    (run / "config.yaml").rename(tmp_path / "my-edit.yaml")
+    rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path)
+    assert "- 16" in (run / "config.yaml").read_text() and checkpoint_steps(run / "checkpoint.h5") == 300
+
+
+def test_a_resume_refuses_the_checkpoint_of_another_run(tmp_path):
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "mine", "-q", cwd=tmp_path)
+    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--seed", "7", "--run-dir", "other", "-q",
+         cwd=tmp_path)
+    (tmp_path / "mine" / "checkpoint.h5").write_bytes((tmp_path / "other" / "checkpoint.h5").read_bytes())
+    result = rdpg("train", "--resume", "mine", "--steps", "300", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "mine/config.yaml differs from the settings in checkpoint.h5 (train.seed)" in result.stderr
