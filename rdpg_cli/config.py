@@ -456,6 +456,9 @@ def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -
             wrong, wrong_type, refusal = bad
             too_large = " (too large)" if isinstance(refusal, _TooLarge) else ""
             got = f"{_describe(wrong)}{too_large} in {_show(value)}"
+        odd_key = next((k for k in value if not isinstance(k, str)), None) if isinstance(value, dict) else None
+        if odd_key is not None:  # {1: 2}: a mapping, but keyword names are text
+            got = f"a mapping whose key {_show(odd_key)} is not a string"
         raise ConfigError(f"{_at(where, key)}: expected {_type_name(tp)}, got {got}"
                           f"{_hint(wrong, wrong_type)}") from None
     if isinstance(out, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -91,15 +92,28 @@ def _route_simulator_warnings(env_id: str) -> None:
         mujoco.set_mju_user_warning(lambda text: log.debug("MuJoCo: %s", text.strip()))
 
 
-def _modules_importable_from_working_folder(env_id: str) -> None:
-    """``env.id: "my_envs:MyArm-v0"`` makes gymnasium import ``my_envs`` first, to register the environment. The
-    folder rdpg runs from is not on the path of the ``rdpg`` command (as it is for ``python -m``): it is put
-    last, so a module there is found and an installed package of the same name still wins."""
+def _import_env_module(env_id: str) -> None:
+    """``env.id: "my_envs:MyArm-v0"`` names a module that registers the environment when imported. It is
+    imported here, not by gymnasium, so that a module that is missing or fails is named as such (gymnasium's
+    error blames the environment's arguments). The folder rdpg runs from is not on the ``rdpg`` command's
+    import path (as it is for ``python -m``): it is put last, so a module there is found and an installed
+    package of the same name still wins."""
     if ":" not in env_id:
         return
+    module = env_id.split(":", 1)[0]
     here = os.getcwd()
     if here not in sys.path and "" not in sys.path:
         sys.path.append(here)
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module.split(".")[0] and exc.name != module:
+            raise EnvironmentSetupError(_missing_dependency(env_id, exc)) from None  # a package it imports
+        raise ConfigError(f"env.id: {env_id}: no module {module!r} (put {module.replace('.', '/')}.py in the folder "
+                          "rdpg runs from, or its folder on PYTHONPATH)") from None
+    except Exception as exc:  # the user's module: a SyntaxError, or anything it raises when imported
+        raise ConfigError(f"env.id: {env_id}: importing {module} raised {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
@@ -110,7 +124,7 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     _route_simulator_warnings(config.env.id)
-    _modules_importable_from_working_folder(config.env.id)
+    _import_env_module(config.env.id)
     try:
         env = gym.make(config.env.id, **kwargs)
     except gym.error.NameNotFound:

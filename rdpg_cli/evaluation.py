@@ -191,6 +191,8 @@ def checked_observation(observation, env, where: str = "") -> np.ndarray:
 
 def checked_reward(reward, where: str = "") -> float:
     """The reward as a float (a one-element array is taken as its element), or a TrainingFault naming it."""
+    if reward is None:  # numpy reads None as NaN: "non-finite reward" would mislead
+        raise TrainingFault(f"{where}the environment returned reward None, not one number")
     try:
         value = float(np.asarray(reward, np.float64).reshape(()))
     except (TypeError, ValueError):

@@ -635,7 +635,8 @@ def read_metadata(path: Path, format_: str) -> PolicyMetadata:
         raise ExportError(f"{where}: cannot read it ({exc})") from None
     meta = PolicyMetadata.from_json(text, str(where))
     if meta.artifact != format_:
-        raise ExportError(f"{where}: describes a {meta.artifact} export, but {path} is a {format_} one")
+        raise ExportError(f"{where}: describes {_article(meta.artifact)} {meta.artifact} export, but {path} is "
+                          f"{_article(format_)} {format_} one")
     return meta
 
 
@@ -987,3 +988,7 @@ def run_export(checkpoint: Path | None, format_: str, output: Path | None, force
                   soft_wrap=True)
     if result.format != "savedmodel":
         console.print(f"  metadata: {metadata_path(result.path, result.format)}", highlight=False, soft_wrap=True)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -57,6 +57,8 @@ class FaultyPendulum(PendulumEnv):
                 reward = "bad"
             elif self.fault == "huge_observation":  # finite in float64, infinite in float32
                 observation = np.asarray(observation, np.float64) * 1e300
+            elif self.fault == "none_reward":
+                reward = None
             elif self.fault == "huge_reward":
                 reward = 1e300
             elif self.fault == "old_step_api":  # gym < 0.26: (observation, reward, done, info)

@@ -180,6 +180,8 @@ ERROR_CASES = [
      ["action_bounds: dimension 0: low 2.0 must be < high 2.0"]),
     ("low above high", {"env": {"id": "X-v0"}, "action_bounds": {"low": [0.0, 1.0], "high": [1.0, 0.5]}},
      ["action_bounds: dimension 1: low 1.0 must be < high 0.5"]),
+    ("kwargs with a number for a key", with_value("env.kwargs", {1: 2}),
+     ["env.kwargs: expected a mapping, got a mapping whose key 1 is not a string"]),
     # Actions are float32: bounds fine as Python floats can be equal, infinite, or too far apart there.
     ("bounds equal in float32", {"env": {"id": "X-v0"}, "action_bounds": {"low": [1.0], "high": [1.0000000001]}},
      ["action_bounds: dimension 0: low 1.0 and high 1.0000000001 are equal in float32"]),

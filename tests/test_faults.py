@@ -47,7 +47,8 @@ def checkpoint_steps(path: Path) -> int:
                                               ("text_reward", "returned reward bad, not one number"),
                                               ("huge_observation", "returned an observation beyond float32's "
                                                                    "range"),
-                                              ("huge_reward", "returned reward 1e+300, beyond float32's range")])
+                                              ("huge_reward", "returned reward 1e+300, beyond float32's range"),
+                                              ("none_reward", "returned reward None, not one number")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     preset = faulty_preset(tmp_path, fault, 350)
     result = rdpg("train", "--preset", preset, "--steps", "1000", *TINY, "--set", "train.eval_every=100000",
@@ -544,3 +545,24 @@ def test_a_resume_refuses_the_checkpoint_of_another_run(tmp_path):
     result = rdpg("train", "--resume", "mine", "--steps", "300", cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
     assert "mine/config.yaml differs from the settings in checkpoint.h5 (train.seed)" in result.stderr
+
+
+@pytest.mark.parametrize(("module", "source", "words"), [
+    ("badsyntax", "def broken(:\n", "env.id: badsyntax:X-v0: importing badsyntax raised SyntaxError: invalid syntax"),
+    ("raises", "raise RuntimeError('no licence')\n",
+     "env.id: raises:X-v0: importing raises raised RuntimeError: no licence"),
+    ("needs", "import nonexistent_pkg_xyz\n",
+     "env.id: needs:X-v0 needs a package that is not installed (No module named 'nonexistent_pkg_xyz')"),
+    ("missing", None, "env.id: missing:X-v0: no module 'missing' (put missing.py in the folder rdpg runs from, "
+                      "or its folder on PYTHONPATH)"),
+])
+def test_an_environment_module_that_cannot_be_imported_is_named(tmp_path, module, source, words):
+    """It used to be blamed on env.kwargs ("cannot be made with {}")."""
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    preset = tmp_path / "task.yaml"
+    preset.write_text(f"env: {{id: '{module}:X-v0'}}\naction_bounds: {{low: [-1.0], high: [1.0]}}\n")
+    result = rdpg("train", "--preset", preset, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), lines
