@@ -146,6 +146,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             header = list(reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PlotError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not header:  # created, nothing written yet (a run that has just started): no values, like a header alone
+        return [], []
     if "env_steps" not in header:
         raise PlotError(f"{path}: no env_steps column; is it an rdpg metrics file?")
     return header, rows

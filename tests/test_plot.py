@@ -207,3 +207,15 @@ def test_labels_name_the_settings_that_tell_experiments_apart(tmp_path: Path):
     assert "agent.twin_critics=True" in labels["td3"] or "agent.policy_delay=3" in labels["td3"]
     assert "agent.target_update=7" in labels["hard"]
     assert "…" not in "".join(labels.values())
+
+
+@pytest.mark.parametrize("content", ["", "env_steps,eval/mean_return\n"])
+def test_a_run_that_has_written_nothing_yet_is_left_out_not_fatal(tmp_path: Path, content: str):
+    """A run that has just started: its metrics.csv empty (created, nothing written) or a header alone."""
+    pytest.importorskip("matplotlib")
+    write_trainer_run(tmp_path / "runs" / "done", 1200, log_every=200, eval_every=500)
+    (tmp_path / "runs" / "new").mkdir()
+    (tmp_path / "runs" / "new" / "metrics.csv").write_text(content)
+    result = plotting.render([tmp_path / "runs"], output=tmp_path / "c.png")
+    assert [path.name for path in result.skipped] == ["new"]
+    assert (tmp_path / "c.png").stat().st_size > 0
