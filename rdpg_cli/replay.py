@@ -209,6 +209,9 @@ class ReplayBuffer:
             if np.shape(data[name]) != shape or np.asarray(data[name]).dtype.kind not in "biuf":
                 raise ValueError(f"replay/{name} holds {np.asarray(data[name]).dtype} {list(np.shape(data[name]))}, "
                                  f"expected numbers {list(shape)}")
+        for name in ("observations", "next_observations", "actions", "rewards"):
+            if not np.all(np.isfinite(data[name])):  # the trainer never stores one: the file was damaged
+                raise ValueError(f"replay/{name} holds a non-finite value")
         self.observations[:n] = data["observations"]
         self.next_observations[:n] = data["next_observations"]
         self.actions[:n] = data["actions"]

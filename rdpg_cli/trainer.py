@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -459,6 +460,7 @@ class Trainer:
         """Counters, generators, noise and replay memory from the checkpoint; the episode in progress's
         return, length and acting state, checked here and applied once the environment has replayed it."""
         state = trainer_state_dict(data)
+        _check_training_state(state, data.counters)
         self.env_steps = int(state["env_steps"])
         self.episodes = int(state["episodes"])
         self.critic_updates = int(state["critic_updates"])
@@ -588,6 +590,34 @@ class Trainer:
                 self._summary_writer.close()
             except tf.errors.OpError:  # a full disk: the run's fault is being reported already
                 pass
+
+
+def _check_training_state(state: dict[str, Any], counters: dict[str, int]) -> None:
+    """The trainer state a checkpoint holds, checked before any of it is used: counters that are
+    non-negative whole numbers and agree with the file's own attributes, finite returns. A ValueError names
+    the first that is not (a damaged checkpoint, one line)."""
+    for name in ("env_steps", "episodes", "critic_updates", "episode_length"):
+        value = state.get(name)
+        if type(value) is not int or value < 0:
+            raise ValueError(f"trainer_state.{name} is {value!r}, not a count")
+    for name in ("env_steps", "episodes"):
+        if name in counters and counters[name] != state[name]:
+            raise ValueError(f"trainer_state.{name} {state[name]} disagrees with the file's {name} "
+                             f"{counters[name]}")
+
+    def finite(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not finite(state.get("episode_return")):
+        raise ValueError(f"trainer_state.episode_return is {state.get('episode_return')!r}, not a finite number")
+    if state.get("best_eval") is not None and not finite(state["best_eval"]):
+        raise ValueError(f"trainer_state.best_eval is {state['best_eval']!r}, not a finite number")
+    last = state.get("last_eval")
+    if last and not (isinstance(last, list) and len(last) == 2 and finite(last[0]) and finite(last[1])):
+        raise ValueError(f"trainer_state.last_eval is {last!r}, not [mean, std] of an evaluation")
+    recent = state.get("recent_returns")
+    if not isinstance(recent, list) or not all(finite(r) for r in recent):
+        raise ValueError("trainer_state.recent_returns is not a list of finite numbers")
 
 
 def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:

@@ -428,8 +428,28 @@ def _replace_dataset(name: str, make):
     return change
 
 
+def _edit_state(**changes):
+    def change(f):
+        state = json.loads(f.attrs["trainer_state"])
+        state.update(changes)
+        f.attrs["trainer_state"] = json.dumps(state)
+    return change
+
+
+def _nan_at_first(a):
+    a = a.copy()
+    a.flat[0] = np.nan
+    return a
+
+
 @pytest.mark.parametrize("change", [
     pytest.param(_set_attr("trainer_state", "{not json"), id="trainer-state-not-json"),
+    # Each of these was taken as it stood: a traceback later, or a run quietly rewound or never saving best.h5.
+    pytest.param(_edit_state(recent_returns="abc"), id="recent-returns-text"),
+    pytest.param(_edit_state(env_steps=123), id="env-steps-disagreeing-with-the-file"),
+    pytest.param(_edit_state(best_eval=float("nan")), id="best-eval-nan"),
+    pytest.param(_edit_state(critic_updates=-1), id="negative-counter"),
+    pytest.param(_replace_dataset("replay/rewards", _nan_at_first), id="replay-reward-nan"),
     pytest.param(_set_attr("trainer_state", '{"env_steps": 120}'), id="trainer-state-incomplete"),
     pytest.param(_set_attr("noise_state", "[]"), id="noise-state-a-list"),
     pytest.param(_replace_dataset("replay/rewards", lambda a: a[:5]), id="replay-rewards-short"),
