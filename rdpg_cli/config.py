@@ -336,6 +336,8 @@ def _coerce(value: Any, tp: Any) -> Any:
         (item_type,) = typing.get_args(tp)
         return [_coerce(v, item_type) for v in value]
     if origin is dict or tp is dict:
+        if value is None:  # `kwargs:` with every entry commented out: none, as an empty section is the defaults
+            return {}
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise _Mismatch
         return dict(value)

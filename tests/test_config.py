@@ -687,3 +687,11 @@ def test_set_one_env_kwarg_keeps_the_others(tmp_path):
 def test_set_env_kwarg_needs_a_keyword_name():
     with pytest.raises(ConfigError, match=r"^--set env\.kwargs\.1x=3: '1x' is not a keyword argument name$"):
         parse_override("env.kwargs.1x=3")
+
+
+def test_env_kwargs_left_empty_are_none(tmp_path):
+    """`kwargs:` with every entry commented out is YAML null: no keyword arguments, as an empty section is its
+    defaults (it was refused as "expected a mapping, got null")."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("env:\n  id: Pendulum-v1\n  kwargs:\n    # g: 9.0\n")
+    assert load_config(str(preset)).env.kwargs == {}
