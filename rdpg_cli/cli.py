@@ -331,6 +331,14 @@ def _differing_keys(written: dict, expected: dict, prefix: str = "") -> list[str
     return out
 
 
+def _return_text(value: float | None) -> str:
+    """A return for the summary: one decimal, "-" for none, and 0.0 for what rounds to -0.0 (MountainCar)."""
+    if value is None:
+        return "-"
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
 def _file_state(path: Path) -> tuple[int, int] | None:
     """(size, modification time) of a file, None when it is not there: what tells that it was rewritten."""
     try:
@@ -528,13 +536,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         table.add_row("run folder", str(run_dir))
         table.add_row("env steps", str(summary.env_steps))
         table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
-        best = "-" if summary.best_eval is None else f"{summary.best_eval:.1f}"
-        final = "-" if summary.final_eval is None else f"{summary.final_eval:.1f}"
+        best, final = _return_text(summary.best_eval), _return_text(summary.final_eval)
         table.add_row("best eval return", best)
-        if summary.final_eval is not None and summary.best_eval is not None and summary.final_eval > summary.best_eval:
+        if summary.final_eval is not None and (summary.best_eval is None or summary.final_eval > summary.best_eval):
             # The budget ended between evaluations: the summary's extra one is not a periodic evaluation, so
             # best.h5 does not hold it (a resumed run stays identical to an uninterrupted one).
-            final += " (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
+            final += (" (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
+                      if summary.best_eval is not None else
+                      " (at the end; no periodic evaluation ran, train.eval_every: the policy is in checkpoint.h5)")
         table.add_row("final eval return", final)
         table.add_row("files", ", ".join(summary.files))
         printed = table
