@@ -636,6 +636,8 @@ def resolve_preset_path(preset: str) -> Path:
     shipped = shipped_presets()
     if preset in shipped:
         return shipped[preset]
+    if not preset.strip():  # Path("") is the working folder: "is a folder" would puzzle
+        raise ConfigError(f"the preset name is empty; give a shipped preset ({', '.join(shipped)}) or a YAML path")
     path = Path(preset)
     looks_like_path = path.suffix in (".yaml", ".yml") or "/" in preset or os.sep in preset
     try:

@@ -235,6 +235,7 @@ CASES = [
     Case("unknown option", ["train", "--preset", "pendulum", "--bogus"], ["No such option: --bogus"]),
     Case("unknown command", ["trian"], ["No such command 'trian'"]),
     Case("no preset", ["train"], ["give --preset NAME|PATH"]),
+    Case("empty preset name", ["train", "--preset", ""], ["the preset name is empty; give a shipped preset ("]),
     Case("--steps 0", ["train", "--preset", "pendulum", "--steps", "0"], ["--steps: 0 must be > 0"]),
     Case("--steps negative", ["train", "--preset", "pendulum", "--steps", "-5"], ["--steps: -5 must be > 0"]),
     Case("--steps not a number", ["train", "--preset", "pendulum", "--steps", "ten"], ["'--steps'"]),
