@@ -605,7 +605,7 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
     else:
         from rdpg_cli.recording import VideoRecorder
 
-        recorder = VideoRecorder(config, video, show_stderr=verbose)
+        recorder = VideoRecorder(config, video, episodes, show_stderr=verbose)
         try:
             result = run_episodes(policy, config, episodes, seed, recorder=recorder)
             _, divergence = recorder.finish()

@@ -40,8 +40,6 @@ def _f(default: Any, doc: str, check: str | None = None) -> Any:
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0, "must be > 0"),
     "nonnegative": (lambda v: v >= 0, "must be >= 0"),
-    # Seeds enter numpy's SeedSequence as 32-bit words: 2**32 would give seed 0's episodes again.
-    "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
     "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "unit_open": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "positive_items": (lambda v: all(x > 0 for x in v), "every entry must be > 0"),
@@ -139,12 +137,12 @@ class TrainConfig:
     """The training run: budget, seed and how often to evaluate, log and checkpoint."""
 
     steps: int = _f(10_000, "total env steps of the run", "positive")
-    seed: int = _f(0, "seed for networks, replay sampling, noise and environments", "seed")
+    seed: int = _f(0, "seed for networks, replay sampling, noise and environments (below 2**32)", "nonnegative")
     eval_every: int = _f(1000, "env steps between deterministic evaluations", "positive")
     eval_episodes: int = _f(10, "episodes per evaluation", "positive")
     eval_seed: int = _f(0, "seed of the evaluation episodes' start states: the same for every run (whatever its "
                            "train.seed), so runs compare on equal terms; rdpg evaluate --seed takes the same",
-                        "seed")
+                        "nonnegative")
     checkpoint_every: int = _f(5000, "env steps between writes of checkpoint.h5", "positive")
     log_every: int = _f(1000, "env steps between rows of metrics.csv", "positive")
     save_replay: bool = _f(True, "save the replay memory in checkpoint.h5 so a resume continues exactly")
@@ -386,9 +384,9 @@ class _TooLarge(_Mismatch):
 
 # env.kwargs is passed to gymnasium as it is: plain YAML data, finite numbers, not absurdly nested.
 _MAX_NESTING = 32
-# Values inside one key (env.kwargs): far more than any environment takes, far fewer than YAML anchors can
+# Values inside one key (env.kwargs): room for a 1000 x 1000 height map, far fewer than YAML anchors can
 # expand to ("billion laughs": ten aliases of ten aliases of ... are 10**9 values in a few lines).
-_MAX_VALUES = 100_000
+_MAX_VALUES = 1_000_000
 
 
 def _check_plain_data(key: str, value: Any, where: str) -> None:
@@ -807,4 +805,14 @@ def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
     overrides = overrides or {}
     data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
-    return config_from_dict(data, source=str(path), origins={key: "--set" for key in overrides})
+    origins = {key: "--set" for key in overrides}
+    if any(key.startswith(KWARGS_PREFIX) for key in overrides):
+        origins.setdefault("env.kwargs", "--set")  # a bad value in them is the --set's, not the file's
+    config = config_from_dict(data, source=str(path), origins=origins)
+    # Seeds enter numpy's SeedSequence as 32-bit words: 2**32 would give seed 0's episodes again. Checked on
+    # what users give, not on stored configs (a checkpoint of an earlier version must still load).
+    for key in ("train.seed", "train.eval_seed"):
+        value = getattr(config.train, key.split(".")[1])
+        if value >= 2**32:
+            raise ConfigError(f"{_at(origins.get(key, str(path)), key)}: {value} must be in [0, 2**32)")
+    return config

@@ -13,10 +13,15 @@ The child reads the actions from a pipe and does not answer them; it answers an 
 renderer that cannot start is reported before the episode is played) and the end. It checks each of its
 observations against the one the evaluation saw: an environment that does not repeat itself under the same
 seed and actions gives a video of another episode, which the end reports.
+
+The child only ever writes a temporary file; rdpg moves it into place once the child says it is complete, and
+on any stop (an error, Ctrl-C) kills the child and removes the file. A child whose parent is gone finds its
+pipe closed and removes the file itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -27,9 +32,11 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
-from rdpg_cli.errors import EnvironmentSetupError, RdpgError
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError
 
 FPS = 30
+# What a GIF may hold in memory until it is written (its frames at a byte a pixel): beyond, MP4 is the format.
+GIF_BUDGET_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -42,17 +49,28 @@ class Divergence:
 
 class VideoRecorder:
     """Parent side: ``reset(seed)`` at each episode start, ``step(action, observation)`` after each step,
-    then ``finish()`` (writes the video) or ``abort()`` (leaves nothing)."""
+    then ``finish()`` (the video in place) or ``abort()`` (nothing left)."""
 
-    def __init__(self, config: Config, path: Path, fps: int = FPS, show_stderr: bool = False) -> None:
+    def __init__(self, config: Config, path: Path, episodes: int, fps: int = FPS, show_stderr: bool = False) -> None:
+        from rdpg_cli.video import temporary_path
+
+        self._path = Path(path)
+        self._temporary = temporary_path(self._path, os.getpid())
+        self._env_id = config.env.id
+        self._episode = -1
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow's inherited
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, config, str(path), fps, show_stderr),
-                                        name="rdpg-video", daemon=True)
-        self._process.start()
+        self._process = context.Process(
+            target=_serve, args=(child_end, config, str(self._path), str(self._temporary), episodes, fps, show_stderr),
+            name="rdpg-video", daemon=True)
+        # Ctrl-C reaches the whole process group; the child must not die of it while it starts up (a traceback
+        # from its imports), nor after: rdpg stops it. An ignored signal stays ignored across exec.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         child_end.close()
-        self._episode = -1
-        self._env_id = config.env.id
 
     def reset(self, seed: int) -> None:
         self._episode += 1
@@ -65,22 +83,32 @@ class VideoRecorder:
             self._reply("frame")
 
     def finish(self) -> tuple[int, Divergence | None]:
-        """Write the video; returns the number of frames and where the replay differed, if it did."""
+        """Complete the video and move it into place; returns the number of frames and where the replay
+        differed, if it did."""
         self._send(("finish",))
         frames, divergence = self._reply("written")
-        self._process.join()
+        try:
+            os.replace(self._temporary, self._path)
+        except OSError as exc:
+            self.abort()
+            raise ConfigError(f"--video {self._path}: cannot write it ({exc.strerror or exc})") from None
+        with contextlib.suppress(OSError, ValueError):
+            self._connection.send(("moved",))  # the child exits without removing what is now the video
+        self._process.join(timeout=10)
+        self._stop_child()
         return frames, divergence
 
     def abort(self) -> None:
-        """Stop the child; its temporary file goes with it."""
-        try:
-            self._connection.send(("abort",))
-        except (OSError, ValueError):
-            pass
-        self._process.join(timeout=10)
+        """Stop the child at once (it may be blocked in a renderer or in writing the file) and remove its
+        temporary file."""
+        self._stop_child()
+        with contextlib.suppress(OSError):
+            self._temporary.unlink(missing_ok=True)
+
+    def _stop_child(self) -> None:
         if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+            self._process.kill()  # not terminate: pygame's SDL catches SIGTERM
+        self._process.join()
         self._connection.close()
 
     def _send(self, message: tuple) -> None:
@@ -105,63 +133,76 @@ class VideoRecorder:
     def _crashed(self):
         self._process.join(timeout=10)
         code = self._process.exitcode
-        cause = (f"signal {signal.Signals(-code).name}" if code is not None and code < 0
-                 else f"exit code {code}")
         self.abort()
-        raise EnvironmentSetupError(
-            f"--video: the renderer of {self._env_id} crashed ({cause}); for MuJoCo, try another MUJOCO_GL "
-            "(egl, osmesa or glfw)")
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            cause = f"killed by {name}{' (out of memory?)' if -code == signal.SIGKILL else ''}"
+        else:
+            cause = f"exit code {code}"
+        hint = ("; for MuJoCo, try another MUJOCO_GL (egl, osmesa or glfw)"
+                if required_extra(self._env_id) == "mujoco" else "")
+        raise EnvironmentSetupError(f"--video: the renderer of {self._env_id} stopped ({cause}){hint}")
 
 
 # ------------------------------------------------------------------------------------------------- child
 
 
-def _serve(connection, config: Config, path: str, fps: int, show_stderr: bool) -> None:
+def _serve(connection, config: Config, path: str, temporary: str, episodes: int, fps: int,
+           show_stderr: bool) -> None:
     """The child's loop. Every failure is sent to the parent as one line; after one it only drains the pipe
-    until the parent aborts, so that the parent never blocks on a full pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    until the parent stops it, so that the parent never blocks on a full pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already ignored from the start; kept so whatever happens
     if not show_stderr:
         _silence_stderr()  # GLFW and MuJoCo warnings; failures travel through the pipe
     from rdpg_cli.video import VideoWriter
 
     writer = None
     env = None
+    moved = False
     try:
         env = make_env(config, render_mode="rgb_array")
-        writer = VideoWriter(Path(path), fps)
-        _replay(connection, env, config, writer)
+        writer = VideoWriter(Path(path), fps, temporary=Path(temporary))
+        moved = _replay(connection, env, config, writer, episodes)
     except RdpgError as exc:
         _fail(connection, str(exc))
     except Exception as exc:  # the environment's own code, replayed: any failure is reported, not raised
         _fail(connection, f"--video: {config.env.id} failed while replaying the episode for the video "
                           f"({type(exc).__name__}: {_first_line(exc)})")
     finally:
-        if writer is not None:
-            writer.discard()  # no-op once the video is written
+        if writer is not None and not moved:
+            writer.discard()
         if env is not None:
             env.close()
         connection.close()
 
 
-def _replay(connection, env, config: Config, writer) -> None:
+def _replay(connection, env, config: Config, writer, episodes: int) -> bool:
+    """Follow the parent's episodes; True once the parent has moved the finished video into place."""
     episode, step, divergence, done = -1, 0, None, True
     while True:
         try:
             message = connection.recv()
         except EOFError:  # the parent is gone
-            return
+            return False
         kind = message[0]
-        if kind == "abort":
-            return
         if kind == "finish":
             frames = writer.finish()
             connection.send(("written", frames, divergence))
-            return
+            try:
+                return connection.recv()[0] == "moved"
+            except EOFError:  # the parent stopped before it moved the file: it is removed
+                return False
         if kind == "reset":
             episode, step = episode + 1, 0
-            observation, _ = env.reset(seed=message[1])
+            env.reset(seed=message[1])
             done = False
-            writer.append(_render(env, config))
+            frame = _render(env, config)
+            if episode == 0 and writer.path.suffix.lower() == ".gif":
+                _check_gif_budget(env.spec.max_episode_steps, writer.path, frame, episodes)
+            writer.append(frame)
             connection.send(("frame", writer.frames))
             continue
         # "step": an action the evaluation took, and the observation it got back
@@ -175,6 +216,16 @@ def _replay(connection, env, config: Config, writer) -> None:
         if divergence is None and not np.array_equal(np.asarray(observation, np.float32), seen):
             divergence = Divergence(episode, step)
         writer.append(_render(env, config))
+
+
+def _check_gif_budget(limit: int, path: Path, frame: np.ndarray, episodes: int) -> None:
+    """A GIF holds its frames until it is written: refuse one that could not fit, before it is played."""
+    most = episodes * (limit + 1) * frame.shape[0] * frame.shape[1]
+    if most > GIF_BUDGET_BYTES:
+        raise ConfigError(
+            f"--video {path}: up to {episodes} x {limit + 1} frames of {frame.shape[1]} x {frame.shape[0]} are "
+            f"{most / 2**30:.1f} GB held in memory until a GIF is written; give a .mp4 path (written as it "
+            "goes) or fewer --episodes")
 
 
 def _render(env, config: Config) -> np.ndarray:
@@ -199,8 +250,8 @@ def _render(env, config: Config) -> np.ndarray:
 def _fail(connection, message: str) -> None:
     try:
         connection.send(("error", message))
-        while connection.recv()[0] not in ("abort", "finish"):
-            pass
+        while True:  # until the parent stops this process or closes the pipe
+            connection.recv()
     except (EOFError, OSError):
         pass
 

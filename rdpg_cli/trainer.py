@@ -641,7 +641,7 @@ def read_log(path: Path) -> list[list[str]]:
     except csv.Error as exc:
         raise ConfigError(f"{path}: not a log rdpg wrote ({exc}); repair or remove it to resume") from None
     for number, row in enumerate(rows[1:], start=2):
-        if row and not row[0].isdigit():
+        if row and not (row[0].isascii() and row[0].isdigit()):  # ASCII: '²'.isdigit() holds, int('²') fails
             raise ConfigError(f"{path}: line {number} is not a log row (it starts {row[0][:20]!r}, not an env "
                               "step); repair or remove it to resume")
     return rows

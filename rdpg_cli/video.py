@@ -61,23 +61,31 @@ def _import_writer(path: Path):
     return iio
 
 
+def temporary_path(path: Path, owner: int) -> Path:
+    """Where the video for ``path`` is written before it is moved into place: beside it, hidden, named after
+    the process ``owner`` that moves it (so that a leftover tells whose it was)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{owner}{path.suffix.lower()}")
+
+
 class VideoWriter:
     """Frames (H x W x 3 uint8) in, an MP4 (H.264) or a looping GIF out, by ``path``'s suffix.
 
     An MP4 is encoded as the frames come (ffmpeg through imageio), so a long evaluation holds none of them; a
     GIF is written by Pillow in one go at ``finish``, so its frames are kept until then, as the 256-colour
-    palette images the GIF holds (0.25 MB for a 500 x 500 frame). Either goes to a temporary file beside
-    ``path``, renamed over it by ``finish``: a failed write leaves no half video and whatever was at ``path``
-    before. A failed imageio writer is closed again, noisily, when it is garbage-collected ("Exception
-    ignored in PluginV3.__del__"): that happens here, quietly, before the error is raised."""
+    palette images the GIF holds (0.25 MB for a 500 x 500 frame). Either goes to ``temporary`` (beside
+    ``path``), and ``finish`` completes it there: whoever owns the run moves it over ``path`` with
+    ``move_into_place``, so a failed or stopped write leaves no half video and whatever was at ``path`` before.
+    A failed imageio writer is closed again, noisily, when it is garbage-collected ("Exception ignored in
+    PluginV3.__del__"): that happens here, quietly, before the error is raised."""
 
-    def __init__(self, path: Path, fps: int = 30) -> None:
+    def __init__(self, path: Path, fps: int = 30, temporary: Path | None = None) -> None:
         self.path = Path(path)
         self.fps = fps
         self.frames = 0
         _import_writer(self.path)  # the 'video' extra: named before any frame
         self._gif = self.path.suffix.lower() == ".gif"
-        self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix.lower()}")
+        self._tmp = Path(temporary) if temporary is not None else temporary_path(self.path, os.getpid())
         self._kept: list = []  # a GIF's frames, as PIL palette images
         self._stream = None
 
@@ -100,11 +108,14 @@ class VideoWriter:
         self._stream.append_data(frame)
 
     def finish(self) -> int:
-        """Complete the file and move it into place; returns the number of frames."""
+        """Complete the temporary file (``move_into_place`` puts it at ``path``); returns the number of frames."""
         if self.frames == 0:
             raise ConfigError("--video: the environment rendered no frames")
         self._guarded(self._complete)
         return self.frames
+
+    def move_into_place(self) -> None:
+        self._guarded(os.replace, self._tmp, self.path)
 
     def _complete(self) -> None:
         if self._gif:
@@ -115,10 +126,9 @@ class VideoWriter:
         else:
             stream, self._stream = self._stream, None
             stream.close()
-        os.replace(self._tmp, self.path)
 
     def discard(self) -> None:
-        """Drop what was written (nothing once ``finish`` has run)."""
+        """Drop what was written: the temporary file, complete or not (nothing once it has been moved)."""
         self._kept = []
         stream, self._stream = self._stream, None
         with _failed_writer_dropped(), contextlib.suppress(Exception):

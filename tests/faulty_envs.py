@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -15,10 +17,12 @@ class FaultyPendulum(PendulumEnv):
     observation, an infinite reward, or raises, as ``fault`` says; the ``reset_*`` faults count resets
     instead, and the ``render_*`` ones act on every frame."""
 
-    def __init__(self, fault: str = "nan_observation", fault_step: int = 10**9, **kwargs):
+    def __init__(self, fault: str = "nan_observation", fault_step: int = 10**9, marker: str | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.fault = fault
         self.fault_step = fault_step
+        self.marker = marker
         self.steps = 0
         self.resets = 0
 
@@ -37,6 +41,13 @@ class FaultyPendulum(PendulumEnv):
             os.kill(os.getpid(), signal.SIGSEGV)
         if self.fault == "render_flat":  # not an image
             return np.zeros(10, np.uint8)
+        if self.fault == "render_watch":  # says which process draws, refuses to draw beside TensorFlow, draws slowly
+            if "tensorflow" in sys.modules:
+                raise RuntimeError("TensorFlow is loaded in the process that draws")
+            if self.marker and not os.path.exists(self.marker):
+                with open(self.marker, "w") as f:
+                    f.write(str(os.getpid()))
+            time.sleep(0.02)
         return super().render()
 
     def step(self, action):

@@ -247,8 +247,8 @@ CASES = [
                                        "--run-dir", "fresh"],
          ["replay.size: 9,000,000,000,000,000,000 transitions do not fit in memory (array is too big"]),
     Case("networks larger than memory", ["train", "--preset", "pendulum", "--set",
-                                         "network.actor_layers=[100000000000]", "--run-dir", "fresh"],
-         ["network: the networks do not fit in memory (actor_layers [100000000000]"]),
+                                         "network.actor_layers=[1000000000000000]", "--run-dir", "fresh"],
+         ["network: the networks do not fit in memory (actor_layers [1000000000000000]"]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],
@@ -440,5 +440,6 @@ def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: P
         writer.append(np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(ConfigError, match=r"locked/v\.gif: cannot write it \(Operation not permitted\)"):
         writer.finish()
+        writer.move_into_place()
     gc.collect()
     assert unraisable == []

@@ -257,7 +257,7 @@ def test_anchors_expanding_to_billions_of_values_are_refused_at_once(tmp_path):
     preset = tmp_path / "laughs.yaml"
     preset.write_text("\n".join(lines) + "\n")
     started = time.perf_counter()
-    with pytest.raises(ConfigError, match=r"laughs\.yaml: env\.kwargs: holds more than 100,000 values"):
+    with pytest.raises(ConfigError, match=r"laughs\.yaml: env\.kwargs: holds more than 1,000,000 values"):
         load_config(str(preset))
     assert time.perf_counter() - started < 5
 
@@ -695,3 +695,24 @@ def test_env_kwargs_left_empty_are_none(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("env:\n  id: Pendulum-v1\n  kwargs:\n    # g: 9.0\n")
     assert load_config(str(preset)).env.kwargs == {}
+
+
+def test_a_stored_config_with_a_large_seed_still_loads():
+    """Seeds of 2**32 and above are refused from presets and --set (numpy's SeedSequence repeats seed 0's
+    episodes for them), but a checkpoint of an earlier version that used one must still evaluate."""
+    assert config_from_dict(with_value("train.seed", 2**32 + 5)).train.seed == 2**32 + 5
+
+
+def test_a_seed_of_2_to_the_32_is_refused_from_a_preset(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("env: {id: Pendulum-v1}\ntrain: {eval_seed: 4294967296}\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml: train\.eval_seed: 4294967296 must be in \[0, 2\*\*32\)$"):
+        load_config(str(preset))
+    with pytest.raises(ConfigError, match=r"^--set train\.seed: 4294967296 must be in \[0, 2\*\*32\)$"):
+        load_config(str(preset), dict([parse_override("train.seed=4294967296"),
+                                       parse_override("train.eval_seed=0")]))
+
+
+def test_a_bad_value_in_one_env_kwarg_names_the_set():
+    with pytest.raises(ConfigError, match=r"^--set env\.kwargs: holds the non-finite number nan"):
+        load_config("pendulum", dict([parse_override("env.kwargs.g=.nan")]))

@@ -367,8 +367,10 @@ def test_a_reset_that_raises_in_an_evaluation_is_one_line(monkeypatch):
 # ------------------------------------------------------------------------------------------- --video
 
 
-def faulty_checkpoint(tmp_path: Path, fault: str) -> Path:
+def faulty_checkpoint(tmp_path: Path, fault: str, marker: Path | None = None) -> Path:
     preset = faulty_preset(tmp_path, fault, 1)
+    if marker is not None:
+        preset.write_text(preset.read_text().replace("fault_step: 1}", f"fault_step: 1, marker: '{marker}'}}"))
     rdpg("train", "--preset", preset, "--steps", "100", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
          env=FAULTY_ENV)
     return tmp_path / "run" / "checkpoint.h5"
@@ -384,9 +386,55 @@ def test_a_renderer_that_crashes_is_one_line_and_leaves_no_file(tmp_path):
                   env=FAULTY_ENV)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: --video: the renderer of faulty_envs:FaultyPendulum-v0 crashed (signal SIGSEGV); for MuJoCo, "
-        "try another MUJOCO_GL (egl, osmesa or glfw)"]
+        "error: --video: the renderer of faulty_envs:FaultyPendulum-v0 stopped (killed by SIGSEGV)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no video, no temporary file
+
+
+def test_frames_are_drawn_by_another_process_without_tensorflow(tmp_path):
+    """MuJoCo's OpenGL under Mesa crashes a process that has loaded TensorFlow (not testable in CI, which has
+    no MuJoCo): the environment here refuses to draw beside TensorFlow, and names the process that draws."""
+    pytest.importorskip("imageio")
+    marker = tmp_path / "drawn-by"
+    checkpoint = faulty_checkpoint(tmp_path, "render_watch", marker=marker)
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
+    assert int(marker.read_text()) != os.getpid()
+
+
+def test_ctrl_c_during_a_video_leaves_no_file_and_no_process(tmp_path):
+    """Ctrl-C reaches the whole process group: rdpg stops, kills the drawing process (which may be blocked in
+    a renderer or in writing the file) and removes its temporary file; the child prints nothing."""
+    pytest.importorskip("imageio")
+    marker = tmp_path / "drawn-by"
+    checkpoint = faulty_checkpoint(tmp_path, "render_watch", marker=marker)
+    process = subprocess.Popen([sys.executable, "-m", "rdpg_cli", "evaluate", str(checkpoint), "--episodes", "20",
+                                "--video", "v.gif"], cwd=tmp_path, env={**os.environ, **FAULTY_ENV},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".v.")]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)
+
+
+def test_a_gif_too_large_to_hold_is_refused_before_it_is_played(tmp_path):
+    """A GIF keeps its frames until it is written: 50 Pendulum episodes of 201 frames of 500 x 500 would hold
+    2.3 GB. Refused at the first frame, with MP4 (written as it goes) named."""
+    pytest.importorskip("imageio")
+    rdpg("train", "--preset", "pendulum", "--steps", "100", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    result = rdpg("evaluate", "run", "--episodes", "50", "--video", "v.gif", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --video v.gif: up to 50 x 201 frames of 500 x 500 are 2.3 GB held in memory until a GIF is "
+        "written; give a .mp4 path (written as it goes) or fewer --episodes"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".v.")]
 
 
 def test_a_frame_that_is_not_an_image_is_one_line(tmp_path):
@@ -471,6 +519,7 @@ def test_an_observation_space_without_components_is_refused(tmp_path):
 @pytest.mark.parametrize(("log", "damage", "words"), [
     ("metrics.csv", b"\0" * 4096, "metrics.csv: line 5 is not a log row (it starts '\\x00"),  # a power loss's tail
     ("metrics.csv", b"abc,1,2\n", "metrics.csv: line 5 is not a log row (it starts 'abc', not an env step)"),
+    ("metrics.csv", "²,1,2\n".encode(), "metrics.csv: line 5 is not a log row (it starts '²', not an env step)"),
     ("timing.csv", b"\xff\xfe", "timing.csv: not a log rdpg wrote (byte "),
 ])
 def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, log, damage, words):
@@ -502,7 +551,8 @@ def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
         "gym.register('MyPendulum-v0', entry_point='gymnasium.envs.classic_control.pendulum:PendulumEnv',\n"
         "             max_episode_steps=50)\n")
     (work / "task.yaml").write_text("name: mine\nenv: {id: 'my_envs:MyPendulum-v0', kwargs: {g: 9.0}}\n")
-    (scripts / "rdpg").write_text("from rdpg_cli.cli import main\nmain()\n")  # as pip's console script
+    (scripts / "rdpg").write_text(  # as pip's console script
+        "from rdpg_cli.cli import main\nif __name__ == '__main__':\n    main()\n")
     command = [sys.executable, str(scripts / "rdpg")]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(TESTS.parent)}
     result = subprocess.run([*command, "train", "--preset", "task.yaml", "--steps", "120", *TINY,
