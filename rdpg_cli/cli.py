@@ -462,8 +462,10 @@ def _remove_if_unused(run_dir: Path, created: bool) -> None:
     if not created:
         return
     try:
+        if [entry.name for entry in run_dir.iterdir()] != [".lock"]:
+            return  # the run wrote something: the folder, its lock included, stays
         (run_dir / ".lock").unlink(missing_ok=True)
-        run_dir.rmdir()  # fails, and keeps the folder, if anything else is in it
+        run_dir.rmdir()
     except OSError:
         pass
 

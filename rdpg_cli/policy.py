@@ -74,6 +74,8 @@ def restore_agent(agent: Agent, data: CheckpointData, source: str) -> None:
                                       f"the variable is {np.dtype(getattr(var.dtype, 'name', var.dtype))}")
             if kind == "f" and not np.all(np.isfinite(array)):
                 raise CheckpointError(f"{source}: damaged checkpoint: '{name}' array {i} holds non-finite values")
+            if kind in "iu" and np.any(array < 0):  # counters (gradient steps, optimizer iterations)
+                raise CheckpointError(f"{source}: damaged checkpoint: '{name}' array {i} holds a negative count")
     for name, variables in groups.items():
         for var, array in zip(variables, data.variables[name], strict=True):
             var.assign(array)

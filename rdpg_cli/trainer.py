@@ -174,11 +174,13 @@ class Trainer:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
         checkpoint.h5 (a non-finite value is never written; a diverged actor's huge but finite weights may
         have been)."""
-        kept = ""
-        if checkpoint_kept:
-            every = self.config.train.checkpoint_every
-            kept = ("; checkpoint.h5 keeps the last good state" if (self.run_dir / "checkpoint.h5").exists()
-                    else f"; no checkpoint was written yet (train.checkpoint_every: {every})")
+        every = self.config.train.checkpoint_every
+        if not (self.run_dir / "checkpoint.h5").exists():
+            kept = f"; no checkpoint was written yet (train.checkpoint_every: {every})"
+        elif checkpoint_kept:
+            kept = "; checkpoint.h5 keeps the last good state"
+        else:
+            kept = ""
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
     # -- one env step --------------------------------------------------------------------------------------
@@ -437,6 +439,7 @@ class Trainer:
                 "the checkpoint holds no replay memory (train.save_replay: false, or a best.h5 copied as "
                 "checkpoint.h5): resuming with an empty one and a fresh episode, so this run will not match an "
                 "uninterrupted one")
+            self.accumulators = {}  # loss sums from before the file was saved (a best.h5 holds some): not this run's
             self._reset_episode()
             return
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.

@@ -59,6 +59,7 @@ def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path,
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and words in error_lines[0] and "step 349" in error_lines[0], result.stderr
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
+    assert (tmp_path / "run" / ".lock").exists()  # the folder this command made stays whole, lock included
     data = read_checkpoint(tmp_path / "run" / "checkpoint.h5")
     assert np.all(np.isfinite(data.replay["observations"])) and np.all(np.isfinite(data.replay["rewards"]))
 
@@ -616,3 +617,14 @@ def test_an_environment_module_that_cannot_be_imported_is_named(tmp_path, module
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), lines
+
+
+def test_a_diverged_actor_before_the_first_checkpoint_says_none_was_written(tmp_path):
+    result = rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "agent.warmup_steps=50",
+                  "--set", "agent.warmup_critic=50", "--set", "agent.warmup_actor=50", "--set",
+                  "agent.actor_lr=1.0e+20", "--set", "agent.critic_lr=1.0e+20", "--run-dir", "run", "-q",
+                  cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: env step 50: the actor's action is non-finite ([nan]): its weights diverged; lower the learning "
+        "rates; no checkpoint was written yet (train.checkpoint_every: 300)"]
