@@ -225,7 +225,11 @@ def documented_yaml(config: Config) -> str:
 
 
 def _suggest(key: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+    # The right key in the wrong section (agent.actor_layers for network.actor_layers) first: spelling
+    # distance would offer agent.actor_lr.
+    leaf = key.rsplit(".", 1)[-1]
+    moved = [choice for choice in choices if "." in key and choice.rsplit(".", 1)[-1] == leaf]
+    close = moved or difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

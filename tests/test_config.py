@@ -4,6 +4,7 @@ issue 2 as a one-line ConfigError naming the file and key, ``--set`` overrides, 
 from __future__ import annotations
 
 import copy
+import re
 import time
 import dataclasses
 import math
@@ -716,3 +717,13 @@ def test_a_seed_of_2_to_the_32_is_refused_from_a_preset(tmp_path):
 def test_a_bad_value_in_one_env_kwarg_names_the_set():
     with pytest.raises(ConfigError, match=r"^--set env\.kwargs: holds the non-finite number nan"):
         load_config("pendulum", dict([parse_override("env.kwargs.g=.nan")]))
+
+
+@pytest.mark.parametrize(("text", "suggestion"), [
+    ("agent.actor_layers=[8]", "network.actor_layers"),  # spelling distance alone offered agent.actor_lr
+    ("network.batch_size=8", "agent.batch_size"),
+    ("agent.gama=0.9", "agent.gamma"),
+])
+def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
+    with pytest.raises(ConfigError, match=rf"\(did you mean '{re.escape(suggestion)}'\?\)$"):
+        parse_override(text)
