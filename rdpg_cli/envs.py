@@ -143,10 +143,12 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     except Exception as exc:  # an environment's constructor may raise anything at values it cannot take
         raise ConfigError(f"env.kwargs: {config.env.id} cannot be made with {config.env.kwargs}: "
                           f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1:
+    if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1 \
+            or env.action_space.shape[0] == 0:
         env.close()
         raise ConfigError(
-            f"env.id: {config.env.id} has action space {env.action_space}; rdpg needs continuous (Box) actions")
+            f"env.id: {config.env.id} has action space {env.action_space}; rdpg needs continuous (Box) actions, at "
+            "least one")
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         env.close()
@@ -183,6 +185,11 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ConfigError(
                 f"action_bounds: {config.env.id} has unbounded actions; give action_bounds.low and high")
+        flat = [i for i in range(dim) if not low[i] < high[i]]
+        if flat:  # the inverted gradient divides by high - low
+            raise ConfigError(
+                f"action_bounds: {config.env.id}'s action dimension {flat[0]} has low {low[flat[0]]} >= high "
+                f"{high[flat[0]]}; give action_bounds.low and high (a dimension that cannot move is not an action)")
     else:
         low = np.asarray(config.action_bounds.low, dtype=np.float64)
         high = np.asarray(config.action_bounds.high, dtype=np.float64)

@@ -92,3 +92,27 @@ class NoObservation(PendulumEnv):
 
 
 gym.register("NoObservation-v0", entry_point=NoObservation, max_episode_steps=200)
+
+
+class FlatAction(PendulumEnv):
+    """A second action dimension that cannot move (low == high)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=np.array([-2.0, 1.0], np.float32),
+                                           high=np.array([2.0, 1.0], np.float32), dtype=np.float32)
+
+    def step(self, action):
+        return super().step(action[:1])
+
+
+class NoAction(PendulumEnv):
+    """An action space with no dimensions."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=0.0, high=1.0, shape=(0,), dtype=np.float32)
+
+
+gym.register("FlatAction-v0", entry_point=FlatAction, max_episode_steps=200)
+gym.register("NoAction-v0", entry_point=NoAction, max_episode_steps=200)

@@ -628,3 +628,21 @@ def test_a_diverged_actor_before_the_first_checkpoint_says_none_was_written(tmp_
     assert result.stderr.strip().splitlines() == [
         "error: env step 50: the actor's action is non-finite ([nan]): its weights diverged; lower the learning "
         "rates; no checkpoint was written yet (train.checkpoint_every: 300)"]
+
+
+
+@pytest.mark.parametrize(("env_id", "words"), [
+    ("FlatAction-v0", "action_bounds: faulty_envs:FlatAction-v0's action dimension 1 has low 1.0 >= high 1.0; "
+                      "give action_bounds.low and high"),
+    ("NoAction-v0", "env.id: faulty_envs:NoAction-v0 has action space Box([], [], (0,), float32); rdpg needs "
+                    "continuous (Box) actions, at least one"),
+])
+def test_an_action_space_rdpg_cannot_act_in_is_named_with_the_preset(tmp_path, env_id, words):
+    """Bounds taken from the environment were checked as a config of their own ("<config>: action_bounds:
+    low 1.0 must be < high 1.0", blaming bounds the user never wrote)."""
+    preset = tmp_path / "task.yaml"
+    preset.write_text(f"env: {{id: 'faulty_envs:{env_id}'}}\n")
+    result = rdpg("train", "--preset", preset, cwd=tmp_path, check=False, env=FAULTY_ENV)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # gymnasium warns too
+    assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), result.stderr
