@@ -36,11 +36,12 @@ class StatsLine:
     def __call__(self, stats: dict[str, Any]) -> str:
         if stats.get("critic_loss") is not None:
             self.critic_loss = stats["critic_loss"]
-        return (f"{_num(stats.get('steps_per_second'), '{:.0f}')} steps/s  "
-                f"{_num(stats.get('updates_per_second'), '{:.0f}')} updates/s  "
-                f"return {_num(stats.get('episode_return'))}  "
+        # Learning first, speed last: a narrow terminal cuts the end of the line.
+        return (f"return {_num(stats.get('episode_return'))}  "
                 f"eval {_num(stats.get('last_eval'))} (best {_num(stats.get('best_eval'))})  "
-                f"critic loss {_num(self.critic_loss, '{:.3g}')}")
+                f"critic loss {_num(self.critic_loss, '{:.3g}')}  "
+                f"{_num(stats.get('steps_per_second'), '{:.0f}')} steps/s  "
+                f"{_num(stats.get('updates_per_second'), '{:.0f}')} updates/s")
 
 
 class _TwoLineProgress(Progress):
@@ -71,7 +72,9 @@ class RichReporter(Reporter):
         self.task = self.progress.add_task("train", total=total, completed=done)
 
     def update(self, stats: dict[str, Any]) -> None:
-        self.progress.info = Text(self.line(stats), style="dim")
+        # One line whatever the width: wrapped, the figures pushed the bar up a line at every refresh of an
+        # 80-column terminal; cut, the end ("…") is what goes.
+        self.progress.info = Text(self.line(stats), style="dim", no_wrap=True, overflow="ellipsis")
         self.progress.update(self.task, completed=stats["env_steps"])
 
     def message(self, text: str) -> None:
