@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,14 @@ def faulty_preset(tmp_path: Path, fault: str, fault_step: int) -> Path:
         "action_bounds: {low: [-2.0], high: [2.0]}\n"
         "train: {eval_every: 100000, checkpoint_every: 100, log_every: 100}\n")
     return preset
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A 300-step run (metrics rows at 100, 200, 300), trained once for the tests that damage a copy of it."""
+    folder = tmp_path_factory.mktemp("small")
+    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", "-q", cwd=folder)
+    return folder / "run"
 
 
 def checkpoint_steps(path: Path) -> int:
@@ -523,9 +532,9 @@ def test_an_observation_space_without_components_is_refused(tmp_path):
     ("metrics.csv", "²,1,2\n".encode(), "metrics.csv: line 5 is not a log row (it starts '²', not an env step)"),
     ("timing.csv", b"\xff\xfe", "timing.csv: not a log rdpg wrote (byte "),
 ])
-def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, log, damage, words):
-    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, small_run, log, damage, words):
     run = tmp_path / "run"
+    shutil.copytree(small_run, run)
     with open(run / log, "ab") as f:
         f.write(damage)
     before = {name: (run / name).read_bytes() for name in ("config.yaml", "command.txt", "metrics.csv",
@@ -566,15 +575,15 @@ def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
     assert "kwargs:\n    g: 5.0" in (work / "run" / "config.yaml").read_text()
 
 
-def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path):
+def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path, small_run):
     """config.yaml edited (hoping to change a setting), or the checkpoint of another run copied in: the resume
     would overwrite the edit or mix two runs' logs. One line naming the keys; nothing changes."""
-    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
     run = tmp_path / "run"
+    shutil.copytree(small_run, run)
     edited = (run / "config.yaml").read_text().replace("- 16", "- 64")
     (run / "config.yaml").write_text(edited)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
-    result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path, check=False)
+    result = rdpg("train", "--resume", "run", "--steps", "400", cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: --resume run: run/config.yaml differs from the settings in checkpoint.h5 (network.actor_layers, "
@@ -584,8 +593,8 @@ def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
     # Moved away, the file is written again from the checkpoint and the run goes on.
     (run / "config.yaml").rename(tmp_path / "my-edit.yaml")
-    rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path)
-    assert "- 16" in (run / "config.yaml").read_text() and checkpoint_steps(run / "checkpoint.h5") == 300
+    rdpg("train", "--resume", "run", "--steps", "400", "-q", cwd=tmp_path)
+    assert "- 16" in (run / "config.yaml").read_text() and checkpoint_steps(run / "checkpoint.h5") == 400
 
 
 def test_a_resume_refuses_the_checkpoint_of_another_run(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -411,6 +412,14 @@ def test_a_folder_with_a_run_stopped_before_its_first_checkpoint_needs_force(tmp
     assert (tmp_path / "run" / "metrics.csv").read_text() == "env_steps\n100\n"
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A 120-step run, trained once for the tests that damage a copy of it."""
+    folder = tmp_path_factory.mktemp("small")
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=folder)
+    return folder / "run"
+
+
 def _damage(path: Path, change) -> None:
     with h5py.File(path, "r+") as f:
         change(f)
@@ -459,8 +468,8 @@ def _nan_at_first(a):
                  id="replay-actions-wide"),
     pytest.param(lambda f: f.__delitem__("replay/starting"), id="replay-starting-missing"),
 ])
-def test_a_damaged_training_state_is_one_line_and_changes_nothing(tmp_path, change):
-    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+def test_a_damaged_training_state_is_one_line_and_changes_nothing(tmp_path, small_run, change):
+    shutil.copytree(small_run, tmp_path / "run")
     _damage(tmp_path / "run" / "checkpoint.h5", change)
     before = _snapshot(tmp_path / "run")
     result = rdpg("train", "--resume", "run", "--steps", "200", cwd=tmp_path, check=False)
