@@ -43,6 +43,14 @@ def small_run(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+def train_faulty(tmp_path: Path, fault: str, fault_step: int, steps: int) -> subprocess.CompletedProcess:
+    """Train on FaultyPendulum with ``fault`` into tmp_path/run, checkpointing every 100 env steps."""
+    preset = faulty_preset(tmp_path, fault, fault_step)
+    return rdpg("train", "--preset", preset, "--steps", str(steps), *TINY, "--set", "train.eval_every=100000",
+                "--set", "train.checkpoint_every=100", "--run-dir", "run", cwd=tmp_path, check=False,
+                env=FAULTY_ENV)
+
+
 def checkpoint_steps(path: Path) -> int:
     with h5py.File(path, "r") as f:
         return int(f.attrs["env_steps"])
@@ -59,10 +67,7 @@ def checkpoint_steps(path: Path) -> int:
                                               ("huge_reward", "returned reward 1e+300, beyond float32's range"),
                                               ("none_reward", "returned reward None, not one number")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
-    preset = faulty_preset(tmp_path, fault, 350)
-    result = rdpg("train", "--preset", preset, "--steps", "1000", *TINY, "--set", "train.eval_every=100000",
-                  "--set", "train.checkpoint_every=100", "--run-dir", "run", cwd=tmp_path, check=False,
-                  env=FAULTY_ENV)
+    result = train_faulty(tmp_path, fault, fault_step=350, steps=1000)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -337,10 +342,7 @@ def test_a_write_failure_while_tensorboard_is_cut_back_on_resume_is_one_line(tmp
 ])
 def test_a_reset_that_breaks_mid_run_stops_it_in_one_line(tmp_path, fault, words):
     """The training environment's second reset (env step 200, its first episode over) breaks."""
-    preset = faulty_preset(tmp_path, fault, 2)
-    result = rdpg("train", "--preset", preset, "--steps", "400", *TINY, "--set", "train.eval_every=100000",
-                  "--set", "train.checkpoint_every=100", "--run-dir", "run", cwd=tmp_path, check=False,
-                  env=FAULTY_ENV)
+    result = train_faulty(tmp_path, fault, fault_step=2, steps=400)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {words}; checkpoint.h5 keeps the last good state"]
 
