@@ -462,7 +462,7 @@ def _remove_if_unused(run_dir: Path, created: bool) -> None:
     if not created:
         return
     try:
-        if [entry.name for entry in run_dir.iterdir()] != [".lock"]:
+        if {entry.name for entry in run_dir.iterdir()} - {".lock"}:
             return  # the run wrote something: the folder, its lock included, stays
         (run_dir / ".lock").unlink(missing_ok=True)
         run_dir.rmdir()

@@ -810,8 +810,9 @@ def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
     data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
     origins = {key: "--set" for key in overrides}
-    if any(key.startswith(KWARGS_PREFIX) for key in overrides):
-        origins.setdefault("env.kwargs", "--set")  # a bad value in them is the --set's, not the file's
+    one_kwarg = [key for key in overrides if key.startswith(KWARGS_PREFIX)]
+    if one_kwarg:  # a bad value in the mapping may be the file's or a --set's: both are named
+        origins.setdefault("env.kwargs", f"{path} with --set {', '.join(one_kwarg)}")
     config = config_from_dict(data, source=str(path), origins=origins)
     # Seeds enter numpy's SeedSequence as 32-bit words: 2**32 would give seed 0's episodes again. Checked on
     # what users give, not on stored configs (a checkpoint of an earlier version must still load).

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import select
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError
 FPS = 30
 # What a GIF may hold in memory until it is written (its frames at a byte a pixel): beyond, MP4 is the format.
 GIF_BUDGET_BYTES = 2 << 30
+# How long a stopping child may take to close its writer before it is killed.
+ABORT_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class VideoRecorder:
         self._temporary = temporary_path(self._path, os.getpid())
         self._env_id = config.env.id
         self._episode = -1
+        self._moved = False
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow's inherited
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
@@ -92,6 +96,7 @@ class VideoRecorder:
         except OSError as exc:
             self.abort()
             raise ConfigError(f"--video {self._path}: cannot write it ({exc.strerror or exc})") from None
+        self._moved = True  # the video is complete and in place: a stop from here on leaves it
         with contextlib.suppress(OSError, ValueError):
             self._connection.send(("moved",))  # the child exits without removing what is now the video
         self._process.join(timeout=10)
@@ -99,11 +104,18 @@ class VideoRecorder:
         return frames, divergence
 
     def abort(self) -> None:
-        """Stop the child at once (it may be blocked in a renderer or in writing the file) and remove its
-        temporary file."""
+        """Stop the child and remove its temporary file. It is asked first, when the pipe has room, so that it
+        closes its writer (ffmpeg runs in a process group of its own and would finish, and maybe create, the
+        file after the child's death); one that does not stop within a few seconds (blocked in a renderer, or
+        failed and only draining the pipe) is killed."""
+        if not self._moved and self._process.is_alive() and _writable(self._connection):
+            with contextlib.suppress(OSError, ValueError):
+                self._connection.send(("abort",))
+            self._process.join(timeout=ABORT_GRACE_SECONDS)
         self._stop_child()
-        with contextlib.suppress(OSError):
-            self._temporary.unlink(missing_ok=True)
+        if not self._moved:
+            with contextlib.suppress(OSError):
+                self._temporary.unlink(missing_ok=True)
 
     def _stop_child(self) -> None:
         if self._process.is_alive():
@@ -188,6 +200,8 @@ def _replay(connection, env, config: Config, writer, episodes: int) -> bool:
         except EOFError:  # the parent is gone
             return False
         kind = message[0]
+        if kind == "abort":  # the parent stopped: the file is discarded (after the writer, ffmpeg, is closed)
+            return False
         if kind == "finish":
             frames = writer.finish()
             connection.send(("written", frames, divergence))
@@ -250,10 +264,18 @@ def _render(env, config: Config) -> np.ndarray:
 def _fail(connection, message: str) -> None:
     try:
         connection.send(("error", message))
-        while True:  # until the parent stops this process or closes the pipe
-            connection.recv()
+        while connection.recv()[0] != "abort":  # drained until the parent stops this process
+            pass
     except (EOFError, OSError):
         pass
+
+
+def _writable(connection) -> bool:
+    """Whether a short message can be sent without blocking (the pipe is not full of unread steps)."""
+    try:
+        return bool(select.select([], [connection.fileno()], [], 0)[1])
+    except (OSError, ValueError):
+        return False
 
 
 def _first_line(exc: BaseException) -> str:

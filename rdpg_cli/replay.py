@@ -209,7 +209,10 @@ class ReplayBuffer:
             if np.shape(data[name]) != shape or np.asarray(data[name]).dtype.kind not in "biuf":
                 raise ValueError(f"replay/{name} holds {np.asarray(data[name]).dtype} {list(np.shape(data[name]))}, "
                                  f"expected numbers {list(shape)}")
-        if np.any(np.asarray(data["flags"]) & ~np.uint8(TERMINATED | EPISODE_END | EPISODE_START)):
+        flags = np.asarray(data["flags"])
+        every_flag = int(TERMINATED | EPISODE_END | EPISODE_START)
+        if flags.dtype.kind not in "biu" or np.any((flags < 0) | (flags > every_flag)) \
+                or np.any(flags.astype(np.int64) & ~every_flag):
             raise ValueError("replay/flags holds values that are not episode flags")
         for name in ("observations", "next_observations", "actions", "rewards"):
             if not np.all(np.isfinite(data[name])):  # the trainer never stores one: the file was damaged

@@ -621,6 +621,10 @@ def _check_training_state(state: dict[str, Any], counters: dict[str, int]) -> No
     recent = state.get("recent_returns")
     if not isinstance(recent, list) or not all(finite(r) for r in recent):
         raise ValueError("trainer_state.recent_returns is not a list of finite numbers")
+    sums = state.get("accumulators")
+    if not isinstance(sums, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and finite(v[0]) and finite(v[1]) for v in sums.values()):
+        raise ValueError("trainer_state.accumulators is not a mapping of [sum, count] pairs")
 
 
 def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:

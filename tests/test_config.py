@@ -715,7 +715,8 @@ def test_a_seed_of_2_to_the_32_is_refused_from_a_preset(tmp_path):
 
 
 def test_a_bad_value_in_one_env_kwarg_names_the_set():
-    with pytest.raises(ConfigError, match=r"^--set env\.kwargs: holds the non-finite number nan"):
+    with pytest.raises(ConfigError, match=r"pendulum\.yaml with --set env\.kwargs\.g: env\.kwargs: holds the "
+                                          r"non-finite number nan"):
         load_config("pendulum", dict([parse_override("env.kwargs.g=.nan")]))
 
 

@@ -460,6 +460,8 @@ def _nan_at_first(a):
     pytest.param(_edit_state(critic_updates=-1), id="negative-counter"),
     pytest.param(_replace_dataset("replay/rewards", _nan_at_first), id="replay-reward-nan"),
     pytest.param(_replace_dataset("replay/flags", lambda a: np.full_like(a, 77)), id="replay-flags-garbage"),
+    pytest.param(_replace_dataset("replay/flags", lambda a: np.full(a.shape, 256, np.int32)), id="replay-flags-wide"),
+    pytest.param(_edit_state(accumulators={"train/critic_loss": "abc"}), id="accumulators-text"),
     pytest.param(_replace_dataset("counters/0000", lambda a: np.asarray(-5, a.dtype)), id="negative-step-counter"),
     pytest.param(_set_attr("trainer_state", '{"env_steps": 120}'), id="trainer-state-incomplete"),
     pytest.param(_set_attr("noise_state", "[]"), id="noise-state-a-list"),
