@@ -291,7 +291,7 @@ def _require_folder_config(path: Path, config, resume: Path) -> None:
     written again."""
     import yaml
 
-    from rdpg_cli.config import ConfigError
+    from rdpg_cli.config import ConfigError, config_from_dict
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -300,8 +300,6 @@ def _require_folder_config(path: Path, config, resume: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--resume {resume}: {path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                           "move it away to resume (it is written again from the checkpoint)") from None
-    from rdpg_cli.config import config_from_dict
-
     try:  # read as a preset: keys a file of an older rdpg leaves out take their defaults, as in the checkpoint
         written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
     except (yaml.YAMLError, ConfigError):

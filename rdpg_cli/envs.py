@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from rdpg_cli.config import Config
-from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault, first_line
 from rdpg_cli.extras import install_hint
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _missing_dependency(env_id: str, exc: Exception) -> str:
     extra = required_extra(env_id)
     if extra is not None:
         return f"env.id: {env_id} needs the '{extra}' extra, which is not installed: {install_hint(extra)}"
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = first_line(exc) or type(exc).__name__
     return f"env.id: {env_id} needs a package that is not installed ({reason})"
 
 
@@ -85,9 +85,8 @@ def _route_simulator_warnings(env_id: str) -> None:
     except Exception as exc:  # MUJOCO_GL naming a library this machine lacks (osmesa): mujoco fails on import
         chosen = os.environ.get("MUJOCO_GL")
         hint = f"; MUJOCO_GL={chosen} needs its OpenGL library" if chosen else ""
-        reason = str(exc).splitlines()[0] if str(exc) else ""
         raise EnvironmentSetupError(
-            f"env.id: {env_id}: MuJoCo cannot start ({type(exc).__name__}: {reason}){hint}") from None
+            f"env.id: {env_id}: MuJoCo cannot start ({type(exc).__name__}: {first_line(exc)}){hint}") from None
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(lambda text: log.debug("MuJoCo: %s", text.strip()))
 
@@ -113,7 +112,7 @@ def _import_env_module(env_id: str) -> None:
                           "rdpg runs from, or its folder on PYTHONPATH)") from None
     except Exception as exc:  # the user's module: a SyntaxError, or anything it raises when imported
         raise ConfigError(f"env.id: {env_id}: importing {module} raised {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+                          f"{first_line(exc)}") from None
 
 
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:

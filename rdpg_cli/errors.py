@@ -23,6 +23,12 @@ def one_line(text: str) -> str:
     return text
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none): what a one-line error quotes of it."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
+
+
 class RdpgError(Exception):
     """Bad input from the user: a one-line message, exit code 2."""
 

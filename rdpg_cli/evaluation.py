@@ -8,11 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
-from rdpg_cli.config import Config
+from rdpg_cli.config import FLOAT32_MAX, Config
 from rdpg_cli.envs import EVAL_STREAM, episode_seed, make_env
-from rdpg_cli.errors import EnvironmentSetupError, TrainingFault
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+from rdpg_cli.errors import EnvironmentSetupError, TrainingFault, first_line
 
 
 class Policy(Protocol):
@@ -132,7 +130,7 @@ def checked_reset(env, seed: int, where: str = "") -> np.ndarray:
     try:
         answer = env.reset(seed=seed)
     except Exception as exc:  # the environment's own code: any failure is one line, not a traceback
-        raise TrainingFault(f"{where}the environment's reset raised {type(exc).__name__}: {_first_line(exc)}") from None
+        raise TrainingFault(f"{where}the environment's reset raised {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(answer, tuple) or len(answer) != 2:
         raise TrainingFault(f"{where}the environment's reset returned {_described(answer)}, not gymnasium's "
                             "(observation, info)")
@@ -145,18 +143,13 @@ def checked_step(env, action: np.ndarray, where: str = "") -> tuple[np.ndarray, 
     try:
         answer = env.step(action)
     except Exception as exc:  # a broken environment must not lose the run
-        raise TrainingFault(f"{where}the environment raised {type(exc).__name__}: {_first_line(exc)}") from None
+        raise TrainingFault(f"{where}the environment raised {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(answer, tuple) or len(answer) != 5:
         raise TrainingFault(f"{where}the environment's step returned {_described(answer)}, not gymnasium's "
                             "(observation, reward, terminated, truncated, info)")
     observation, reward, terminated, truncated, _ = answer
     return (checked_observation(observation, env, where), checked_reward(reward, where), bool(terminated),
             bool(truncated))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else ""
 
 
 def _described(answer) -> str:

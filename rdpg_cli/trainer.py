@@ -23,7 +23,7 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
-from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault
+from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, first_line
 from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
@@ -120,9 +120,8 @@ class Trainer:
         try:
             self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
         except (MemoryError, ValueError) as exc:  # numpy: "array is too big" or "Unable to allocate 1.09 TiB"
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError(f"replay.size: {config.replay.size:,} transitions do not fit in memory ({reason})") \
-                from None
+            raise ConfigError(f"replay.size: {config.replay.size:,} transitions do not fit in memory "
+                              f"({first_line(exc) or type(exc).__name__})") from None
         self.noise = ExplorationNoise(config.agent, (spec.high - spec.low) / 2.0, self.seed)
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
         self.env = make_env(config)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rdpg_cli.errors import ConfigError
+from rdpg_cli.errors import ConfigError, first_line
 from rdpg_cli.input_files import cannot_write_in
 from rdpg_cli.extras import install_hint
 
@@ -147,7 +147,7 @@ class VideoWriter:
             except OSError as exc:
                 problem = exc.strerror or str(exc)
             except Exception as exc:  # for MP4: ffmpeg refusing the frames
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                reason = first_line(exc) or type(exc).__name__
                 problem, hint = reason, "" if self._gif else "; try a .gif path"
             if problem is not None:
                 self.discard()
