@@ -116,7 +116,7 @@ def main() -> None:
 
     import gymnasium as gym
 
-    from rdpg_cli.envs import EVAL_STREAM, episode_seed
+    from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
 
     header("Pendulum-v1: the optimal return on rdpg's evaluation start states (dynamic programming)")
     grid = Grid(n_angles, n_velocities)
@@ -128,7 +128,7 @@ def main() -> None:
     fine = np.linspace(-MAX_TORQUE, MAX_TORQUE, 161)
     achieved, predicted = [], []
     for episode in range(args.episodes):
-        reset_seed = episode_seed(args.eval_seed, EVAL_STREAM, episode)
+        reset_seed = episode_seed(args.eval_seed, EVAL_EPISODES, episode)
         total, value, (theta, velocity) = run_episode(env, reset_seed, grid, values, fine)
         achieved.append(total)
         predicted.append(value)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rdpg_cli import losses
+from rdpg_cli import losses, seeding
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec
 from rdpg_cli.networks import Actor, Critic, State, history_dim, make_history
@@ -69,7 +69,7 @@ class Agent:
         self.seed = int(seed)
         agent = config.agent
         net = config.network
-        keras.utils.set_random_seed(self.seed)
+        seeding.seed_networks(self.seed)
 
         self.recurrent = config.recurrent
         self.burn_in = config.replay.burn_in
@@ -312,6 +312,7 @@ class Agent:
                     critic_features = features
             critic_loss = tf.debugging.check_numerics(critic_loss, "critic loss")
         critic_grads = tape.gradient(critic_loss, self.critic_variables)
+        # With twin critics the loss is the sum of both critics' (each critic's gradient is its own loss's).
         metrics = {"critic_loss": critic_loss, "mean_q": mean_q}
 
         # ---- Actor step: dQ/da at the actor's own unclipped action, inverted, mean over samples once.

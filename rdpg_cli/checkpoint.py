@@ -415,7 +415,7 @@ def config_from_checkpoint(data: CheckpointData, source: str) -> Config:
         config = config_from_dict(data.config_dict, source=f"{source} (stored config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
-    except Exception:
+    except (yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError):  # not YAML, or odd types in it
         raise CheckpointError(f"{source}: damaged checkpoint: the stored config does not parse") from None
     if config.env.id != data.env_id:
         raise CheckpointError(f"{source}: damaged checkpoint: the stored config is for {config.env.id!r}, "

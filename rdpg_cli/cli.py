@@ -34,7 +34,8 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
 )
-presets_app = typer.Typer(help="List the shipped presets, or show one.", invoke_without_command=True)
+presets_app = typer.Typer(help="List the shipped presets (name, environment, description), or show one.",
+                          invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 
 class _Console(Console):
@@ -93,7 +94,8 @@ def _logging_flag(name: str):
     return callback
 
 
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug detail (and TensorFlow's log).",
+Verbose = Annotated[bool, typer.Option("--verbose", "-v",
+                                       help="Show debug detail: TensorFlow's log, and a traceback with an error.",
                                        callback=_logging_flag("verbose"))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.",
                                      callback=_logging_flag("quiet"))]
@@ -169,11 +171,17 @@ def note(text: str) -> None:
 
 @contextmanager
 def user_errors(verbose: bool = False):
-    """Project errors -> one line on stderr and their exit code; never a traceback (unless --verbose)."""
+    """Project errors -> one line on stderr and their exit code; a traceback only with --verbose."""
     try:
         yield
     except RdpgError as exc:
         from rich.markup import escape  # the message quotes user input: '[x]' or ':x:' must print as typed
+
+        if verbose:  # for a bug report: where it was raised, and the exception it was turned from
+            import traceback
+
+            exc.__suppress_context__ = False
+            sys.stderr.write("".join(traceback.format_exception(exc)))
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
                           soft_wrap=True)
@@ -202,8 +210,8 @@ def train(
                                                autocompletion=_complete_preset)] = None,
     steps: Annotated[int | None, typer.Option(help="Total env steps of the run (train.steps).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<preset>/<stamp>).")
-                       ] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run-dir", help="Run folder (default runs/<name>/<stamp>, name: the preset's).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: section.key=value (repeat).")
                     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a run: its checkpoint.h5 or run folder.")] = None,
@@ -221,7 +229,7 @@ def train(
 
 
 def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose) -> int:
-    from rdpg_cli.config import ConfigError, key_locator, load_config
+    from rdpg_cli.config import ConfigError, inert_settings, key_locator, load_config
 
     if steps is not None and steps <= 0:
         raise ConfigError(f"--steps: {steps} must be > 0")
@@ -236,8 +244,9 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         if seed is not None:
             overrides["train.seed"] = seed
         config = load_config(preset, overrides)
-        return _run_training(config, run_dir, None, force, eager, quiet, verbose,
-                             locate=key_locator(preset, overrides))
+        locate = key_locator(preset, overrides)
+        warnings = tuple(f"warning: {locate(ConfigError(text))}" for text in inert_settings(config))
+        return _run_training(config, run_dir, None, force, eager, quiet, verbose, locate=locate, warnings=warnings)
     if run_dir is not None:
         raise ConfigError("--run-dir: a resumed run continues in its own folder; leave --run-dir out")
     if overrides:
@@ -365,7 +374,7 @@ def _saved_state(run_dir: Path) -> str:
 
 
 def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager, quiet, verbose, stop,
-              shown):
+              shown, warnings):
     """The part of ``rdpg train`` that holds the run folder's lock; None when a signal came before training
     started (nothing written, nothing removed)."""
     from rdpg_cli.errors import ConfigError
@@ -406,6 +415,8 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
                     reporter.message(f"resuming {run_dir} at env step {trainer.env_steps}")
                 elif not quiet:
                     console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
+                for text in warnings:  # once nothing can refuse the run any more: an error stays one line
+                    note(text)
             except BrokenPipeError:
                 _silence_stdout()
                 raise StdoutClosed(None) from None
@@ -469,7 +480,7 @@ def _remove_if_unused(run_dir: Path, created: bool) -> None:
 
 
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
-                  locate=None, resume_state: tuple[int, int] | None = None) -> int:
+                  locate=None, resume_state: tuple[int, int] | None = None, warnings: tuple[str, ...] = ()) -> int:
     import shlex
 
     from rich.table import Table
@@ -506,7 +517,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     with SignalStop(on_signal) as stop:
         try:
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
-                                quiet, verbose, stop, shown)
+                                quiet, verbose, stop, shown, warnings)
         except RdpgError:  # bad input found late (networks or replay too large for memory): no empty folder
             _remove_if_unused(run_dir, created)
             raise
@@ -564,8 +575,12 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 @app.command()
 def evaluate(
     artifact: Annotated[Path, typer.Argument(help="checkpoint.h5 (or best.h5), a run folder, or an export.")],
-    episodes: Annotated[int, typer.Option(help="Episodes to run.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the episodes' start states.")] = 0,
+    episodes: Annotated[int | None, typer.Option(
+        help="Episodes to run (default: the run's train.eval_episodes, as in its evaluations).", show_default=False)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of the episodes' start states (default: the run's train.eval_seed).",
+        show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     video: Annotated[Path | None, typer.Option(help="Also write the episodes to this .mp4 or .gif.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --video file.")] = False,
@@ -577,17 +592,18 @@ def evaluate(
         _evaluate(artifact, episodes, seed, json_, video, force, quiet, verbose)
 
 
-def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Path | None, force: bool,
-              quiet: bool, verbose: bool) -> None:
+def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: bool, video: Path | None,
+              force: bool, quiet: bool, verbose: bool) -> None:
     import json
 
     from rich.table import Table
 
     from rdpg_cli.errors import ConfigError
 
-    if episodes <= 0:
+    if episodes is not None and episodes <= 0:
         raise ConfigError(f"--episodes: {episodes} must be > 0")
-    if not 0 <= seed < 2**32:  # numpy's SeedSequence takes 32-bit words: 2**32 would repeat seed 0's episodes
+    # numpy's SeedSequence takes 32-bit words: 2**32 would repeat seed 0's episodes
+    if seed is not None and not 0 <= seed < 2**32:
         raise ConfigError(f"--seed: {seed} must be in [0, 2**32)")
     if video is not None and video.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"--video {video}: give a .mp4 or .gif path")
@@ -595,11 +611,16 @@ def _evaluate(artifact: Path, episodes: int, seed: int, as_json: bool, video: Pa
         from rdpg_cli.video import prepare_video
 
         prepare_video(video, force)
+    from rdpg_cli.loading import load_policy, require_existing
+
+    require_existing(artifact)
     load_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
     from rdpg_cli.evaluation import evaluate as run_episodes
-    from rdpg_cli.loading import load_policy
 
     config, policy, label = load_policy(artifact)
+    # By default the episodes of the run's own evaluations: the returns best_eval and metrics.csv report.
+    episodes = config.train.eval_episodes if episodes is None else episodes
+    seed = config.train.eval_seed if seed is None else seed
     if video is None:
         result = run_episodes(policy, config, episodes, seed)
     else:
@@ -644,10 +665,14 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export the trained policy: raw observations in, actions clipped to the bounds out."""
-    load_tensorflow(verbose)
     with user_errors(verbose):
-        from rdpg_cli.export import run_export
+        from rdpg_cli.export import known_format, run_export
+        from rdpg_cli.loading import require_existing
 
+        known_format(format_)  # bad arguments are reported without waiting for TensorFlow
+        if checkpoint is not None:
+            require_existing(checkpoint, "checkpoint")
+        load_tensorflow(verbose)
         run_export(checkpoint, format_, output, force, console if not quiet else None)
 
 
@@ -675,7 +700,8 @@ def plot(
     title: Annotated[str | None, typer.Option(help="Figure title (default: the metric and environment).")
                      ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --output image.")] = False,
-    verbose: Verbose = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug detail (a traceback with an error).",
+                                          callback=_logging_flag("verbose"))] = False,
     quiet: Quiet = False,
 ) -> None:
     """Draw learning curves from run folders: runs overlaid and labelled, the seeds of one preset as their
@@ -697,7 +723,13 @@ def plot(
 
 
 @presets_app.callback()
-def presets_list(ctx: typer.Context, verbose: Verbose = False, quiet: Quiet = False) -> None:
+def presets_list(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Add a column with each preset's file.",
+                                          callback=_logging_flag("verbose"))] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the names only, one a line.",
+                                        callback=_logging_flag("quiet"))] = False,
+) -> None:
     """List the shipped presets (name, environment, description); --quiet: names only, --verbose: files too."""
     if ctx.invoked_subcommand is not None:
         return

@@ -87,7 +87,9 @@ class AgentConfig:
                                  "positive")
     delta_clip: float | None = _f(None, "Huber delta of the critic loss; null uses the squared error", "positive")
     noise: Literal["gaussian", "ou", "none"] = _f("gaussian", "exploration noise added to the actor's action")
-    noise_sigma: float = _f(0.1, "noise scale as a fraction of half the action range", "nonnegative")
+    noise_sigma: float = _f(0.1, "noise scale as a fraction of half the action range: gaussian, its std; ou, the "
+                            "std of each step's kick (the noise then spreads to sigma / sqrt(theta (2 - theta)), "
+                            "1.9 sigma at theta 0.15)", "nonnegative")
     noise_sigma_final: float | None = _f(None, "anneal the noise scale linearly to this value; null keeps it",
                                          "nonnegative")
     noise_anneal_steps: int = _f(0, "env steps over which noise_sigma anneals to noise_sigma_final",
@@ -158,8 +160,8 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    name: str = "custom"
-    description: str = ""
+    name: str = _f("custom", "the run folder's parent, runs/<name>/ (a preset file: its file name unless set)")
+    description: str = _f("", "one line for `rdpg presets`")
 
     @property
     def recurrent(self) -> bool:
@@ -198,11 +200,11 @@ def all_keys() -> list[str]:
 
 
 def field_docs() -> dict[str, str]:
-    return {
-        f"{section}.{f.name}": f.metadata.get("doc", "")
-        for section, cls in SECTIONS.items()
-        for f in dataclasses.fields(cls)
-    }
+    """Every key's doc: ``section.key`` for the sections' fields, the bare name for the top-level ones."""
+    docs = {f"{section}.{f.name}": f.metadata.get("doc", "")
+            for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    docs |= {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(Config) if f.name in TOP_LEVEL_SCALARS}
+    return docs
 
 
 def documented_yaml(config: Config) -> str:
@@ -215,7 +217,7 @@ def documented_yaml(config: Config) -> str:
 
     docs = field_docs()
     data = config.to_dict()
-    lines = [f"{key}: {flow(data.pop(key))}" for key in TOP_LEVEL_SCALARS]
+    lines = [f"{key}: {flow(data.pop(key))}  # {docs[key]}" for key in TOP_LEVEL_SCALARS]
     for section, values in data.items():
         lines.append(f"{section}:  # {(SECTIONS[section].__doc__ or '').strip()}")
         width = max(len(f"  {key}: {flow(value)}") for key, value in values.items())
@@ -585,6 +587,12 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     if config.agent.target_update > 1 and not float(config.agent.target_update).is_integer():
         raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update} must be "
                           "< 1 (soft) or a whole number")
+    if config.replay.sequence_length > 1 and not config.recurrent:
+        # A feed-forward update on [B, L] windows is the update on B * L single transitions: a batch size in
+        # disguise, not the recurrence it looks like.
+        raise ConfigError(f"{at('replay.sequence_length', 'network.recurrent')}: replay.sequence_length: "
+                          f"{config.replay.sequence_length} needs network.recurrent lstm or gru (a feed-forward "
+                          "agent learns from single transitions; agent.batch_size sets how many)")
     window = config.replay.burn_in + config.replay.sequence_length
     if window > config.replay.size:
         raise ConfigError(f"{at('replay')}: replay.size: {config.replay.size} is smaller than one window "
@@ -594,6 +602,41 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
         # them with replacement, so no more are needed); a smaller replay never gets there.
         raise ConfigError(f"{at('replay.size', 'agent.batch_size')}: replay.size: {config.replay.size} is smaller "
                           f"than agent.batch_size {config.agent.batch_size}; the agent would never learn")
+
+
+def inert_settings(config: Config) -> list[str]:
+    """Settings given a value of their own (not the default) that do nothing with the rest of the config, one
+    line each: the run can go on, but a user who set them expected something to change."""
+    agent = config.agent
+    notes = []
+
+    def given(section: Any, key: str) -> bool:
+        return getattr(section, key) != getattr(type(section)(), key)
+
+    if agent.noise != "ou" and given(agent, "ou_theta"):
+        notes.append(f"agent.ou_theta: {agent.ou_theta} does nothing with agent.noise {agent.noise} (it is the "
+                     "Ornstein-Uhlenbeck noise's)")
+    if agent.noise == "none":
+        notes += [f"agent.{key}: {getattr(agent, key)} does nothing with agent.noise none"
+                  for key in ("noise_sigma", "noise_sigma_final", "noise_anneal_steps") if given(agent, key)]
+    elif agent.noise_sigma_final is None and given(agent, "noise_anneal_steps"):
+        notes.append(f"agent.noise_anneal_steps: {agent.noise_anneal_steps} does nothing without "
+                     "agent.noise_sigma_final (the scale to anneal to)")
+    if agent.target_noise == 0 and given(agent, "target_noise_clip"):
+        notes.append(f"agent.target_noise_clip: {agent.target_noise_clip} does nothing while agent.target_noise "
+                     "is 0")
+    elif agent.target_noise > 0 and agent.target_noise_clip == 0:
+        notes.append(f"agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise "
+                     f"{agent.target_noise} does nothing")
+    if not config.recurrent and given(config.network, "units"):
+        notes.append(f"network.units: {config.network.units} does nothing with network.recurrent none")
+    steps = config.train.steps
+    idle = [f"{what} (agent.{key} {getattr(agent, key)})" for key, what in (
+        ("warmup_steps", "every action is random"), ("warmup_critic", "the critic never learns"),
+        ("warmup_actor", "the actor never learns")) if getattr(agent, key) >= steps]
+    if idle:
+        notes.append(f"train.steps: {steps} ends within the warm-up: {', '.join(idle)}")
+    return notes
 
 
 # ----------------------------------------------------------------------------------------------------------

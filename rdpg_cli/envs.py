@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from rdpg_cli.config import Config
-from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault, first_line
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault, first_line, reason
 from rdpg_cli.extras import install_hint
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ def _missing_dependency(env_id: str, exc: Exception) -> str:
     extra = required_extra(env_id)
     if extra is not None:
         return f"env.id: {env_id} needs the '{extra}' extra, which is not installed: {install_hint(extra)}"
-    reason = first_line(exc) or type(exc).__name__
-    return f"env.id: {env_id} needs a package that is not installed ({reason})"
+    return f"env.id: {env_id} needs a package that is not installed ({reason(exc)})"
 
 
 def _route_simulator_warnings(env_id: str) -> None:
@@ -140,8 +139,11 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     except ImportError as exc:
         raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None
     except Exception as exc:  # an environment's constructor may raise anything at values it cannot take
+        if not config.env.kwargs:  # nothing of the user's to blame but the environment itself
+            raise EnvironmentSetupError(f"env.id: {config.env.id}'s constructor raised {type(exc).__name__}: "
+                                        f"{first_line(exc)}") from None
         raise ConfigError(f"env.kwargs: {config.env.id} cannot be made with {config.env.kwargs}: "
-                          f"{type(exc).__name__}: {exc}") from None
+                          f"{type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1 \
             or env.action_space.shape[0] == 0:
         env.close()
@@ -237,15 +239,3 @@ def resolve_bounds(config: Config) -> tuple[Config, EnvSpec]:
         config = config.replace(
             "action_bounds", low=[float(x) for x in spec.low], high=[float(x) for x in spec.high])
     return config, spec
-
-
-def episode_seed(seed: int, stream: int, episode: int) -> int:
-    """A reset seed for one episode, a pure function of (run seed, stream, episode index).
-
-    Seeding every episode, not just the first, is what lets a resumed run rebuild the environment exactly:
-    it needs only the counters and the executed actions of the current episode."""
-    return int(np.random.SeedSequence([seed, stream, episode]).generate_state(1)[0])
-
-
-TRAIN_STREAM = 0
-EVAL_STREAM = 1

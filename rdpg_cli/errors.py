@@ -29,6 +29,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def reason(exc: BaseException) -> str:
+    """What a one-line error quotes of an exception: its first line, or its type's name when it has none."""
+    return first_line(exc) or type(exc).__name__
+
+
 class RdpgError(Exception):
     """Bad input from the user: a one-line message, exit code 2."""
 

@@ -9,7 +9,8 @@ from typing import Protocol
 import numpy as np
 
 from rdpg_cli.config import FLOAT32_MAX, Config
-from rdpg_cli.envs import EVAL_STREAM, episode_seed, make_env
+from rdpg_cli.envs import make_env
+from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
 from rdpg_cli.errors import EnvironmentSetupError, TrainingFault, first_line
 
 
@@ -66,7 +67,7 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
     result = EvalResult(returns=[], lengths=[], seed=seed)
     try:
         for episode in range(episodes):
-            start_seed = episode_seed(seed, EVAL_STREAM, episode)
+            start_seed = episode_seed(seed, EVAL_EPISODES, episode)
             observation = checked_reset(env, start_seed, "evaluation: ")
             policy.reset()
             total, length, done = 0.0, 0, False

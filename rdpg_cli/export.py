@@ -41,7 +41,7 @@ import numpy as np
 
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
-from rdpg_cli.errors import ConfigError, ExportError
+from rdpg_cli.errors import ConfigError, ExportError, reason
 from rdpg_cli.input_files import cannot_write_in
 from rdpg_cli.extras import install_hint
 
@@ -347,7 +347,7 @@ def _write_tflite(model: Any, meta: PolicyMetadata, dest: Path) -> None:
         try:
             content = converter.convert()
         except Exception as exc:
-            raise ExportError(f"the TFLite converter failed: {_first_line(exc)}") from None
+            raise ExportError(f"the TFLite converter failed: {reason(exc)}") from None
     dest.write_bytes(content)
 
 
@@ -373,7 +373,7 @@ def _write_onnx(model: Any, meta: PolicyMetadata, dest: Path) -> None:
         raise  # writing the file failed, not the conversion: named as the keras and tflite writers name it
     except Exception as exc:
         kind = f"{meta.recurrent} recurrent" if meta.recurrent != "none" else "feed-forward"
-        raise ExportError(f"tf2onnx could not convert this {kind} policy: {_first_line(exc)}; the savedmodel "
+        raise ExportError(f"tf2onnx could not convert this {kind} policy: {reason(exc)}; the savedmodel "
                           "and tflite formats carry the same policy") from None
 
 
@@ -385,11 +385,6 @@ def _write_keras(model: Any, meta: PolicyMetadata, dest: Path) -> None:
 
 
 WRITERS = {"savedmodel": _write_savedmodel, "tflite": _write_tflite, "onnx": _write_onnx, "keras": _write_keras}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _import_tf2onnx() -> Any:
@@ -554,7 +549,7 @@ class KerasRunner:
         try:
             self.model = _load_keras_model(path)
         except Exception as exc:
-            raise ExportError(f"{path}: keras cannot load it: {_first_line(exc)}") from None
+            raise ExportError(f"{path}: keras cannot load it: {reason(exc)}") from None
         _check_input_widths(path, meta, {t.name: t.shape[-1] for t in self.model.inputs})
         # One traced function instead of an eager call per step (about 300 µs against 2 ms, DESIGN §8).
         self.call = tf.function(lambda feed: self.model(feed, training=False), reduce_retracing=True)
@@ -720,7 +715,7 @@ def load_exported_policy(path: Path) -> tuple[Config, ExportedPolicy, str]:
     except ExportError:
         raise
     except Exception as exc:
-        raise ExportError(f"{path}: cannot load this {format_} policy: {_first_line(exc)}") from None
+        raise ExportError(f"{path}: cannot load this {format_} policy: {reason(exc)}") from None
     return config, ExportedPolicy(runner, meta), f"{path} ({format_} export of {meta.checkpoint})"
 
 
@@ -762,7 +757,7 @@ def check_output(output: Path, format_: str, force: bool) -> None:
         return
     suffix = SUFFIXES[format_]
     if output.suffix.lower() != suffix:
-        raise ExportError(f"--output {output}: {'an' if format_[0] in 'aeio' else 'a'} {format_} export needs a "
+        raise ExportError(f"--output {output}: {_article(format_)} {format_} export needs a "
                           f"{suffix} file name")
     sidecar = metadata_path(output, format_)
     for path in (output, sidecar):
@@ -898,13 +893,18 @@ def _replace_savedmodel(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def known_format(format_: str) -> str:
+    """``format_`` as one of FORMATS (any case), or a one-line ExportError."""
+    if format_.strip().lower() not in FORMATS:
+        raise ExportError(f"--format {format_}: unknown; choose one of {', '.join(FORMATS)}")
+    return format_.strip().lower()
+
+
 def export_policy(checkpoint: Path, format_: str, output: Path | None = None, force: bool = False
                   ) -> ExportResult:
     """Write ``checkpoint``'s deterministic policy as ``format_``; -> what was written and how closely it
     matched the checkpoint's own policy."""
-    format_ = format_.strip().lower()
-    if format_ not in FORMATS:
-        raise ExportError(f"--format {format_}: unknown; choose one of {', '.join(FORMATS)}")
+    format_ = known_format(format_)
     from rdpg_cli.checkpoint import find_checkpoint
 
     checkpoint = find_checkpoint(Path(checkpoint))
@@ -936,7 +936,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         except Exception as exc:  # TensorFlow's writer reports a file-system failure as tf.errors
             if not _is_tf_write_error(exc):
                 raise
-            raise OSError(None, _first_line(exc)) from None
+            raise OSError(None, reason(exc)) from None
         if format_ != "savedmodel":
             size, sha256 = size_and_sha256(tmp.read_bytes())
             meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
@@ -967,8 +967,6 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
 def run_export(checkpoint: Path | None, format_: str, output: Path | None, force: bool, console: Any) -> None:
     """The ``rdpg export`` command: pick the checkpoint (the newest under runs/ by default), export, report.
     ``console`` is a Rich console, or None for --quiet (then only the written path is printed)."""
-    if format_.strip().lower() not in FORMATS:
-        raise ExportError(f"--format {format_}: unknown; choose one of {', '.join(FORMATS)}")
     if checkpoint is None:
         from rdpg_cli.checkpoint import newest_checkpoint
 

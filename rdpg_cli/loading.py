@@ -8,15 +8,21 @@ from rdpg_cli.config import Config
 from rdpg_cli.errors import CheckpointError
 
 
-def load_policy(path: Path) -> tuple[Config, object, str]:
-    """-> (config, policy with reset()/act(), label). Exports are recognised by their shape on disk."""
-    path = Path(path)
+def require_existing(path: Path, what: str = "") -> None:
+    """A one-line CheckpointError unless ``path`` exists ("PATH: [what ]not found"): checked before TensorFlow
+    loads (seconds)."""
     try:
         exists = path.exists()
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
         raise CheckpointError(f"{path}: cannot use it ({getattr(exc, 'strerror', None) or exc})") from None
     if not exists:
-        raise CheckpointError(f"{path}: not found")
+        raise CheckpointError(f"{path}: {what + ' ' if what else ''}not found")
+
+
+def load_policy(path: Path) -> tuple[Config, object, str]:
+    """-> (config, policy with reset()/act(), label). Exports are recognised by their shape on disk."""
+    path = Path(path)
+    require_existing(path)
     if path.is_dir() and not (path / "checkpoint.h5").exists():
         if (path / "saved_model.pb").exists():
             from rdpg_cli.export import load_exported_policy

@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from rdpg_cli.config import AgentConfig
+from rdpg_cli.seeding import EXPLORATION_NOISE, generator
 
 
 def sigma_at(config: AgentConfig, step: int) -> float:
@@ -28,7 +29,7 @@ class ExplorationNoise:
         self.config = config
         self.kind = config.noise
         self.half_range = np.asarray(half_range, np.float64)
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+        self.rng = generator(seed, EXPLORATION_NOISE)
         self.ou_state = np.zeros_like(self.half_range)
 
     def reset(self) -> None:

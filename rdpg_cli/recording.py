@@ -33,7 +33,7 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
-from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, first_line
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, reason
 
 FPS = 30
 # What a GIF may hold in memory until it is written (its frames at a byte a pixel): beyond, MP4 is the format.
@@ -182,7 +182,7 @@ def _serve(connection, config: Config, path: str, temporary: str, episodes: int,
         _fail(connection, str(exc))
     except Exception as exc:  # the environment's own code, replayed: any failure is reported, not raised
         _fail(connection, f"--video: {config.env.id} failed while replaying the episode for the video "
-                          f"({type(exc).__name__}: {first_line(exc) or type(exc).__name__})")
+                          f"({type(exc).__name__}: {reason(exc)})")
     finally:
         if writer is not None and not moved:
             writer.discard()
@@ -251,7 +251,7 @@ def _render(env, config: Config) -> np.ndarray:
         hint = ("; MuJoCo needs OpenGL, e.g. MUJOCO_GL=egl with the system's EGL libraries"
                 if required_extra(config.env.id) == "mujoco" else "")
         raise EnvironmentSetupError(
-            f"--video: {config.env.id} cannot render here ({first_line(exc) or type(exc).__name__}){hint}") from None
+            f"--video: {config.env.id} cannot render here ({reason(exc)}){hint}") from None
     if frame is None:
         raise EnvironmentSetupError(f"--video: {config.env.id} rendered no frame (render_mode rgb_array)")
     frame = np.asarray(frame)

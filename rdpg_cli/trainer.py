@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
+from rdpg_cli import seeding
 from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkpoint
 from rdpg_cli.config import Config
-from rdpg_cli.envs import TRAIN_STREAM, EnvSpec, episode_seed, make_env
-from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, first_line
+from rdpg_cli.envs import EnvSpec, make_env
+from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason
 from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
@@ -40,6 +42,7 @@ METRIC_COLUMNS = [
 ]
 # Wall-clock figures differ between two runs of the same seed, so they live apart from metrics.csv,
 # which stays bit-for-bit reproducible (and identical across a resume).
+MAX_FUSED_UPDATES = 8  # gradient steps in one compiled call, at most
 TIMING_COLUMNS = ["env_steps", "wall_seconds", "time/steps_per_second", "time/updates_per_second"]
 
 
@@ -121,9 +124,9 @@ class Trainer:
             self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
         except (MemoryError, ValueError) as exc:  # numpy: "array is too big" or "Unable to allocate 1.09 TiB"
             raise ConfigError(f"replay.size: {config.replay.size:,} transitions do not fit in memory "
-                              f"({first_line(exc) or type(exc).__name__})") from None
+                              f"({reason(exc)})") from None
         self.noise = ExplorationNoise(config.agent, (spec.high - spec.low) / 2.0, self.seed)
-        self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+        self.rng = seeding.generator(self.seed, seeding.REPLAY_SAMPLING)
         self.env = make_env(config)
         self.eval_env = make_env(config)
         self.policy = AgentPolicy(self.agent, exploring=True)
@@ -149,8 +152,10 @@ class Trainer:
         # running each at once; fewer, longer calls are faster (README).
         # (batch, update_actor, update_targets, env step sampled at)
         self.pending_updates: list[tuple[Batch, bool, bool, int]] = []
-        # The most steps one call holds: one policy-delay cycle of every env step's steps (1: a call per step).
-        self.max_fused_updates = config.agent.policy_delay * config.agent.gradient_steps
+        # The most steps one call holds: one policy-delay cycle of every env step's steps (1: a call per step),
+        # at most MAX_FUSED_UPDATES: each step is written out in the traced graph, and tracing 32 of them took
+        # 11 s (gradient_steps of 1000 would trace for minutes).
+        self.max_fused_updates = min(config.agent.policy_delay * config.agent.gradient_steps, MAX_FUSED_UPDATES)
 
     # -- episode handling ----------------------------------------------------------------------------------
 
@@ -159,9 +164,13 @@ class Trainer:
         """Env steps of the episode in progress: its record of executed actions holds one per step."""
         return self.episode_actions.length
 
+    def _episode_reset_seed(self) -> int:
+        """The reset seed of the episode in progress (a resume rebuilds it from this and its actions)."""
+        return seeding.episode_seed(self.seed, seeding.TRAIN_EPISODES, self.episodes)
+
     def _reset_episode(self) -> None:
         try:
-            self.observation = checked_reset(self.env, episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+            self.observation = checked_reset(self.env, self._episode_reset_seed())
         except TrainingFault as exc:
             raise self._fault(str(exc)) from None
         self.policy.reset()
@@ -250,8 +259,10 @@ class Trainer:
         self.pending_updates = []
         try:
             results = self.agent.train_steps(batches, actor_flags, target_flags)
-        except Exception as exc:
-            if "check_numerics" in str(exc) or "NaN" in str(exc) or "Inf" in str(exc):
+        except tf.errors.InvalidArgumentError as exc:
+            # check_numerics on a loss (Agent._update) says "<loss> : Tensor had NaN values" (or Inf); any
+            # other error is not a learning-rate problem and is raised as it is.
+            if "Tensor had NaN" in exc.message or "Tensor had Inf" in exc.message:
                 held = f" in the gradient steps of env steps {sampled_at[0]}-{sampled_at[-1]}" \
                     if sampled_at[0] != self.env_steps else ""
                 raise self._fault(f"the loss became non-finite (NaN or inf){held}: lower the learning rates") \
@@ -443,7 +454,7 @@ class Trainer:
             return
         # Rebuild the environment: reset with this episode's seed, replay the executed actions.
         try:
-            observation = checked_reset(self.env, episode_seed(self.seed, TRAIN_STREAM, self.episodes))
+            observation = checked_reset(self.env, self._episode_reset_seed())
             for action in episode_actions:
                 observation, *_ = checked_step(self.env, action)
         except TrainingFault as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rdpg_cli.errors import ConfigError, first_line
+from rdpg_cli.errors import ConfigError, reason
 from rdpg_cli.input_files import cannot_write_in
 from rdpg_cli.extras import install_hint
 
@@ -147,8 +147,7 @@ class VideoWriter:
             except OSError as exc:
                 problem = exc.strerror or str(exc)
             except Exception as exc:  # for MP4: ffmpeg refusing the frames
-                reason = first_line(exc) or type(exc).__name__
-                problem, hint = reason, "" if self._gif else "; try a .gif path"
+                problem, hint = reason(exc), "" if self._gif else "; try a .gif path"
             if problem is not None:
                 self.discard()
         if problem is not None:

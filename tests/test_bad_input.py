@@ -381,6 +381,18 @@ def test_a_good_tiny_run_still_works(tiny_checkpoint: Path, tmp_path: Path):
     assert '"episodes": 1' in result.stdout
 
 
+def test_verbose_shows_where_a_one_line_error_came_from(tmp_path: Path):
+    """For a bug report: --verbose prints the traceback, with the exception the error was turned from, and
+    ends with the same one line; the exit code stays 2."""
+    (tmp_path / "bad.yaml").write_text("env: [\n")
+    quiet = rdpg("train", "--preset", "bad.yaml", cwd=tmp_path)
+    loud = rdpg("train", "--preset", "bad.yaml", "--verbose", cwd=tmp_path)
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr and quiet.stderr.count("\n") == 1
+    assert "Traceback" in loud.stderr and "yaml" in loud.stderr and "ConfigError" in loud.stderr
+    assert loud.stderr.strip().splitlines()[-1] == quiet.stderr.strip()
+
+
 # ---------------------------------------------------------------------------------------- evaluate --video
 
 

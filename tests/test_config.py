@@ -88,7 +88,7 @@ def test_env_id_is_required():
 
 def test_every_field_is_documented():
     docs = field_docs()
-    assert set(docs) == set(all_keys()) - set(cfg.TOP_LEVEL_SCALARS)
+    assert set(docs) == set(all_keys())  # the top-level name and description too
     assert all(doc.strip() and "\n" not in doc for doc in docs.values())
 
 
@@ -193,8 +193,11 @@ ERROR_CASES = [
     ("width beyond float32", {"env": {"id": "X-v0"}, "action_bounds": {"low": [-3.0e38], "high": [3.0e38]}},
      ["action_bounds: dimension 0: the width high - low = 6e+38 is beyond float32's range"]),
     ("burn-in without recurrence", with_value("replay.burn_in", 4), ["replay.burn_in: 4 needs network.recurrent"]),
-    ("window larger than the replay", with_value("replay.sequence_length", 10, with_value("replay.size", 5)),
-     ["replay.size: 5 is smaller than one window"]),
+    ("window larger than the replay", with_value("network.recurrent", "lstm", with_value(
+        "replay.sequence_length", 10, with_value("replay.size", 5))), ["replay.size: 5 is smaller than one window"]),
+    ("sequences without recurrence", with_value("replay.sequence_length", 4),
+     ["replay.sequence_length: 4 needs network.recurrent lstm or gru (a feed-forward agent learns from single "
+      "transitions; agent.batch_size sets how many)"]),
     ("replay smaller than a batch", with_value("replay.size", 100),
      ["preset.yaml: replay.size: 100 is smaller than agent.batch_size 256; the agent would never learn"]),
     ("replay one short of a batch", with_value("agent.batch_size", 32, with_value("replay.size", 31)),
@@ -728,3 +731,40 @@ def test_a_bad_value_in_one_env_kwarg_names_the_set():
 def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
     with pytest.raises(ConfigError, match=rf"\(did you mean '{re.escape(suggestion)}'\?\)$"):
         parse_override(text)
+
+
+@pytest.mark.parametrize(("sets", "notes"), [
+    ({}, []),
+    ({"agent.noise": "gaussian", "agent.ou_theta": 0.3},
+     ["agent.ou_theta: 0.3 does nothing with agent.noise gaussian (it is the Ornstein-Uhlenbeck noise's)"]),
+    ({"agent.noise": "ou", "agent.ou_theta": 0.3}, []),
+    ({"agent.noise": "none", "agent.noise_sigma": 0.3, "agent.noise_sigma_final": 0.1,
+      "agent.noise_anneal_steps": 100},
+     ["agent.noise_sigma: 0.3 does nothing with agent.noise none",
+      "agent.noise_sigma_final: 0.1 does nothing with agent.noise none",
+      "agent.noise_anneal_steps: 100 does nothing with agent.noise none"]),
+    ({"agent.noise_anneal_steps": 100},
+     ["agent.noise_anneal_steps: 100 does nothing without agent.noise_sigma_final (the scale to anneal to)"]),
+    ({"agent.target_noise_clip": 0.2}, ["agent.target_noise_clip: 0.2 does nothing while agent.target_noise is 0"]),
+    ({"agent.target_noise": 0.2, "agent.target_noise_clip": 0.0},
+     ["agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise 0.2 does nothing"]),
+    ({"network.units": 32}, ["network.units: 32 does nothing with network.recurrent none"]),
+    ({"network.units": 32, "network.recurrent": "gru"}, []),
+    ({"train.steps": 1000},
+     ["train.steps: 1000 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic "
+      "never learns (agent.warmup_critic 1000), the actor never learns (agent.warmup_actor 1000)"]),
+    ({"train.steps": 1001}, []),
+    ({"train.steps": 3000, "agent.warmup_actor": 5000},
+     ["train.steps: 3000 ends within the warm-up: the actor never learns (agent.warmup_actor 5000)"]),
+])
+def test_settings_that_do_nothing_are_named(sets, notes):
+    from rdpg_cli.config import inert_settings
+
+    assert inert_settings(load_config("pendulum", sets)) == notes
+
+
+def test_no_shipped_preset_has_settings_that_do_nothing():
+    from rdpg_cli.config import inert_settings, shipped_presets
+
+    for name in shipped_presets():
+        assert inert_settings(load_config(name)) == [], name

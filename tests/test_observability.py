@@ -514,3 +514,25 @@ def test_preset_smoke_run(tmp_path: Path, preset: str, module: str, extra: str):
     assert math.isfinite(float(rows[-1]["eval/mean_return"]))
     assert math.isfinite(float(rows[-1]["train/critic_loss"]))
     assert (run_dir / "checkpoint.h5").is_file()
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--help"], None),
+    (["train", "--help"], None),
+    (["presets"], None),
+    (["train", "--preset", "nope"], "error: unknown preset 'nope'; shipped presets: "),
+    (["export", "--format", "bogus"], "error: --format bogus: unknown; choose one of savedmodel, tflite, onnx, keras"),
+    (["export", "missing.h5"], "error: missing.h5: checkpoint not found"),
+    (["evaluate", "missing.h5"], "error: missing.h5: not found"),
+    (["evaluate", "missing.h5", "--episodes", "0"], "error: --episodes: 0 must be > 0"),
+])
+def test_help_and_bad_arguments_never_wait_for_tensorflow(tmp_path, args, error):
+    """TensorFlow takes seconds to load: help, listings and arguments that cannot work answer without it
+    (here it cannot be imported at all)."""
+    result = run_cli(args, cwd=tmp_path, prelude="sys.modules['tensorflow'] = None\nsys.modules['keras'] = None")
+    if error is None:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout
+    else:
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(error), result.stderr

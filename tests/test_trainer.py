@@ -57,6 +57,31 @@ def test_default_run_folder_is_under_runs_preset_stamp(tmp_path):
     assert (stamp / "checkpoint.h5").exists()
 
 
+def test_a_setting_that_does_nothing_is_a_warning_and_the_run_goes_on(tmp_path):
+    from rdpg_cli.config import shipped_presets
+
+    result = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--set", "network.units=8",
+                  "--run-dir", "run", "-q", cwd=tmp_path)
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {shipped_presets()['pendulum']} with --set network.units: network.units: 8 does nothing with "
+        "network.recurrent none"]
+    assert (tmp_path / "run" / "checkpoint.h5").exists()
+
+
+def test_evaluate_defaults_to_the_episodes_of_the_runs_own_evaluations(tmp_path):
+    """`rdpg evaluate best.h5` with no --episodes/--seed runs the run's evaluation episodes
+    (train.eval_episodes of train.eval_seed) and so gives back its best evaluation return."""
+    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.eval_episodes=2",
+         "--set", "train.eval_seed=7", "--run-dir", "run", "-q", cwd=tmp_path)
+    header, *rows = [line.split(",") for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()]
+    best = float(rows[-1][header.index("eval/best_return")])
+    result = json.loads(rdpg("evaluate", "run/best.h5", "--json", cwd=tmp_path).stdout)
+    assert result["episodes"] == 2
+    assert result["mean_return"] == pytest.approx(best, abs=1e-3)
+    other_seed = json.loads(rdpg("evaluate", "run/best.h5", "--json", "--seed", "0", cwd=tmp_path).stdout)
+    assert other_seed["mean_return"] != pytest.approx(best, abs=1e-3)
+
+
 def test_recurrent_run_writes_every_run_file(tmp_path):
     rdpg("train", "--preset", "pendulum-novel", "--steps", "300", *TINY, *TINY_RECURRENT, "--run-dir", "run",
          cwd=tmp_path)
@@ -146,6 +171,31 @@ def test_held_steps_give_the_numbers_of_a_call_per_step(tmp_path, case):
         assert not [k for k in arrays if not np.array_equal(arrays[k], expected_arrays[k])]
     for trainer in (at_once, held, stopped, resumed):
         trainer.close()
+
+
+def test_many_gradient_steps_per_env_step_share_calls_of_bounded_length(tmp_path):
+    """Every step of a call is written out in its traced graph: 20 gradient steps every 20 env steps run as
+    calls of at most MAX_FUSED_UPDATES steps, not one call of 20 (tracing would grow with gradient_steps)."""
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.trainer import MAX_FUSED_UPDATES, Trainer
+
+    overrides = dict(parse_override(text) for text in [*TINY[1::2], "agent.gradient_steps=20",
+                                                        "agent.train_interval=20", "agent.policy_delay=2"])
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    trainer = Trainer(config, spec, tmp_path)
+    calls: list[int] = []
+    train_steps = trainer.agent.train_steps
+
+    def recording(batches, actor_flags, target_flags):
+        calls.append(len(batches))
+        return train_steps(batches, actor_flags, target_flags)
+
+    trainer.agent.train_steps = recording
+    trainer.run(160, fresh=True)
+    trainer.close()
+    assert sum(calls) == trainer.critic_updates == 80  # at env steps 100, 120, 140 and 160
+    assert max(calls) == MAX_FUSED_UPDATES < 20
 
 
 def test_td3_moves_the_targets_on_its_delayed_steps_only(tmp_path):
