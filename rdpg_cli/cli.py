@@ -249,6 +249,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         return _run_training(config, run_dir, None, force, eager, quiet, verbose, locate=locate, warnings=warnings)
     if run_dir is not None:
         raise ConfigError("--run-dir: a resumed run continues in its own folder; leave --run-dir out")
+    if force:
+        raise ConfigError("--force: a resumed run continues its own files, it replaces none; leave --force out")
     if overrides:
         raise ConfigError(f"--set {next(iter(overrides))}: a resumed run keeps its config; only --steps may "
                           "change")
@@ -263,7 +265,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     if not (latest.exists() and latest.samefile(checkpoint)):
         # A resumed run continues in the checkpoint's folder, writes its checkpoint.h5 and cuts metrics.csv
         # back to the resumed step: from best.h5 (or another file) that would throw the run's later progress
-        # away. Only the folder's own latest state resumes in place.
+        # away. Only the folder's own latest state resumes in place. (A file that is no checkpoint says so.)
+        read_checkpoint(checkpoint, with_replay=False)
         raise ConfigError(f"--resume {resume}: only a run's checkpoint.h5 resumes in its folder; resuming from "
                           f"{checkpoint.name} would rewind the run there and overwrite it (copy it into a new "
                           "folder as checkpoint.h5 to train on from it)")
@@ -271,7 +274,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     config = config_from_checkpoint(data, str(resume))
-    _require_folder_config(folder / "config.yaml", config, resume)
+    announced_steps = _require_folder_config(folder / "config.yaml", config, resume)
     if preset is not None:
         from rdpg_cli.envs import resolve_bounds
 
@@ -287,17 +290,21 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     if seed is not None and seed != config.train.seed:
         raise ConfigError(f"--seed {seed}: the run being resumed uses seed {config.train.seed}")
     if steps is not None:
-        config = config.replace("train", steps=steps)
+        config = config.replace("train", source="--steps", steps=steps)
+    elif announced_steps is not None:
+        # A session that extended the budget writes config.yaml at its start: if it stopped before its first
+        # checkpoint, the budget it announced is still the run's.
+        config = config.replace("train", steps=announced_steps)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
                          resume_state=read_state)
 
 
-def _require_folder_config(path: Path, config, resume: Path) -> None:
+def _require_folder_config(path: Path, config, resume: Path) -> int | None:
     """A resume continues with the checkpoint's settings and writes them to the folder's config.yaml. If that
     file says otherwise (edited in the hope of changing a setting, or the checkpoint of another run copied
     in), overwriting it would lose the edit, or mix two runs' logs in one folder: refused, with the keys
-    that differ. train.steps is the one setting a resume changes (--steps). A missing config.yaml is
-    written again."""
+    that differ. train.steps is the one setting a resume changes (--steps): its value in config.yaml is
+    returned (None when the file is missing; it is written again)."""
     import yaml
 
     from rdpg_cli.config import ConfigError, config_from_dict
@@ -305,7 +312,7 @@ def _require_folder_config(path: Path, config, resume: Path) -> None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--resume {resume}: {path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                           "move it away to resume (it is written again from the checkpoint)") from None
@@ -323,6 +330,7 @@ def _require_folder_config(path: Path, config, resume: Path) -> None:
             f"--resume {resume}: {path} differs from the settings in checkpoint.h5 ({shown}); a resume continues "
             "with the checkpoint's settings and rewrites config.yaml: undo the edit, or move config.yaml away "
             "to resume (settings cannot change on a resume: start a new run for that)")
+    return written["train"]["steps"]
 
 
 def _differing_keys(written: dict, expected: dict, prefix: str = "") -> list[str]:

@@ -77,7 +77,8 @@ class AgentConfig:
     batch_size: int = _f(256, "sequences (feed-forward: transitions) per gradient step", "positive")
     warmup_steps: int = _f(1000, "env steps of uniform random actions before the actor acts", "nonnegative")
     warmup_critic: int = _f(1000, "env steps before the critic starts learning", "nonnegative")
-    warmup_actor: int = _f(1000, "env steps before the actor starts learning", "nonnegative")
+    warmup_actor: int = _f(1000, "env steps before the actor starts learning (not before warmup_critic: it learns "
+                           "from the critic's dQ/da)", "nonnegative")
     target_update: float = _f(0.005, "< 1: soft update rate tau; >= 1: hard copy every that many gradient steps",
                               "positive")
     actor_lr: float = _f(1.0e-3, "actor Adam learning rate", "positive")
@@ -173,11 +174,11 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def replace(self, section: str, **changes: Any) -> Config:
-        """A copy with some keys of one section changed (validated again)."""
+    def replace(self, section: str, source: str = "<config>", **changes: Any) -> Config:
+        """A copy with some keys of one section changed (validated again; ``source`` names them in errors)."""
         data = self.to_dict()
         data[section].update(changes)
-        return config_from_dict(data, source="<config>")
+        return config_from_dict(data, source=source)
 
 
 SECTIONS: dict[str, type] = {
@@ -630,6 +631,9 @@ def inert_settings(config: Config) -> list[str]:
                      f"{agent.target_noise} does nothing")
     if not config.recurrent and given(config.network, "units"):
         notes.append(f"network.units: {config.network.units} does nothing with network.recurrent none")
+    if agent.warmup_actor < agent.warmup_critic:
+        notes.append(f"agent.warmup_actor: {agent.warmup_actor} < agent.warmup_critic {agent.warmup_critic}: the "
+                     f"actor starts learning with the critic, at env step {agent.warmup_critic}")
     steps = config.train.steps
     idle = [f"{what} (agent.{key} {getattr(agent, key)})" for key, what in (
         ("warmup_steps", "every action is random"), ("warmup_critic", "the critic never learns"),

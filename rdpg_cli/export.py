@@ -9,7 +9,8 @@ loads with ``keras.saving.load_model`` in safe mode, without rdpg installed). Th
     outputs  action [batch, act], clipped to the bounds, float32, and the next value of every state input
 
 A client starts each episode from the zero state (``initial_state(batch_size)`` in a SavedModel or TFLite
-file) and feeds each step's state outputs back as the next step's inputs. The previous action is part of
+file, whose ``step`` signature is ``serving_default`` under DESIGN §6's name) and feeds each step's state
+outputs back as the next step's inputs. The previous action is part of
 that state: it is the *clipped* action, as the in-process policy feeds back.
 
 Each artifact carries a metadata JSON (a SavedModel asset ``assets.extra/rdpg_policy.json``, or a sidecar
@@ -320,6 +321,9 @@ def _write_savedmodel(model: Any, meta: PolicyMetadata, dest: Path) -> None:
     archive.track(model)
     archive.add_endpoint("serving_default", _serving_fn(model, meta), input_signature=_signature(meta))
     if meta.state:
+        # DESIGN §6's names for a recurrent policy: step(observation, state) -> (action, state), the same
+        # function as serving_default (which TF Serving and saved_model_cli call by default).
+        archive.add_endpoint("step", _serving_fn(model, meta), input_signature=_signature(meta))
         sizes = {s.name: s.size for s in meta.state}
 
         def initial_state(batch_size):
@@ -340,7 +344,7 @@ def _write_tflite(model: Any, meta: PolicyMetadata, dest: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "savedmodel"
         _write_savedmodel(model, meta, saved)
-        keys = ["serving_default", "initial_state"] if meta.state else ["serving_default"]
+        keys = ["serving_default", "step", "initial_state"] if meta.state else ["serving_default"]
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=keys)
         # Built-in ops only: a file that needs the Flex delegate would not run in a plain LiteRT interpreter.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -759,6 +763,9 @@ def check_output(output: Path, format_: str, force: bool) -> None:
     if output.suffix.lower() != suffix:
         raise ExportError(f"--output {output}: {_article(format_)} {format_} export needs a "
                           f"{suffix} file name")
+    if format_ == "keras" and output.suffix != suffix:
+        raise ExportError(f"--output {output}: a keras export needs a {suffix} file name in lower case "
+                          f"(keras.saving.load_model refuses {output.suffix})")
     sidecar = metadata_path(output, format_)
     for path in (output, sidecar):
         if path.is_dir():
@@ -828,6 +835,14 @@ def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     if set(a) != set(b):
         raise ExportError(f"the artifact returns {sorted(a)}, the policy {sorted(b)}")
     return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, True where that cannot be told (rdpg never removes what it cannot tell it made)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return True
 
 
 def _check_writable(output: Path, format_: str) -> None:
@@ -920,17 +935,26 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     space = _raw_observation_space(config)
     meta = _metadata(format_, config, agent, data, checkpoint, space)
     model = build_policy_model(agent, config, meta.observation_dim)
+    feed = parity_inputs(meta)
+    expected = reference_step(agent, config, feed)
+    if not all(np.all(np.isfinite(values)) for values in expected.values()):
+        raise ExportError(f"{checkpoint}: its policy's actions are non-finite (the weights diverged); nothing to "
+                          "export")
 
+    created = [folder for folder in output.parents if not _exists(folder)]  # deepest first, removed on a failure
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ExportError(f"--output {output}: cannot create its folder (a file is in the way)") from None
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot create its folder ({exc.strerror})") from None
-    _check_writable(output, format_)
-    # Same folder (so the final rename is atomic) and the suffix in lower case (Keras refuses to save a .keras
-    # file under any other name, .KERAS included, though rdpg takes either).
+    # Same folder (so the final rename is atomic) and the suffix in lower case (onnx and tflite outputs may
+    # have theirs in any case).
     tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix.lower()}")
     sidecar_tmp = tmp.with_name(tmp.name + ".json")
+    placed = False
     try:
+        _check_writable(output, format_)
         try:
             WRITERS[format_](model, meta, tmp)
         except Exception as exc:  # TensorFlow's writer reports a file-system failure as tf.errors
@@ -942,9 +966,8 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
             meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
             sidecar_tmp.write_text(meta.to_json())
         # The check runs the file just written, in its own runtime, before it replaces anything.
-        feed = parity_inputs(meta)
         runner = RUNNERS[format_](tmp, meta)
-        difference = max_difference(runner.step(feed), reference_step(agent, config, feed))
+        difference = max_difference(runner.step(feed), expected)
         del runner  # the TFLite interpreter and ORT session hold the file open
         if not difference <= PARITY_TOLERANCE:
             raise ExportError(f"the {format_} artifact's actions differ from the checkpoint's by {difference:.3g} "
@@ -952,6 +975,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         if format_ != "savedmodel":
             _place(sidecar_tmp, metadata_path(output, format_))
         _place(tmp, output)
+        placed = True
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
     finally:
@@ -960,6 +984,12 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         else:
             tmp.unlink(missing_ok=True)
         sidecar_tmp.unlink(missing_ok=True)
+        if not placed:  # "nothing was written": not even the folders made for it
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return ExportResult(path=output, format=format_, checkpoint=checkpoint, metadata=meta,
                         max_difference=difference)
 

@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,10 +179,10 @@ class Trainer:
         self.episode_return = 0.0
         self.episode_actions.clear()
 
-    def _fault(self, what: str, checkpoint_kept: bool = True) -> TrainingFault:
+    def _fault(self, what: str, checkpoint_kept: bool = True, resumable: bool = False) -> TrainingFault:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
         checkpoint.h5 (a non-finite value is never written; a diverged actor's huge but finite weights may
-        have been)."""
+        have been). ``resumable``: once its cause is fixed (room on the disk), the run can go on."""
         every = self.config.train.checkpoint_every
         if not (self.run_dir / "checkpoint.h5").exists():
             kept = f"; no checkpoint was written yet (train.checkpoint_every: {every})"
@@ -189,6 +190,8 @@ class Trainer:
             kept = "; checkpoint.h5 keeps the last good state"
         else:
             kept = ""
+        if resumable and (self.run_dir / "checkpoint.h5").exists():
+            kept += f"; once it can be written, resume with: rdpg train --resume {shlex.quote(str(self.run_dir))}"
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
     # -- one env step --------------------------------------------------------------------------------------
@@ -419,7 +422,7 @@ class Trainer:
         try:
             write_checkpoint(path, data)
         except OSError as exc:  # a full disk, a file-size limit: the file it would have replaced is intact
-            raise self._fault(f"cannot write {path} ({exc.strerror or exc})") from None
+            raise self._fault(f"cannot write {path} ({exc.strerror or exc})", resumable=True) from None
 
     def save(self) -> Path:
         path = self.run_dir / "checkpoint.h5"
@@ -510,7 +513,7 @@ class Trainer:
             if exc.errno not in WRITE_FAILURES:  # e.g. a closed pipe on stdout: not the run folder's doing
                 raise
             where = exc.filename or self.run_dir
-            raise self._fault(f"cannot write {where} ({exc.strerror or exc})") from None
+            raise self._fault(f"cannot write {where} ({exc.strerror or exc})", resumable=True) from None
 
     def _run(self, total_steps: int, fresh: bool) -> RunSummary:
         if fresh:

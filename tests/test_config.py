@@ -754,6 +754,9 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
      ["train.steps: 1000 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic "
       "never learns (agent.warmup_critic 1000), the actor never learns (agent.warmup_actor 1000)"]),
     ({"train.steps": 1001}, []),
+    ({"agent.warmup_actor": 200},
+     ["agent.warmup_actor: 200 < agent.warmup_critic 1000: the actor starts learning with the critic, at env step "
+      "1000"]),
     ({"train.steps": 3000, "agent.warmup_actor": 5000},
      ["train.steps: 3000 ends within the warm-up: the actor never learns (agent.warmup_actor 5000)"]),
 ])

@@ -354,6 +354,36 @@ def test_savedmodel_runs_in_a_fresh_process_without_rdpg(artifact, policies, tmp
         np.testing.assert_allclose(np.load(tmp_path / f"{kind}-actions.npy"), expected[kind], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_a_recurrent_export_has_design_s_step_and_initial_state(artifact, fmt):
+    """DESIGN §6: a recurrent policy carries its state as initial_state(batch_size) and
+    step(observation, state) -> (action, state); `step` is the serving_default function under that name."""
+    import tensorflow as tf
+
+    path = artifact("rec", fmt)
+    raw = Raw(fmt, path)
+    if fmt == "savedmodel":
+        assert {"step", "initial_state", "serving_default"} <= set(raw.loaded.signatures)
+        step = raw.loaded.signatures["step"]
+    else:
+        assert set(raw.interpreter.get_signature_list()) == {"step", "initial_state", "serving_default"}
+        step = raw.interpreter.get_signature_runner("step")
+
+    def call(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if fmt == "savedmodel":
+            return {k: v.numpy() for k, v in step(**{k: tf.constant(v) for k, v in feed.items()}).items()}
+        return {k: np.array(v) for k, v in step(**feed).items()}
+    observations = test_observations(raw.meta, n=3)
+    by_step, by_default = raw.zero_state(1), raw.zero_state(1)
+    for observation in observations[:5]:
+        by_step = call({"observation": observation[None], **by_step})
+        by_default = raw.run({"observation": observation[None], **by_default})
+        assert by_step.keys() == by_default.keys()
+        for key in by_step:
+            np.testing.assert_array_equal(by_step[key], by_default[key])
+        by_step.pop("action"), by_default.pop("action")
+
+
 def saved_model_cli() -> list[str]:
     script = Path(sys.executable).with_name("saved_model_cli")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
@@ -461,6 +491,9 @@ def test_export_defaults_to_the_newest_run_and_never_overwrites(checkpoints, tmp
     (["--format", "pytorch"], "--format pytorch: unknown; choose one of savedmodel, tflite, onnx, keras"),
     (["missing.h5", "--format", "keras"], "missing.h5: checkpoint not found"),
     (["{ff}", "--format", "keras", "--output", "policy.onnx"], "a keras export needs a .keras file name"),
+    (["{ff}", "--format", "keras", "--output", "policy.KERAS"],
+     "a keras export needs a .keras file name in lower case (keras.saving.load_model refuses .KERAS)"),
+    (["{ff}", "--format", "onnx", "--output", "{ff}/p.onnx"], "cannot create its folder (a file is in the way)"),
     (["{ff}", "--format", "savedmodel", "--output", "notes", "--force"], "a folder that is not a SavedModel"),
 ])
 def test_export_errors_are_one_line(args: list[str], message: str, checkpoints, tmp_path: Path,
@@ -514,6 +547,25 @@ def test_an_artifact_that_disagrees_with_the_checkpoint_is_not_written(checkpoin
     monkeypatch.setattr(exporting, "reference_step", off_by_a_little)
     with pytest.raises(ExportError, match="differ from the checkpoint's"):
         exporting.export_policy(checkpoints["ff"], "keras", tmp_path / "p.keras")
+    assert not list(tmp_path.iterdir())
+    # Nor the folders it made for it ("nothing was written").
+    with pytest.raises(ExportError, match="differ from the checkpoint's"):
+        exporting.export_policy(checkpoints["ff"], "tflite", tmp_path / "new" / "deeper" / "p.tflite")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_whose_policy_acts_non_finite_is_named_not_the_artifact(checkpoints, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    real = exporting.reference_step
+
+    def diverged(*args):
+        out = real(*args)
+        out["action"] = np.full_like(out["action"], np.inf)
+        return out
+
+    monkeypatch.setattr(exporting, "reference_step", diverged)
+    with pytest.raises(ExportError, match=r"its policy's actions are non-finite \(the weights diverged\); nothing"):
+        exporting.export_policy(checkpoints["ff"], "keras", tmp_path / "new" / "p.keras")
     assert not list(tmp_path.iterdir())
 
 
@@ -641,7 +693,7 @@ def test_write_errors_inside_the_writers_name_the_output(checkpoints, tmp_path: 
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("fmt", ["keras", "tflite"])
+@pytest.mark.parametrize("fmt", ["tflite"])  # not keras: Keras's own loader refuses .KERAS (refused above)
 def test_an_upper_case_suffix_is_accepted(fmt: str, checkpoints, tmp_path: Path):
     output = tmp_path / f"UP.{fmt.upper()}"
     code, _, err = cli("export", str(checkpoints["ff"]), "--format", fmt, "--output", str(output), "--quiet")

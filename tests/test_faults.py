@@ -231,7 +231,8 @@ def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     monkeypatch.setattr(h5, "File", failing_file)
     with pytest.raises(TrainingFault, match=os.strerror(error)) as caught:
         trainer.run(200, fresh=False)
-    assert "checkpoint.h5 keeps the last good state" in str(caught.value)
+    assert "checkpoint.h5 keeps the last good state; once it can be written, resume with: rdpg train --resume " \
+        in str(caught.value)
     assert (tmp_path / "checkpoint.h5").read_bytes() == good
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no half-written leftovers
     trainer.close()
@@ -597,6 +598,37 @@ def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path, small_r
     (run / "config.yaml").rename(tmp_path / "my-edit.yaml")
     rdpg("train", "--resume", "run", "--steps", "400", "-q", cwd=tmp_path)
     assert "- 16" in (run / "config.yaml").read_text() and checkpoint_steps(run / "checkpoint.h5") == 400
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--resume", "run", "--force"],
+     "error: --force: a resumed run continues its own files, it replaces none; leave --force out"),
+    (["--resume", "run/config.yaml"], "error: run/config.yaml: not an HDF5 file"),
+    (["--resume", "run", "--steps", "99999999999999999999"],
+     "error: --steps: train.steps: 99999999999999999999 is too large"),
+])
+def test_resume_arguments_that_cannot_work_are_named(tmp_path, small_run, args, words):
+    shutil.copytree(small_run, tmp_path / "run")
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    result = rdpg("train", *args, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(words), lines
+    assert files() == before
+
+
+def test_a_resume_goes_on_to_the_budget_config_yaml_announced(tmp_path, small_run):
+    """A session that extends the budget (--steps) writes config.yaml first; stopped before its first checkpoint,
+    it leaves the new budget there only: a plain --resume goes on to it."""
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("steps: 300", "steps: 400"))
+    rdpg("train", "--resume", "run", "-q", cwd=tmp_path)
+    assert checkpoint_steps(run / "checkpoint.h5") == 400
 
 
 def test_a_resume_refuses_the_checkpoint_of_another_run(tmp_path):
