@@ -415,7 +415,9 @@ def config_from_checkpoint(data: CheckpointData, source: str) -> Config:
         config = config_from_dict(data.config_dict, source=f"{source} (stored config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
-    except (yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError):  # not YAML, or odd types in it
+    # Not YAML, odd types in it, or nesting too deep for the parser (a crafted file).
+    except (yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError, RecursionError, MemoryError,
+            OverflowError):
         raise CheckpointError(f"{source}: damaged checkpoint: the stored config does not parse") from None
     if config.env.id != data.env_id:
         raise CheckpointError(f"{source}: damaged checkpoint: the stored config is for {config.env.id!r}, "

@@ -239,12 +239,13 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     if resume is None:
         if preset is None:
             raise ConfigError("give --preset NAME|PATH (see 'rdpg presets'), or --resume RUN")
+        flags = {}  # keys given by their own options, named as typed
         if steps is not None:
-            overrides["train.steps"] = steps
+            overrides["train.steps"], flags["train.steps"] = steps, "--steps"
         if seed is not None:
-            overrides["train.seed"] = seed
-        config = load_config(preset, overrides)
-        locate = key_locator(preset, overrides)
+            overrides["train.seed"], flags["train.seed"] = seed, "--seed"
+        config = load_config(preset, overrides, flags)
+        locate = key_locator(preset, overrides, flags)
         warnings = tuple(f"warning: {locate(ConfigError(text))}" for text in inert_settings(config))
         return _run_training(config, run_dir, None, force, eager, quiet, verbose, locate=locate, warnings=warnings)
     if run_dir is not None:
@@ -508,7 +509,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     total = config.train.steps
     if resume_data is not None and resume_data.counters["env_steps"] >= total:
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
-                      f"(budget {total}); raise --steps to train more")
+                      f"(budget {total}, train.steps); raise --steps to train more")
         return 0
     from rdpg_cli.signals import SignalStop
 

@@ -550,11 +550,16 @@ def _float32_bounds_problem(low: float, high: float) -> str | None:
     return None
 
 
+def _located(source: str, origins: dict[str, str], *keys: str) -> str:
+    """The file, and any --set that gave one of these keys (or a key under these sections)."""
+    given = [f"{where} {key}" for key, where in origins.items()
+             if any(key == k or key.startswith(f"{k}.") for k in keys)]
+    return f"{source} with {', '.join(given)}" if given else source
+
+
 def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
-    def at(*keys: str) -> str:  # the file, and any --set that gave one of these keys (or sections)
-        given = [f"{where} {key}" for key, where in origins.items()
-                 if any(key == k or key.startswith(f"{k}.") for k in keys)]
-        return f"{source} with {', '.join(given)}" if given else source
+    def at(*keys: str) -> str:
+        return _located(source, origins, *keys)
 
     if not config.env.id:
         raise ConfigError(f"{at('env.id')}: env.id: missing (every preset names its gymnasium environment)")
@@ -588,12 +593,6 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     if config.agent.target_update > 1 and not float(config.agent.target_update).is_integer():
         raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update} must be "
                           "< 1 (soft) or a whole number")
-    if config.replay.sequence_length > 1 and not config.recurrent:
-        # A feed-forward update on [B, L] windows is the update on B * L single transitions: a batch size in
-        # disguise, not the recurrence it looks like.
-        raise ConfigError(f"{at('replay.sequence_length', 'network.recurrent')}: replay.sequence_length: "
-                          f"{config.replay.sequence_length} needs network.recurrent lstm or gru (a feed-forward "
-                          "agent learns from single transitions; agent.batch_size sets how many)")
     window = config.replay.burn_in + config.replay.sequence_length
     if window > config.replay.size:
         raise ConfigError(f"{at('replay')}: replay.size: {config.replay.size} is smaller than one window "
@@ -635,9 +634,11 @@ def inert_settings(config: Config) -> list[str]:
         notes.append(f"agent.warmup_actor: {agent.warmup_actor} < agent.warmup_critic {agent.warmup_critic}: the "
                      f"actor starts learning with the critic, at env step {agent.warmup_critic}")
     steps = config.train.steps
-    idle = [f"{what} (agent.{key} {getattr(agent, key)})" for key, what in (
-        ("warmup_steps", "every action is random"), ("warmup_critic", "the critic never learns"),
-        ("warmup_actor", "the actor never learns")) if getattr(agent, key) >= steps]
+    # Env steps 0 .. steps-1 act (random below warmup_steps); learning runs after env step n once n reaches
+    # warmup_critic (warmup_actor), n = 1 .. steps.
+    idle = [f"{what} (agent.{key} {getattr(agent, key)})" for key, what, after in (
+        ("warmup_steps", "every action is random", steps - 1), ("warmup_critic", "the critic never learns", steps),
+        ("warmup_actor", "the actor never learns", steps)) if getattr(agent, key) > after]
     if idle:
         notes.append(f"train.steps: {steps} ends within the warm-up: {', '.join(idle)}")
     return notes
@@ -829,26 +830,31 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def key_locator(preset: str, overrides: dict[str, Any] | None = None) -> typing.Callable[[Exception], Exception]:
+def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+                ) -> typing.Callable[[Exception], Exception]:
     """For checks made after loading (against the environment: its id, kwargs, bounds): an error about a key,
     ``"action_bounds: ..."``, prefixed with where that key came from, as load_config's own errors are: the
-    preset file, and any --set that gave the key or a key under it."""
+    preset file, and any --set that gave the key or a key under it (``flags``: keys given by another option,
+    e.g. ``{"train.steps": "--steps"}``)."""
     path = resolve_preset_path(preset)
     overrides = overrides or {}
+    flags = flags or {}
 
     def locate(error: Exception) -> Exception:  # a ConfigError, or a missing simulator's EnvironmentSetupError
         key = str(error).split(":", 1)[0]
         if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
             return error  # not about a key of the preset
-        given = [f"--set {k}" for k in overrides if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
+        given = [flags.get(k, f"--set {k}") for k in overrides
+                 if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
         return type(error)(f"{path}{' with ' + ', '.join(given) if given else ''}: {error}")
 
     return locate
 
 
-def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a preset by name or path, apply overrides, validate. A bad overridden value is reported as
-    ``--set key``, not as the file's."""
+def load_config(preset: str, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+                ) -> Config:
+    """Load a preset by name or path, apply overrides, validate: a new run's config. A bad overridden value is
+    reported as ``--set key`` (or the option in ``flags`` that gave it, e.g. ``--steps``), not as the file's."""
     path = resolve_preset_path(preset)
     data = read_yaml(path)
     if not isinstance(data, dict):
@@ -856,7 +862,7 @@ def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
     overrides = overrides or {}
     data = apply_overrides(data, overrides)
     data.setdefault("name", path.stem)
-    origins = {key: "--set" for key in overrides}
+    origins = {key: (flags or {}).get(key, "--set") for key in overrides}
     one_kwarg = [key for key in overrides if key.startswith(KWARGS_PREFIX)]
     if one_kwarg:  # a bad value in the mapping may be the file's or a --set's: both are named
         origins.setdefault("env.kwargs", f"{path} with --set {', '.join(one_kwarg)}")
@@ -867,4 +873,12 @@ def load_config(preset: str, overrides: dict[str, Any] | None = None) -> Config:
         value = getattr(config.train, key.split(".")[1])
         if value >= 2**32:
             raise ConfigError(f"{_at(origins.get(key, str(path)), key)}: {value} must be in [0, 2**32)")
+    if config.replay.sequence_length > 1 and not config.recurrent:
+        # A feed-forward update on [B, L] windows is the update on B * L single transitions: a batch size in
+        # disguise, not the recurrence it looks like. Refused for new runs only: a stored config that has it
+        # (written before this check) still evaluates, exports and resumes as it trained.
+        where = _located(str(path), origins, "replay.sequence_length", "network.recurrent")
+        raise ConfigError(f"{where}: replay.sequence_length: {config.replay.sequence_length} needs "
+                          "network.recurrent lstm or gru (a feed-forward agent learns from single transitions; "
+                          "agent.batch_size sets how many)")
     return config

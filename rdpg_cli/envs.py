@@ -135,6 +135,9 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
         if render_mode is not None and "render_mode" in str(exc):
             raise EnvironmentSetupError(f"--video: {config.env.id} cannot draw frames: it takes no render_mode "
                                         "(gymnasium's rendering argument)") from None
+        if not config.env.kwargs:
+            raise EnvironmentSetupError(f"env.id: {config.env.id}'s constructor raised TypeError: "
+                                        f"{first_line(exc)}") from None
         raise ConfigError(f"env.kwargs: {config.env.id} rejects them: {exc}") from None
     except ImportError as exc:
         raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None

@@ -812,12 +812,17 @@ def _metadata(format_: str, config: Config, agent: Any, data: Any, checkpoint: P
     )
 
 
+UNBOUNDED = 1.0e30
+
+
 def parity_inputs(meta: PolicyMetadata, batch: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
     """Observations inside the env's observation space (a normal spread where unbounded), then extreme ones
     far outside it, with random states: the inputs the export check and the tests compare on."""
     rng = np.random.default_rng(seed)
-    low = np.array([-1.0 if v is None else v for v in meta.observation_low])
-    high = np.array([1.0 if v is None else v for v in meta.observation_high])
+    # A bound beyond UNBOUNDED (float32's largest number, as CartPole's velocity has) means no bound: drawing
+    # between +-3.4e38, and a thousand times that, would test overflow, not the artifact.
+    low = np.array([-1.0 if v is None or v < -UNBOUNDED else v for v in meta.observation_low])
+    high = np.array([1.0 if v is None or v > UNBOUNDED else v for v in meta.observation_high])
     typical = rng.uniform(low, high, (batch, meta.observation_dim))
     scale = np.maximum(np.abs(low), np.abs(high))
     signs = rng.choice([-1.0, 1.0], (batch, meta.observation_dim))
@@ -938,8 +943,8 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     feed = parity_inputs(meta)
     expected = reference_step(agent, config, feed)
     if not all(np.all(np.isfinite(values)) for values in expected.values()):
-        raise ExportError(f"{checkpoint}: its policy's actions are non-finite (the weights diverged); nothing to "
-                          "export")
+        raise ExportError(f"{checkpoint}: its policy's actions are non-finite on test observations (the weights "
+                          "diverged?); nothing to export")
 
     created = [folder for folder in output.parents if not _exists(folder)]  # deepest first, removed on a failure
     try:

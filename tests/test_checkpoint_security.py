@@ -365,6 +365,11 @@ def test_a_stored_config_that_is_not_yaml(tiny_checkpoint, tmp_path):
     assert load(path) == f"{path}: damaged checkpoint: the stored config does not parse"
 
 
+def test_a_stored_config_nested_too_deep_for_the_parser(tiny_checkpoint, tmp_path):
+    path = crafted(tiny_checkpoint, tmp_path, stored_config(text="env: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert load(path) == f"{path}: damaged checkpoint: the stored config does not parse"
+
+
 def test_an_invalid_stored_config_names_the_key(tiny_checkpoint, tmp_path):
     path = crafted(tiny_checkpoint, tmp_path, stored_config(lambda c: c["agent"].update(gamma=7.0)))
     assert load(path) == f"{path} (stored config): agent.gamma: 7.0 must be in (0, 1]"

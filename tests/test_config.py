@@ -195,9 +195,6 @@ ERROR_CASES = [
     ("burn-in without recurrence", with_value("replay.burn_in", 4), ["replay.burn_in: 4 needs network.recurrent"]),
     ("window larger than the replay", with_value("network.recurrent", "lstm", with_value(
         "replay.sequence_length", 10, with_value("replay.size", 5))), ["replay.size: 5 is smaller than one window"]),
-    ("sequences without recurrence", with_value("replay.sequence_length", 4),
-     ["replay.sequence_length: 4 needs network.recurrent lstm or gru (a feed-forward agent learns from single "
-      "transitions; agent.batch_size sets how many)"]),
     ("replay smaller than a batch", with_value("replay.size", 100),
      ["preset.yaml: replay.size: 100 is smaller than agent.batch_size 256; the agent would never learn"]),
     ("replay one short of a batch", with_value("agent.batch_size", 32, with_value("replay.size", 31)),
@@ -750,9 +747,12 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
      ["agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise 0.2 does nothing"]),
     ({"network.units": 32}, ["network.units: 32 does nothing with network.recurrent none"]),
     ({"network.units": 32, "network.recurrent": "gru"}, []),
-    ({"train.steps": 1000},
-     ["train.steps: 1000 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic "
+    ({"train.steps": 999},
+     ["train.steps: 999 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic "
       "never learns (agent.warmup_critic 1000), the actor never learns (agent.warmup_actor 1000)"]),
+    # Env steps 0-999 act at random; after env step 1000 the critic and actor take their first step.
+    ({"train.steps": 1000}, ["train.steps: 1000 ends within the warm-up: every action is random "
+                             "(agent.warmup_steps 1000)"]),
     ({"train.steps": 1001}, []),
     ({"agent.warmup_actor": 200},
      ["agent.warmup_actor: 200 < agent.warmup_critic 1000: the actor starts learning with the critic, at env step "
@@ -771,3 +771,30 @@ def test_no_shipped_preset_has_settings_that_do_nothing():
 
     for name in shipped_presets():
         assert inert_settings(load_config(name)) == [], name
+
+
+def test_sequences_without_recurrence_are_refused_for_new_runs_only():
+    """A feed-forward update on [B, L] windows is B * L single transitions: refused in a new run's preset; a
+    stored config that has it (a run or export made before the check) still loads."""
+    with pytest.raises(ConfigError) as info:
+        load_config("pendulum", {"replay.sequence_length": 4})
+    assert str(info.value).endswith(
+        "pendulum.yaml with --set replay.sequence_length: replay.sequence_length: 4 needs network.recurrent lstm or "
+        "gru (a feed-forward agent learns from single transitions; agent.batch_size sets how many)")
+    stored = config_from_dict(with_value("replay.sequence_length", 4), source="checkpoint.h5 (stored config)")
+    assert stored.replay.sequence_length == 4 and not stored.recurrent
+
+
+def test_a_key_given_by_its_own_option_is_named_as_typed():
+    """`--steps N` and `--seed S` are train.steps and train.seed: a bad value names the option the user typed."""
+    with pytest.raises(ConfigError) as info:
+        load_config("pendulum", {"train.steps": 10**30}, {"train.steps": "--steps"})
+    assert str(info.value).startswith("--steps: train.steps: 1000000000000000000000000000000 is too large")
+    with pytest.raises(ConfigError) as info:
+        load_config("pendulum", {"train.steps": 10**30})
+    assert str(info.value).startswith("--set train.steps: 1000000000000000000000000000000 is too large")
+    from rdpg_cli.config import key_locator
+
+    locate = key_locator("pendulum", {"train.steps": 50}, {"train.steps": "--steps"})
+    assert str(locate(ConfigError("train.steps: 50 ends within the warm-up"))).endswith(
+        "pendulum.yaml with --steps: train.steps: 50 ends within the warm-up")

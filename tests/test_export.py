@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import dataclasses
 import json
 import os
 import shutil
@@ -554,6 +555,18 @@ def test_an_artifact_that_disagrees_with_the_checkpoint_is_not_written(checkpoin
     assert not list(tmp_path.iterdir())
 
 
+def test_parity_inputs_take_float32_max_bounds_for_no_bounds(artifact):
+    """CartPole's velocity bounds are float32's largest number: drawn between them, and scaled a thousandfold,
+    the export check's observations overflowed to inf and a healthy policy read as diverged."""
+    path = artifact("ff", "keras")
+    meta = exporting.read_metadata(path, "keras")
+    huge = float(np.finfo(np.float32).max)
+    meta = dataclasses.replace(meta, observation_low=[-huge] * meta.observation_dim,
+                               observation_high=[huge] * meta.observation_dim)
+    observations = exporting.parity_inputs(meta)["observation"]
+    assert np.all(np.isfinite(observations)) and np.abs(observations).max() <= 1000.0
+
+
 def test_a_checkpoint_whose_policy_acts_non_finite_is_named_not_the_artifact(checkpoints, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch):
     real = exporting.reference_step
@@ -564,7 +577,8 @@ def test_a_checkpoint_whose_policy_acts_non_finite_is_named_not_the_artifact(che
         return out
 
     monkeypatch.setattr(exporting, "reference_step", diverged)
-    with pytest.raises(ExportError, match=r"its policy's actions are non-finite \(the weights diverged\); nothing"):
+    with pytest.raises(ExportError, match=r"its policy's actions are non-finite on test observations \(the weights "
+                       r"diverged\?\); nothing to export"):
         exporting.export_policy(checkpoints["ff"], "keras", tmp_path / "new" / "p.keras")
     assert not list(tmp_path.iterdir())
 

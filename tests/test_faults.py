@@ -662,22 +662,25 @@ def test_an_environment_module_that_cannot_be_imported_is_named(tmp_path, module
     assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), lines
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ("", "env.id: ctor:Broken-v0's constructor raised RuntimeError: no licence"),
-    ("kwargs: {size: 3}", "env.kwargs: ctor:Broken-v0 cannot be made with {'size': 3}: RuntimeError: no licence"),
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ("", "RuntimeError('no licence')", "env.id: ctor:Broken-v0's constructor raised RuntimeError: no licence"),
+    ("kwargs: {size: 3}", "RuntimeError('no licence')",
+     "env.kwargs: ctor:Broken-v0 cannot be made with {'size': 3}: RuntimeError: no licence"),
+    ("", "TypeError('bad operand')", "env.id: ctor:Broken-v0's constructor raised TypeError: bad operand"),
 ])
-def test_a_constructor_that_raises_blames_env_kwargs_only_when_there_are_some(tmp_path, kwargs, words):
+def test_a_constructor_that_raises_blames_env_kwargs_only_when_there_are_some(tmp_path, kwargs, error, words):
     (tmp_path / "ctor.py").write_text(
         "import gymnasium as gym\n"
         "class Broken(gym.Env):\n"
         "    def __init__(self, **kwargs):\n"
-        "        raise RuntimeError('no licence')\n"
+        f"        raise {error}\n"
         "gym.register('Broken-v0', entry_point=Broken, max_episode_steps=10)\n")
     preset = tmp_path / "task.yaml"
     preset.write_text(f"env: {{id: 'ctor:Broken-v0', {kwargs}}}\naction_bounds: {{low: [-1.0], high: [1.0]}}\n")
     result = rdpg("train", "--preset", preset, cwd=tmp_path, check=False)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [f"error: {preset}: {words}"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), lines  # gymnasium may add words
 
 
 def test_a_diverged_actor_before_the_first_checkpoint_says_none_was_written(tmp_path):
