@@ -288,9 +288,29 @@ def _serving_fn(model: Any, meta: PolicyMetadata):
 
     def serve(observation, *state):
         observation = _width_checked(observation, meta.observation_dim)
+        state = _same_batch(observation, state)
         return model(dict(zip(names, (observation, *state), strict=True)))
 
     return serve
+
+
+def _same_batch(observation: Any, state: tuple[Any, ...]) -> list[Any]:
+    """``state``, refused at run time unless it has the observation's batch size: a state of batch 1 beside a
+    batch of observations would be broadcast by the recurrent cell's arithmetic (every row from the one state),
+    where a client most likely sized its initial_state wrongly. An assertion gives the SavedModel a plain
+    message (TensorFlow's graph optimiser drops the reshape below as redundant); the TFLite converter drops
+    assertions, so each state is also reshaped to the observation's batch, which TFLite and ONNX Runtime
+    refuse when the sizes differ."""
+    import tensorflow as tf
+
+    batch = tf.shape(observation)[0]
+    out = []
+    for s in state:
+        check = tf.debugging.assert_equal(tf.shape(s)[0], batch,
+                                          message="a state's batch size must be the observation's")
+        with tf.control_dependencies([check]):
+            out.append(tf.reshape(s, tf.stack([batch, int(s.shape[-1])])))
+    return out
 
 
 def _width_checked(observation: Any, width: int) -> Any:

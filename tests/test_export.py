@@ -385,6 +385,21 @@ def test_a_recurrent_export_has_design_s_step_and_initial_state(artifact, fmt):
         by_step.pop("action"), by_default.pop("action")
 
 
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
+def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact, fmt):
+    """A state of batch 1 beside 2 observations was broadcast by the cell's arithmetic (both rows from one
+    state) instead of refused; a client that sized initial_state wrongly got wrong rows without a word."""
+    raw = Raw(fmt, artifact("rec", fmt))
+    observations = test_observations(raw.meta, n=1)[:2]
+    state = raw.zero_state(1)
+    state["prev_action"] = np.zeros((2, state["prev_action"].shape[-1]), np.float32)  # only the cell state is off
+    with pytest.raises(Exception) as info:
+        raw.run({"observation": observations, **state})
+    assert info.type.__name__ not in ("AssertionError", "KeyError", "TypeError"), info.value
+    good = raw.run({"observation": observations, **raw.zero_state(2)})
+    assert good["action"].shape[0] == 2
+
+
 def saved_model_cli() -> list[str]:
     script = Path(sys.executable).with_name("saved_model_cli")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
