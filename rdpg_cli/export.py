@@ -287,9 +287,19 @@ def _serving_fn(model: Any, meta: PolicyMetadata):
     names = meta.input_names
 
     def serve(observation, *state):
+        import tensorflow as tf
+
         observation = _width_checked(observation, meta.observation_dim)
         state = _same_batch(observation, state)
-        return model(dict(zip(names, (observation, *state), strict=True)))
+        out = dict(model(dict(zip(names, (observation, *state), strict=True))))
+        # A NaN in a component the policy reads (a failed sensor) must not come out as a plausible action:
+        # TensorFlow's oneDNN fuses the first layer's matmul, bias and ReLU in a graph and turns NaN into 0
+        # there. Adding 0 * each component read carries a NaN (or inf) into the action and leaves it exact
+        # otherwise (a select would not: tf2onnx writes it as arithmetic, where 0 * NaN spoils every row).
+        read = observation if meta.observation_indices is None else tf.gather(
+            observation, meta.observation_indices, axis=-1)
+        out["action"] = out["action"] + tf.reduce_sum(read * 0.0, axis=-1, keepdims=True)
+        return out
 
     return serve
 

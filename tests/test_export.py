@@ -400,6 +400,21 @@ def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact
     assert good["action"].shape[0] == 2
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_nan_observation_gives_a_nan_action_in_every_format(artifact, kind, fmt):
+    """A failed sensor must not come out as a plausible action: the SavedModel gave a finite one (oneDNN's
+    fused matmul + bias + ReLU turns NaN into 0 in a graph), the other formats NaN."""
+    raw = Raw(fmt, artifact(kind, fmt))
+    observations = test_observations(raw.meta, n=1)[:3].copy()
+    observations[0, 0] = np.nan  # a component every policy here reads
+    observations[1, 2] = np.nan  # one the recurrent policy's env.observation_indices [0, 1] leave out
+    out = raw.run({"observation": observations, **raw.zero_state(3)})
+    assert np.all(np.isnan(out["action"][0])), out["action"]
+    assert np.all(np.isnan(out["action"][1]) if kind == "ff" else np.isfinite(out["action"][1])), out["action"]
+    assert np.all(np.isfinite(out["action"][2])), out["action"]
+
+
 def saved_model_cli() -> list[str]:
     script = Path(sys.executable).with_name("saved_model_cli")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
