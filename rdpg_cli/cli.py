@@ -97,7 +97,7 @@ def _logging_flag(name: str):
 Verbose = Annotated[bool, typer.Option("--verbose", "-v",
                                        help="Show debug detail: TensorFlow's log, and a traceback with an error.",
                                        callback=_logging_flag("verbose"))]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.",
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, warnings and errors.",
                                      callback=_logging_flag("quiet"))]
 
 
