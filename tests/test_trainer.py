@@ -68,20 +68,6 @@ def test_a_setting_that_does_nothing_is_a_warning_and_the_run_goes_on(tmp_path):
     assert (tmp_path / "run" / "checkpoint.h5").exists()
 
 
-def test_evaluate_defaults_to_the_episodes_of_the_runs_own_evaluations(tmp_path):
-    """`rdpg evaluate best.h5` with no --episodes/--seed runs the run's evaluation episodes
-    (train.eval_episodes of train.eval_seed) and so gives back its best evaluation return."""
-    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.eval_episodes=2",
-         "--set", "train.eval_seed=7", "--run-dir", "run", "-q", cwd=tmp_path)
-    header, *rows = [line.split(",") for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()]
-    best = float(rows[-1][header.index("eval/best_return")])
-    result = json.loads(rdpg("evaluate", "run/best.h5", "--json", cwd=tmp_path).stdout)
-    assert result["episodes"] == 2
-    assert result["mean_return"] == pytest.approx(best, abs=1e-3)
-    other_seed = json.loads(rdpg("evaluate", "run/best.h5", "--json", "--seed", "0", cwd=tmp_path).stdout)
-    assert other_seed["mean_return"] != pytest.approx(best, abs=1e-3)
-
-
 def test_recurrent_run_writes_every_run_file(tmp_path):
     rdpg("train", "--preset", "pendulum-novel", "--steps", "300", *TINY, *TINY_RECURRENT, "--run-dir", "run",
          cwd=tmp_path)
@@ -343,8 +329,12 @@ def test_second_process_on_same_run_dir_is_refused(tmp_path):
         proc.communicate(timeout=120)
 
 
-def test_evaluate_same_seed_same_returns(tmp_path):
-    rdpg("train", "--preset", "pendulum", "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+def test_evaluate_same_seed_same_returns_and_by_default_the_runs_own_episodes(tmp_path):
+    """Same seed, same returns (from the file or its folder), another seed, others; and with no --episodes/--seed,
+    the run's evaluation episodes (train.eval_episodes of train.eval_seed), so it gives back the best evaluation
+    return metrics.csv reports for best.h5."""
+    rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.eval_episodes=2",
+         "--set", "train.eval_seed=7", "--run-dir", "run", "-q", cwd=tmp_path)
     first = json.loads(rdpg("evaluate", "run/checkpoint.h5", "--episodes", "2", "--seed", "5", "--json",
                             cwd=tmp_path).stdout)
     second = json.loads(rdpg("evaluate", "run", "--episodes", "2", "--seed", "5", "--json", cwd=tmp_path).stdout)
@@ -353,6 +343,12 @@ def test_evaluate_same_seed_same_returns(tmp_path):
     assert first["episodes"] == 2 and first["seed"] == 5 and first["lengths"] == [200, 200]
     other = json.loads(rdpg("evaluate", "run", "--episodes", "2", "--seed", "6", "--json", cwd=tmp_path).stdout)
     assert other["returns"] != first["returns"]
+
+    header, *rows = [line.split(",") for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()]
+    best = float(rows[-1][header.index("eval/best_return")])
+    by_default = json.loads(rdpg("evaluate", "run/best.h5", "--json", cwd=tmp_path).stdout)
+    assert by_default["episodes"] == 2 and by_default["seed"] == 7
+    assert by_default["mean_return"] == pytest.approx(best, abs=1e-3)
 
 
 @pytest.mark.slow
