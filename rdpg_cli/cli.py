@@ -468,13 +468,6 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # a name too long for the file system: new_run_dir says so
-        return True
-
-
 def _remove_if_unused(run_dir: Path, created: bool) -> None:
     """Remove the run folder this command created, when nothing but its lock file is in it."""
     if not created:
@@ -496,14 +489,15 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
+    from rdpg_cli.input_files import may_exist
     from rdpg_cli.runs import new_run_dir
 
     try:
         config, spec = resolve_bounds(config)
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
-    # A folder this command makes is removed again if the run stops before it starts.
-    created = resume_data is None and (run_dir is None or not _exists(Path(run_dir)))
+    # A folder this command makes is removed again if the run stops before it starts (new_run_dir names a bad path).
+    created = resume_data is None and (run_dir is None or not may_exist(Path(run_dir)))
     if resume_data is None:
         run_dir = new_run_dir(config, run_dir, force)
     total = config.train.steps

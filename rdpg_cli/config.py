@@ -551,9 +551,10 @@ def _float32_bounds_problem(low: float, high: float) -> str | None:
 
 
 def _located(source: str, origins: dict[str, str], *keys: str) -> str:
-    """The file, and any --set that gave one of these keys (or a key under these sections)."""
-    given = [f"{where} {key}" for key, where in origins.items()
-             if any(key == k or key.startswith(f"{k}.") for k in keys)]
+    """The file, and any --set (or option such as --steps, as ``origins`` names it) that gave one of these
+    keys, a key under them, or the section holding them."""
+    given = [f"--set {key}" if where == "--set" else where for key, where in origins.items()
+             if any(key == k or key.startswith(f"{k}.") or k.startswith(f"{key}.") for k in keys)]
     return f"{source} with {', '.join(given)}" if given else source
 
 
@@ -836,17 +837,14 @@ def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dic
     ``"action_bounds: ..."``, prefixed with where that key came from, as load_config's own errors are: the
     preset file, and any --set that gave the key or a key under it (``flags``: keys given by another option,
     e.g. ``{"train.steps": "--steps"}``)."""
-    path = resolve_preset_path(preset)
-    overrides = overrides or {}
-    flags = flags or {}
+    path = str(resolve_preset_path(preset))
+    origins = {key: (flags or {}).get(key, "--set") for key in overrides or {}}
 
     def locate(error: Exception) -> Exception:  # a ConfigError, or a missing simulator's EnvironmentSetupError
         key = str(error).split(":", 1)[0]
         if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
             return error  # not about a key of the preset
-        given = [flags.get(k, f"--set {k}") for k in overrides
-                 if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
-        return type(error)(f"{path}{' with ' + ', '.join(given) if given else ''}: {error}")
+        return type(error)(f"{_located(path, origins, key)}: {error}")
 
     return locate
 

@@ -43,7 +43,7 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import cannot_write_in
+from rdpg_cli.input_files import cannot_write_in, may_exist
 from rdpg_cli.extras import install_hint
 
 FORMATS = ("savedmodel", "tflite", "onnx", "keras")
@@ -349,11 +349,12 @@ def _write_savedmodel(model: Any, meta: PolicyMetadata, dest: Path) -> None:
     # `saved_model_cli run` (DESIGN §8).
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", _serving_fn(model, meta), input_signature=_signature(meta))
+    serve, signature = _serving_fn(model, meta), _signature(meta)
+    archive.add_endpoint("serving_default", serve, input_signature=signature)
     if meta.state:
         # DESIGN §6's names for a recurrent policy: step(observation, state) -> (action, state), the same
         # function as serving_default (which TF Serving and saved_model_cli call by default).
-        archive.add_endpoint("step", _serving_fn(model, meta), input_signature=_signature(meta))
+        archive.add_endpoint("step", serve, input_signature=signature)
         sizes = {s.name: s.size for s in meta.state}
 
         def initial_state(batch_size):
@@ -872,14 +873,6 @@ def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
 
 
-def _exists(path: Path) -> bool:
-    """``path.exists()``, True where that cannot be told (rdpg never removes what it cannot tell it made)."""
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return True
-
-
 def _check_writable(output: Path, format_: str) -> None:
     """Refuse an output folder rdpg cannot write in before the slow part, in the words the keras and tflite
     writers' OSError gives: TensorFlow's SavedModel writer raises its own PermissionDeniedError (not an
@@ -976,7 +969,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         raise ExportError(f"{checkpoint}: its policy's actions are non-finite on test observations (the weights "
                           "diverged?); nothing to export")
 
-    created = [folder for folder in output.parents if not _exists(folder)]  # deepest first, removed on a failure
+    created = [folder for folder in output.parents if not may_exist(folder)]  # deepest first, removed on a failure
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -51,3 +51,12 @@ def cannot_write_in(folder: Path, prefix: str) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def may_exist(path: Path) -> bool:
+    """``path.exists()``, and True where that cannot be told (a name too long for the file system): rdpg never
+    removes a folder it cannot tell it made."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return True

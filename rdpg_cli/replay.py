@@ -211,8 +211,7 @@ class ReplayBuffer:
                                  f"expected numbers {list(shape)}")
         flags = np.asarray(data["flags"])
         every_flag = int(TERMINATED | EPISODE_END | EPISODE_START)
-        if flags.dtype.kind not in "biu" or np.any((flags < 0) | (flags > every_flag)) \
-                or np.any(flags.astype(np.int64) & ~every_flag):
+        if flags.dtype.kind not in "biu" or np.any(flags.astype(np.int64) & ~every_flag):  # negatives too
             raise ValueError("replay/flags holds values that are not episode flags")
         for name in ("observations", "next_observations", "actions", "rewards"):
             if not np.all(np.isfinite(data[name])):  # the trainer never stores one: the file was damaged

@@ -43,8 +43,8 @@ METRIC_COLUMNS = [
 ]
 # Wall-clock figures differ between two runs of the same seed, so they live apart from metrics.csv,
 # which stays bit-for-bit reproducible (and identical across a resume).
-MAX_FUSED_UPDATES = 8  # gradient steps in one compiled call, at most
 TIMING_COLUMNS = ["env_steps", "wall_seconds", "time/steps_per_second", "time/updates_per_second"]
+MAX_FUSED_UPDATES = 8  # gradient steps in one compiled call, at most
 
 
 class Reporter:
@@ -183,14 +183,14 @@ class Trainer:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
         checkpoint.h5 (a non-finite value is never written; a diverged actor's huge but finite weights may
         have been). ``resumable``: once its cause is fixed (room on the disk), the run can go on."""
-        every = self.config.train.checkpoint_every
-        if not (self.run_dir / "checkpoint.h5").exists():
-            kept = f"; no checkpoint was written yet (train.checkpoint_every: {every})"
+        written = (self.run_dir / "checkpoint.h5").exists()
+        if not written:
+            kept = f"; no checkpoint was written yet (train.checkpoint_every: {self.config.train.checkpoint_every})"
         elif checkpoint_kept:
             kept = "; checkpoint.h5 keeps the last good state"
         else:
             kept = ""
-        if resumable and (self.run_dir / "checkpoint.h5").exists():
+        if resumable and written:
             kept += f"; once it can be written, resume with: rdpg train --resume {shlex.quote(str(self.run_dir))}"
         return TrainingFault(f"env step {self.env_steps}: {what}{kept}")
 
