@@ -219,6 +219,7 @@ def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
         names = ENCODER_STATE_NAMES[net.recurrent]
         states = [keras.Input((net.units,), name=n, dtype="float32") for n in names]
         inputs.update(zip(names, states, strict=True))
+        states = [_batch_of(observation, s) for s in states]
         # rdpg's encoder keeps Keras's weight layout and gate equations (kernel, recurrent_kernel, bias;
         # LSTM gates i, f, c, o; GRU reset_after), so the stock layer given its weights is the same function.
         options = {"return_sequences": False, "return_state": True, "unroll": True, "name": "encoder"}
@@ -246,6 +247,17 @@ def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
     if "prev_action" in inputs:
         outputs["prev_action"] = action
     return keras.Model(inputs, outputs, name="rdpg_policy")
+
+
+def _batch_of(observation: Any, state: Any) -> Any:
+    """``state``, through an op that fails unless its batch size is the observation's. The recurrent cell's
+    arithmetic would broadcast a state of batch 1 over a batch of observations (every row from the one state);
+    a concatenation does not broadcast, and built-in ops keep the ``.keras`` file loadable in safe mode. The
+    other formats check this in their serving function too (``_same_batch``), with a plainer message."""
+    import keras
+
+    width = int(observation.shape[-1])
+    return keras.ops.concatenate([observation, state], axis=-1)[:, width:]
 
 
 def reference_step(agent: Any, config: Config, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -385,10 +385,11 @@ def test_a_recurrent_export_has_design_s_step_and_initial_state(artifact, fmt):
         by_step.pop("action"), by_default.pop("action")
 
 
-@pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact, fmt):
     """A state of batch 1 beside 2 observations was broadcast by the cell's arithmetic (both rows from one
-    state) instead of refused; a client that sized initial_state wrongly got wrong rows without a word."""
+    state) instead of refused; a client that sized initial_state wrongly got wrong rows without a word. The
+    Keras model, called directly, broadcast it too."""
     raw = Raw(fmt, artifact("rec", fmt))
     observations = test_observations(raw.meta, n=1)[:2]
     state = raw.zero_state(1)
