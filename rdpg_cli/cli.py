@@ -521,9 +521,9 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         try:
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown, warnings)
-        except RdpgError:  # bad input found late (networks or replay too large for memory): no empty folder
+        except RdpgError as exc:  # bad input found late (networks or replay too large for memory): no empty folder
             _remove_if_unused(run_dir, created)
-            raise
+            raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         except KeyboardInterrupt:  # a second signal
             note(f"aborted; {_saved_state(run_dir)}")
             return 128 + (stop.aborted_by or signal.SIGINT)

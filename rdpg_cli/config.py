@@ -42,6 +42,9 @@ _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "nonnegative": (lambda v: v >= 0, "must be >= 0"),
     "unit": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "unit_open": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    # Each step scales the Ornstein-Uhlenbeck noise by 1 - theta: from 2 on it grows without bound (NaN actions).
+    "mean_reversion": (lambda v: 0 < v < 2, "must be in (0, 2): from 2 on the noise grows without bound (each "
+                       "step scales it by 1 - theta)"),
     "positive_items": (lambda v: all(x > 0 for x in v), "every entry must be > 0"),
     "nonnegative_items": (lambda v: all(x >= 0 for x in v), "every entry must be >= 0"),
 }
@@ -95,7 +98,7 @@ class AgentConfig:
                                          "nonnegative")
     noise_anneal_steps: int = _f(0, "env steps over which noise_sigma anneals to noise_sigma_final",
                                  "nonnegative")
-    ou_theta: float = _f(0.15, "Ornstein-Uhlenbeck mean-reversion rate (noise: ou)", "positive")
+    ou_theta: float = _f(0.15, "Ornstein-Uhlenbeck mean-reversion rate (noise: ou)", "mean_reversion")
     train_interval: int = _f(1, "env steps between rounds of gradient steps", "positive")
     gradient_steps: int = _f(1, "gradient steps per round", "positive")
     twin_critics: bool = _f(False, "TD3: two critics, the target takes their minimum")
@@ -325,12 +328,15 @@ def _coerce(value: Any, tp: Any) -> Any:
     """Return ``value`` as type ``tp`` or raise _Mismatch. Never converts strings to numbers or booleans."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        refusal: _Mismatch = _Mismatch()
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg)
-            except _Mismatch:
+            except _Mismatch as exc:
+                # "not a finite number" or "too large" from the number branch says more than "expected ...".
+                refusal = exc if type(refusal) is _Mismatch else refusal
                 continue
-        raise _Mismatch
+        raise refusal
     if origin is Literal:
         if isinstance(value, str) and value in typing.get_args(tp):
             return value
@@ -447,11 +453,12 @@ def _hint(value: Any, tp: Any) -> str:
 def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -> Any:
     try:
         out = _coerce(value, tp)
-    except _NonFinite:
-        raise ConfigError(f"{_at(where, key)}: {_show(value)} is not a finite number") from None
-    except _TooLarge:
-        raise ConfigError(f"{_at(where, key)}: {_show(value)} is too large (expected {_type_name(tp)})") from None
-    except _Mismatch:
+    except _Mismatch as refusal:
+        # A list names its wrong entry below; a single number says what is wrong with it.
+        if isinstance(refusal, _NonFinite) and not isinstance(value, list):
+            raise ConfigError(f"{_at(where, key)}: {_show(value)} is not a finite number") from None
+        if isinstance(refusal, _TooLarge) and not isinstance(value, list):
+            raise ConfigError(f"{_at(where, key)}: {_show(value)} is too large (expected {_type_name(tp)})") from None
         if isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
             raise ConfigError(f"{_at(where, key)}: {_show(value)} holds a non-finite number") from None
         if _looks_numeric(value) and float in _options(tp) and not math.isfinite(float(value)):
@@ -470,11 +477,29 @@ def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -
                           f"{_hint(wrong, wrong_type)}") from None
     if isinstance(out, dict):
         _check_plain_data(key, out, where)
+    if isinstance(out, float):
+        problem = _float32_problem(out)
+        if problem:
+            raise ConfigError(f"{_at(where, key)}: {_show(value)} {problem}")
     if check is not None and out is not None:
         ok, rule = _CHECKS[check]
         if not ok(out):
             raise ConfigError(f"{_at(where, key)}: {_show(value)} {rule}")
     return out
+
+
+# The smallest normal float32: below it a number loses precision, and oneDNN may flush it to 0.
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def _float32_problem(number: float) -> str | None:
+    """Why a setting cannot be used as it is in float32, where training computes: a learning rate of 1e39
+    becomes inf, a Huber delta or clipnorm of 1e-50 becomes 0 (the critic or actor silently stops learning)."""
+    if abs(number) > FLOAT32_MAX:
+        return "is beyond float32's range (±3.4e38), the precision training computes in"
+    if number != 0 and abs(number) < FLOAT32_TINY:
+        return "is too small for float32 (below 1.2e-38), the precision training computes in: it would act as 0"
+    return None
 
 
 def _build_section(section: str, cls: type, data: Any, where: str, origins: dict[str, str]) -> Any:
@@ -594,6 +619,9 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
     if config.agent.target_update > 1 and not float(config.agent.target_update).is_integer():
         raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update} must be "
                           "< 1 (soft) or a whole number")
+    if config.agent.target_update >= 2**62:  # the gradient step counter it divides is an int64
+        raise ConfigError(f"{at('agent.target_update')}: agent.target_update: {config.agent.target_update:g} is too "
+                          "large: a hard copy every that many gradient steps would never happen (below 2**62)")
     window = config.replay.burn_in + config.replay.sequence_length
     if window > config.replay.size:
         raise ConfigError(f"{at('replay')}: replay.size: {config.replay.size} is smaller than one window "
@@ -642,7 +670,39 @@ def inert_settings(config: Config) -> list[str]:
         ("warmup_actor", "the actor never learns", steps)) if getattr(agent, key) > after]
     if idle:
         notes.append(f"train.steps: {steps} ends within the warm-up: {', '.join(idle)}")
+        return notes
+    updates = gradient_steps_in_run(config)
+    if updates == 0:
+        notes.append(f"agent.train_interval: {agent.train_interval}: no gradient step falls within train.steps "
+                     f"{steps} (learning starts at env step {max(agent.warmup_critic, agent.batch_size, 1)}, "
+                     "once past warmup_critic with a batch in the replay): nothing learns")
+        return notes
+    if agent.target_update >= 1 and agent.target_update > updates:
+        notes.append(f"agent.target_update: a hard copy every {agent.target_update:g} gradient steps never comes in "
+                     f"this run's {updates}: the target networks keep their initial weights")
+    if agent.policy_delay > updates:
+        notes.append(f"agent.policy_delay: {agent.policy_delay} is more than this run's {updates} gradient steps: "
+                     "the actor and the target networks move at most once, at the first")
+    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
+            and not config.replay.store_state:
+        notes.append("replay.sequence_length: 1 with burn_in 0 trains the recurrent layers on their zero initial "
+                     "state only: their recurrent weights never learn (give a burn_in, a longer sequence or "
+                     "store_state)")
+    indices = config.env.observation_indices or []
+    repeated = sorted({i for i in indices if indices.count(i) > 1})
+    if repeated:
+        notes.append(f"env.observation_indices: {', '.join(map(str, repeated))} listed more than once (the component "
+                     "is fed in as many times)")
     return notes
+
+
+def gradient_steps_in_run(config: Config) -> int:
+    """How many gradient steps a run of train.steps env steps takes: after env step n (1 .. steps), once n has
+    reached warmup_critic and the replay holds a batch (a transition per env step), every train_interval-th."""
+    agent = config.agent
+    first = max(agent.warmup_critic, agent.batch_size, 1)
+    rounds = config.train.steps // agent.train_interval - (first - 1) // agent.train_interval
+    return max(rounds, 0) * agent.gradient_steps
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -797,10 +857,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text}: the value does not parse as YAML: {problem}") from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {text}: the value does not parse as YAML") from None
-    # On the command line 1e-3 means a number, whatever YAML 1.1 says.
+    # On the command line 1e-3 means a number, whatever YAML 1.1 says, alone or in a list ([-1e-3]).
+    return key, _numbers_as_numbers(value)
+
+
+def _numbers_as_numbers(value: Any) -> Any:
     if isinstance(value, str) and _looks_numeric(value):
-        value = float(value)
-    return key, value
+        return float(value)
+    if isinstance(value, list):
+        return [_numbers_as_numbers(v) for v in value]
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

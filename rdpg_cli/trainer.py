@@ -124,7 +124,7 @@ class Trainer:
         try:
             self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
         except (MemoryError, ValueError) as exc:  # numpy: "array is too big" or "Unable to allocate 1.09 TiB"
-            raise ConfigError(f"replay.size: {config.replay.size:,} transitions do not fit in memory "
+            raise ConfigError(f"replay.size: {config.replay.size} transitions do not fit in memory "
                               f"({reason(exc)})") from None
         self.noise = ExplorationNoise(config.agent, (spec.high - spec.low) / 2.0, self.seed)
         self.rng = seeding.generator(self.seed, seeding.REPLAY_SAMPLING)

@@ -245,10 +245,12 @@ CASES = [
     # after the run folder was; it is removed again.
     Case("replay larger than memory", ["train", "--preset", "pendulum", "--set", "replay.size=9000000000000000000",
                                        "--run-dir", "fresh"],
-         ["replay.size: 9,000,000,000,000,000,000 transitions do not fit in memory (array is too big"]),
+         ["pendulum.yaml with --set replay.size: replay.size: 9000000000000000000 transitions do not fit in memory "
+          "(array is too big"]),
     Case("networks larger than memory", ["train", "--preset", "pendulum", "--set",
                                          "network.actor_layers=[1000000000000000]", "--run-dir", "fresh"],
-         ["network: the networks do not fit in memory (actor_layers [1000000000000000]"]),
+         ["pendulum.yaml with --set network.actor_layers: network: the networks do not fit in memory "
+          "(actor_layers [1000000000000000]"]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],

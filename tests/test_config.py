@@ -221,6 +221,21 @@ ERROR_CASES = [
     ("top level a string", "env", ["the top level must be a mapping", "the string 'env'"]),
     ("name not a string", PENDULUM | {"name": 5}, ["name: expected a string"]),
     ("name with a slash", PENDULUM | {"name": "../elsewhere"}, ["name: '../elsewhere' must be a plain folder name"]),
+    # Training computes in float32: a setting that becomes 0 or inf there would silently stop learning.
+    ("learning rate beyond float32", with_value("agent.actor_lr", 1e39),
+     ["agent.actor_lr: 1e+39 is beyond float32's range"]),
+    ("Huber delta that is 0 in float32", with_value("agent.delta_clip", 1e-50),
+     ["agent.delta_clip: 1e-50 is too small for float32 (below 1.2e-38)", "it would act as 0"]),
+    ("reward scale that is 0 in float32", with_value("agent.reward_scale", 1e-40),
+     ["agent.reward_scale: 1e-40 is too small"]),
+    ("NaN for an optional number", with_value("agent.clipnorm", math.nan),
+     ["agent.clipnorm: nan is not a finite number"]),
+    ("inf for an optional number", with_value("agent.delta_clip", math.inf),
+     ["agent.delta_clip: inf is not a finite number"]),
+    ("hard copy period beyond the step counter", with_value("agent.target_update", 1e20),
+     ["agent.target_update: 1e+20 is too large: a hard copy every that many gradient steps would never happen"]),
+    ("OU noise that grows without bound", with_value("agent.ou_theta", 2.0),
+     ["agent.ou_theta: 2.0 must be in (0, 2): from 2 on the noise grows without bound"]),
 ]
 
 
@@ -536,6 +551,7 @@ def test_read_yaml_returns_plain_data(tmp_path):
     ("env.kwargs={g: 9.8}", ("env.kwargs", {"g": 9.8})),
     ("description=a = b", ("description", "a = b")),
     ("agent.noise=ou", ("agent.noise", "ou")),
+    ("action_bounds.low=[-1e-3, 2e1]", ("action_bounds.low", [-1.0e-3, 20.0])),  # in a list too
 ])
 def test_parse_override(text, expected):
     assert parse_override(text) == expected
@@ -619,8 +635,8 @@ def test_a_replay_of_exactly_one_batch_is_accepted_also_for_sequences():
 def test_a_bad_list_entry_given_with_set_is_named():
     assert load_error("pendulum", dict([parse_override("network.actor_layers=[a]")])) == (
         "--set network.actor_layers: expected a list of integers, got the string 'a' in ['a']")
-    assert load_error("pendulum", dict([parse_override("network.actor_layers=[16, '32']")])) == (
-        "--set network.actor_layers: expected a list of integers, got the string '32' in [16, '32']")
+    assert load_error("pendulum", dict([parse_override("network.actor_layers=[16, 'x32']")])) == (
+        "--set network.actor_layers: expected a list of integers, got the string 'x32' in [16, 'x32']")
     # Not a list at all: the whole value is what is wrong.
     assert load_error("pendulum", dict([parse_override("network.actor_layers=a")])) == (
         "--set network.actor_layers: expected a list of integers, got the string 'a'")
@@ -746,7 +762,7 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
     ({"agent.target_noise": 0.2, "agent.target_noise_clip": 0.0},
      ["agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise 0.2 does nothing"]),
     ({"network.units": 32}, ["network.units: 32 does nothing with network.recurrent none"]),
-    ({"network.units": 32, "network.recurrent": "gru"}, []),
+    ({"network.units": 32, "network.recurrent": "gru", "replay.burn_in": 4}, []),
     ({"train.steps": 999},
      ["train.steps: 999 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic "
       "never learns (agent.warmup_critic 1000), the actor never learns (agent.warmup_actor 1000)"]),
@@ -759,11 +775,40 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
       "1000"]),
     ({"train.steps": 3000, "agent.warmup_actor": 5000},
      ["train.steps: 3000 ends within the warm-up: the actor never learns (agent.warmup_actor 5000)"]),
+    # Gradient steps after env steps 1000 .. 10000 (warmup_critic 1000, a batch of 256 by then): 9001.
+    ({"agent.train_interval": 10001},
+     ["agent.train_interval: 10001: no gradient step falls within train.steps 10000 (learning starts at env step "
+      "1000, once past warmup_critic with a batch in the replay): nothing learns"]),
+    ({"agent.train_interval": 10000}, []),  # one gradient step, after env step 10000
+    ({"agent.warmup_critic": 0, "agent.warmup_actor": 0, "agent.batch_size": 8, "train.steps": 7,
+      "agent.warmup_steps": 0, "replay.size": 100},
+     ["agent.train_interval: 1: no gradient step falls within train.steps 7 (learning starts at env step 8, once "
+      "past warmup_critic with a batch in the replay): nothing learns"]),
+    ({"agent.target_update": 9002},
+     ["agent.target_update: a hard copy every 9002 gradient steps never comes in this run's 9001: the target "
+      "networks keep their initial weights"]),
+    ({"agent.target_update": 9001}, []),
+    ({"agent.policy_delay": 9002},
+     ["agent.policy_delay: 9002 is more than this run's 9001 gradient steps: the actor and the target networks "
+      "move at most once, at the first"]),
+    ({"env.observation_indices": [0, 2, 0]},
+     ["env.observation_indices: 0 listed more than once (the component is fed in as many times)"]),
 ])
 def test_settings_that_do_nothing_are_named(sets, notes):
     from rdpg_cli.config import inert_settings
 
     assert inert_settings(load_config("pendulum", sets)) == notes
+
+
+def test_a_recurrent_network_trained_on_zero_states_only_is_named():
+    from rdpg_cli.config import inert_settings
+
+    note = ("replay.sequence_length: 1 with burn_in 0 trains the recurrent layers on their zero initial state "
+            "only: their recurrent weights never learn (give a burn_in, a longer sequence or store_state)")
+    one_step = {"replay.sequence_length": 1, "replay.burn_in": 0}
+    assert inert_settings(load_config("pendulum-novel", one_step)) == [note]
+    assert inert_settings(load_config("pendulum-novel", one_step | {"replay.burn_in": 1})) == []
+    assert inert_settings(load_config("pendulum-novel", one_step | {"replay.store_state": True})) == []
 
 
 def test_no_shipped_preset_has_settings_that_do_nothing():
