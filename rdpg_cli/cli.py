@@ -20,6 +20,7 @@ from rich.logging import RichHandler
 
 from rdpg_cli import __version__
 from rdpg_cli.errors import RdpgError, one_line
+from rdpg_cli.output import STDOUT, StdoutFailed, emit, sane_columns, silence_stdout, tolerant_encoding
 from rdpg_cli.plot import DEFAULT_METRIC, METRIC_LABELS, Band
 
 try:  # Typer >= 0.22 vendors click; older releases depend on it.
@@ -38,15 +39,10 @@ presets_app = typer.Typer(help="List the shipped presets (name, environment, des
                           invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """Rich exits with status 1 on the spot when stdout's reader has gone, which would end a training run
-        without its checkpoint: raise instead, for rdpg train to stop as it would on a signal."""
-        self.quiet = True
-        raise BrokenPipeError
-
-
-console = _Console()
+sane_columns()  # before any console reads it
+# Writes through STDOUT raise StdoutFailed (Rich alone would exit with status 1 on the spot when stdout's
+# reader has gone, ending a training run without its checkpoint).
+console = Console(file=STDOUT)
 err_console = Console(stderr=True, soft_wrap=True)
 
 _log_flags = {"verbose": False, "quiet": False}
@@ -145,7 +141,12 @@ def load_tensorflow(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow|gymnasium).*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Some lines are written by C++ before any log level applies: silence fd 2 while TF loads.
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # stderr closed (`2>&-`): nothing to silence
+        import tensorflow
+
+        return
     _SILENCED_STDERR.append(saved)
     try:
         with open(os.devnull, "w") as devnull:
@@ -163,10 +164,13 @@ _SILENCED_STDERR: list[int] = []
 
 def note(text: str) -> None:
     """One plain line on stderr (no Rich markup: it may quote a path), also while TensorFlow loads."""
-    if _SILENCED_STDERR:
-        os.write(_SILENCED_STDERR[0], (one_line(text) + "\n").encode())
-    else:
-        err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+    try:
+        if _SILENCED_STDERR:
+            os.write(_SILENCED_STDERR[0], (one_line(text) + "\n").encode())
+        else:
+            err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+    except OSError:  # stderr closed, or a terminal that hung up (SIGHUP): the note is lost, not the run
+        pass
 
 
 @contextmanager
@@ -186,9 +190,11 @@ def user_errors(verbose: bool = False):
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
                           soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:  # rdpg train handles its own (a checkpoint to write or to point at)
-        err_console.print("aborted")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # rdpg train handles its own (a checkpoint to write or to point at)
+        from rdpg_cli.signals import exit_code_of
+
+        note("aborted")
+        raise typer.Exit(exit_code_of(exc)) from None
 
 
 def _parse_sets(values: list[str] | None) -> dict:
@@ -426,9 +432,9 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
                     console.print(f"training [bold]{config.name}[/] ({config.env.id}) -> {run_dir}")
                 for text in warnings:  # once nothing can refuse the run any more: an error stays one line
                     note(text)
-            except BrokenPipeError:
-                _silence_stdout()
-                raise StdoutClosed(None) from None
+            except StdoutFailed as failed:
+                silence_stdout()
+                raise StdoutClosed(None, failed) from None
             if force:
                 clear_run_files(run_dir)
             remove_orphaned_temporaries(run_dir)
@@ -437,35 +443,30 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
             stop.attach(trainer)
             try:
                 summary = trainer.run(config.train.steps, fresh=resume_data is None)
-            except BrokenPipeError:
-                # The reader of stdout went away (`rdpg train | head`, a logger that died). The progress line
-                # failed after a whole step: keep the run, as a stop would.
-                _silence_stdout()
+            except StdoutFailed as failed:
+                # The reader of stdout went away (`rdpg train | head`, a logger that died) or its log file's
+                # disk is full. The progress line failed after a whole step: keep the run, as a stop would.
+                silence_stdout()
                 trainer.save()
-                raise StdoutClosed(trainer.env_steps) from None
+                raise StdoutClosed(trainer.env_steps, failed) from None
             stop.finished = True  # from here a signal would only cut the summary short: it is ignored
             return summary
         finally:
             trainer.close()
 
 
-STDOUT_CLOSED = "stdout was closed (a pipe whose reader ended)"
-
-
 class StdoutClosed(Exception):
-    """stdout became a pipe with no reader; ``env_steps`` of the checkpoint then written, None before any."""
+    """stdout could no longer be written (``failed`` says why); ``env_steps`` of the checkpoint then
+    written, None before any."""
 
-    def __init__(self, env_steps: int | None):
+    def __init__(self, env_steps: int | None, failed: StdoutFailed):
         super().__init__(env_steps)
         self.env_steps = env_steps
+        self.failed = failed
 
-
-def _silence_stdout() -> None:
-    """Send what is still buffered for stdout, and anything printed later, to /dev/null (writing to a pipe
-    without a reader raises again)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.SIGPIPE if self.failed.closed_pipe else 1
 
 
 def _remove_if_unused(run_dir: Path, created: bool) -> None:
@@ -530,13 +531,13 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         except StdoutClosed as closed:
             if closed.env_steps is None:
                 _remove_if_unused(run_dir, created)
-                note(f"{STDOUT_CLOSED} before training started; nothing was written")
+                note(f"{closed.failed} before training started; nothing was written")
             elif closed.env_steps >= total:
-                note(f"{STDOUT_CLOSED}; the run finished at env step {closed.env_steps}")
+                note(f"{closed.failed}; the run finished at env step {closed.env_steps}")
             else:
-                note(f"{STDOUT_CLOSED}: stopped at env step {closed.env_steps}; "
+                note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
-            return 128 + signal.SIGPIPE
+            return closed.exit_code
     if summary is None:  # stopped before training started
         _remove_if_unused(run_dir, created)
         note(f"stopped by {stop.requested} before training started; nothing was written or removed")
@@ -547,6 +548,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         return 128 + signal.Signals[summary.stopped_by]
     if not quiet:
         table = Table(title=f"{config.name}: done", show_header=False)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # a long run folder wraps whole, for copying, instead of ending in "…"
         table.add_row("run folder", str(run_dir))
         table.add_row("env steps", str(summary.env_steps))
         table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
@@ -565,10 +568,10 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         printed = str(run_dir / "checkpoint.h5")
     try:
         console.print(printed)
-    except BrokenPipeError:
-        _silence_stdout()
-        note(f"{STDOUT_CLOSED}; the run finished at env step {summary.env_steps}")
-        return 128 + signal.SIGPIPE
+    except StdoutFailed as failed:
+        silence_stdout()
+        note(f"{failed}; the run finished at env step {summary.env_steps}")
+        return StdoutClosed(summary.env_steps, failed).exit_code
     return 0
 
 
@@ -640,7 +643,7 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
             note(f"warning: --video: {config.env.id} did not repeat episode {divergence.episode + 1} under the same "
                  f"seed and actions (from step {divergence.step} on): the video shows another run of it")
     if as_json:
-        typer.echo(json.dumps(result.as_dict()))
+        emit(json.dumps(result.as_dict()))
         return
     summary = result.as_dict()
     table = Table(title=f"{label}: {episodes} episode{'' if episodes == 1 else 's'}, seed {seed}")
@@ -715,7 +718,7 @@ def plot(
         require_matplotlib()  # before any option or data check: without the extra nothing can be drawn
         result = render(run_dirs, metric, output, parse_size(size, width, height), band, smooth, title, force)
     if quiet:
-        typer.echo(str(result.output))
+        emit(str(result.output))
         return
     runs = sum(len(curve.runs) for curve in result.curves)
     console.print(f"wrote {result.output} ({result.width}x{result.height} px): {len(result.curves)} curve(s) "
@@ -743,7 +746,7 @@ def presets_list(
     presets = shipped_presets()
     if quiet:  # one name a line, for scripts
         for name in presets:
-            typer.echo(name)
+            emit(name)
         return
     table = Table(title="shipped presets")
     table.add_column("name", style="bold")
@@ -777,7 +780,7 @@ def presets_show(
         if console.is_terminal and not quiet:
             console.print(Syntax(text, "yaml"))
         else:
-            typer.echo(text, nl=False)
+            emit(text, end="")
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -785,8 +788,17 @@ def presets_show(
 
 def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
+    from rdpg_cli.signals import exit_code_of, interrupt_on_stop_signals
+
+    tolerant_encoding()
+    interrupt_on_stop_signals()
     try:
         code = app(standalone_mode=False)
+    except StdoutFailed as failed:  # rdpg train handles its own (a checkpoint to write); here all was done
+        silence_stdout()
+        if not failed.closed_pipe:  # a closed pipe is the reader's choice (`rdpg presets | head -1`): silent
+            print(one_line(f"error: {failed}"), file=sys.stderr)
+        sys.exit(StdoutClosed(None, failed).exit_code)
     except click_exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rdpg': the help, as with --help
             print(exc.format_message())
@@ -794,9 +806,9 @@ def main() -> None:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         print(one_line(f"error: {exc.format_message()}{hint}"), file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+    except typer.Abort as abort:  # Click's word for a KeyboardInterrupt outside any command's own handling
+        note("aborted")
+        sys.exit(exit_code_of(abort.__cause__ or abort.__context__))
     except click_exceptions.ClickException as exc:
         print(one_line(f"error: {exc.format_message()}"), file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
     TimeRemainingColumn
 from rich.text import Text
 
+from rdpg_cli.output import STDOUT
 from rdpg_cli.trainer import Reporter
 
 
@@ -90,7 +91,7 @@ class PlainReporter(Reporter):
     log file grows by a few lines a minute instead of by a redrawn bar."""
 
     def __init__(self, stream: TextIO | None = None, every: float = 10.0):
-        self.stream = stream or sys.stdout
+        self.stream = stream or STDOUT
         self.every = every
         self.last: float | None = None
         self.total = 0

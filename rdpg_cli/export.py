@@ -23,6 +23,7 @@ its actions are checked against the checkpoint's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -43,7 +44,8 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import cannot_write_in, may_exist
+from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem
+from rdpg_cli.output import emit
 from rdpg_cli.extras import install_hint
 
 FORMATS = ("savedmodel", "tflite", "onnx", "keras")
@@ -790,6 +792,9 @@ def default_output(checkpoint: Path, format_: str) -> Path:
 def check_output(output: Path, format_: str, force: bool) -> None:
     """Refuse an output of the wrong kind, or one that exists without --force. --force replaces only what
     looks like an earlier export, never an arbitrary folder."""
+    problem = name_problem(output)
+    if problem:
+        raise ExportError(f"--output {output}: {problem}")
     if format_ == "savedmodel":
         if output.suffix.lower() in SUFFIXES.values():
             raise ExportError(f"--output {output}: a SavedModel is a folder; give a path without {output.suffix}")
@@ -1021,9 +1026,12 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        # On a read-only file system unlink raises EROFS even for a file that is not there: that must not
+        # replace the error that explains the failure.
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        sidecar_tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            sidecar_tmp.unlink(missing_ok=True)
         if not placed:  # "nothing was written": not even the folders made for it
             for folder in created:
                 try:
@@ -1045,7 +1053,7 @@ def run_export(checkpoint: Path | None, format_: str, output: Path | None, force
             console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
     result = export_policy(checkpoint, format_, output, force)
     if console is None:
-        sys.stdout.write(f"{result.path}\n")
+        emit(str(result.path))
         return
     meta = result.metadata
     state = ", ".join(f"{s.name}[{s.size}]" for s in meta.state) or "none (feed-forward)"

@@ -3,6 +3,7 @@ output's folder can be written in. One-line errors."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -60,3 +61,15 @@ def may_exist(path: Path) -> bool:
         return path.exists()
     except (OSError, ValueError):
         return True
+
+
+def name_problem(path: Path) -> str | None:
+    """Why the file system cannot take ``path`` as a name at all (a component over its length limit, a NUL
+    byte), or None: checked before anything asks whether the path exists, which would raise."""
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        return exc.strerror if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP) else None
+    except ValueError:
+        return "not a valid file name"
+    return None

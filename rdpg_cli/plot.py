@@ -25,6 +25,7 @@ from typing import Any
 
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
+from rdpg_cli.input_files import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -443,6 +444,9 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     output = Path(output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise PlotError(f"--output {output}: give a {', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]} path")
+    problem = name_problem(output)
+    if problem:
+        raise PlotError(f"--output {output}: {problem}")
     if not output.parent.is_dir():
         raise PlotError(f"--output {output}: folder {output.parent} does not exist")
     if output.is_dir():
@@ -457,8 +461,9 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
         raise PlotError(f"--metric {metric}: not in metrics.csv or timing.csv; available: {', '.join(metrics)}")
     curves, skipped = build_curves(runs, metric, band, smooth)
     if not curves:
-        raise PlotError(f"--metric {metric}: no run has a value yet (evaluations start after "
-                        "train.eval_every env steps)")
+        when = ("evaluations start after train.eval_every env steps" if metric.startswith("eval/") else
+                "a row every train.log_every env steps; train/ columns once learning starts")
+        raise PlotError(f"--metric {metric}: no run has a value yet ({when})")
     figure = _figure(*size)
     _draw(figure, curves, metric, band, smooth, title)
     try:

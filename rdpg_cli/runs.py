@@ -34,8 +34,11 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
             raise ConfigError(f"{self.path.parent}: another rdpg train is using this run folder") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
+        try:  # the holder's pid, for a person looking; a full disk is reported by the run's first real write
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, str(os.getpid()).encode())
+        except OSError:
+            pass
         return self
 
     @staticmethod

@@ -1,5 +1,6 @@
-"""SIGINT/SIGTERM during ``rdpg train``: a stop that checkpoints, a second signal that aborts. No TensorFlow
-here: the handler is installed before TensorFlow loads (which takes seconds)."""
+"""SIGINT/SIGTERM/SIGHUP during ``rdpg train``: a stop that checkpoints, a second signal that aborts; in every
+other command, the same signals end it as Ctrl-C does, through its clean-up. No TensorFlow here: the handlers
+are installed before TensorFlow loads (which takes seconds)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,43 @@ from collections.abc import Callable
 from typing import Any
 
 
+def stop_signals() -> list[signal.Signals]:
+    """The signals that ask rdpg to stop: Ctrl-C, SIGTERM, and SIGHUP (the terminal closed) unless it is
+    ignored, as ``nohup`` leaves it, which must keep a run going."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        signals.append(hangup)
+    return signals
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal other than Ctrl-C, raised where the command is, so that its ``finally`` clean-up runs
+    (Python's default SIGTERM ends the process on the spot, leaving an export's temporary folder behind)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def interrupt_on_stop_signals() -> None:
+    """For the whole command: SIGTERM and SIGHUP act as Ctrl-C does (rdpg train installs SignalStop over them)."""
+    for sig in stop_signals():
+        if sig != signal.SIGINT:
+            signal.signal(sig, _interrupt)
+
+
+def exit_code_of(interrupt: BaseException | None) -> int:
+    """128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
 class SignalStop:
-    """SIGINT/SIGTERM for the whole of ``rdpg train``, from before TensorFlow loads to the summary.
+    """SIGINT/SIGTERM/SIGHUP for the whole of ``rdpg train``, from before TensorFlow loads to the summary.
 
     The first signal is recorded: before training starts the command stops without writing anything; once a
     trainer is attached, its loop stops after the current step and checkpoints. A second SIGINT/SIGTERM
@@ -41,7 +77,7 @@ class SignalStop:
         self.on_first(name)
 
     def __enter__(self) -> SignalStop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_signals():
             self.previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -510,7 +510,7 @@ class Trainer:
         try:
             return self._run(total_steps, fresh)
         except OSError as exc:
-            if exc.errno not in WRITE_FAILURES:  # e.g. a closed pipe on stdout: not the run folder's doing
+            if exc.errno not in WRITE_FAILURES:  # not a file the run writes (stdout's failures are StdoutFailed)
                 raise
             where = exc.filename or self.run_dir
             raise self._fault(f"cannot write {where} ({exc.strerror or exc})", resumable=True) from None

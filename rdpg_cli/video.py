@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rdpg_cli.errors import ConfigError, reason
-from rdpg_cli.input_files import cannot_write_in
+from rdpg_cli.input_files import cannot_write_in, name_problem
 from rdpg_cli.extras import install_hint
 
 VIDEO_EXTRA = install_hint("video")
@@ -29,6 +29,9 @@ def prepare_video(path: Path, force: bool = False) -> None:
     A driver the user chose is left alone."""
     path = Path(path)
     folder = path.parent
+    problem = name_problem(path)
+    if problem:
+        raise ConfigError(f"--video {path}: {problem}")
     if not folder.is_dir():
         raise ConfigError(f"--video {path}: folder {folder} does not exist")
     if path.is_dir():

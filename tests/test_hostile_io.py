@@ -1,0 +1,142 @@
+"""The command line where its surroundings fail: stdout closed or on a full disk, an ASCII-only stdout, odd
+COLUMNS, stderr closed, names the file system refuses, SIGTERM and SIGHUP. One line and an honest exit status,
+never a traceback, and nothing of the user's lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from conftest import TINY, rdpg
+
+LONG_NAME = "a" * 300  # one path component over the usual 255-byte limit
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("hostile")
+    rdpg("train", "--preset", "pendulum", "--steps", "250", *TINY, "--run-dir", "run", "-q", cwd=folder)
+    return folder / "run"
+
+
+def _rdpg_into(stdout: int, *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rdpg_cli", *map(str, args)], cwd=cwd, stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def _closed_pipe() -> int:
+    """The write end of a pipe whose reader is already gone."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+@pytest.mark.parametrize("args", [["presets"], ["presets", "-q"], ["presets", "show", "pendulum"]])
+def test_a_closed_pipe_ends_a_command_quietly_with_sigpipes_status(tmp_path, args):
+    """`rdpg presets | head -1` whose output outgrew the pipe's buffer ended in a BrokenPipeError traceback."""
+    write = _closed_pipe()
+    try:
+        result = _rdpg_into(write, *args, cwd=tmp_path)
+    finally:
+        os.close(write)
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert result.stderr == "", result.stderr
+
+
+def test_a_closed_pipe_after_an_evaluation_is_not_a_traceback(tmp_path, run):
+    write = _closed_pipe()
+    try:
+        result = _rdpg_into(write, "evaluate", run, "--episodes", "1", "--json", cwd=tmp_path)
+    finally:
+        os.close(write)
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_stdout_on_a_full_disk_is_one_line_and_a_finished_run_is_kept(tmp_path):
+    """A log on a full disk: the one-line error names stdout, not the run folder (which was blamed, and the run
+    stopped without its checkpoint), and the run is complete."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    with open("/dev/full", "w") as full:
+        presets = _rdpg_into(full.fileno(), "presets", cwd=tmp_path)
+        train = _rdpg_into(full.fileno(), "train", "--preset", "pendulum", "--steps", "150", *TINY,
+                           "--run-dir", "run", "-q", cwd=tmp_path)
+    assert presets.returncode == 1
+    assert presets.stderr == "error: stdout cannot be written (No space left on device)\n"
+    assert train.returncode == 1
+    assert train.stderr == "stdout cannot be written (No space left on device); the run finished at env step 150\n"
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
+        assert int(f.attrs["env_steps"]) == 150
+
+
+def test_an_ascii_only_stdout_prints_what_it_can(tmp_path, run):
+    """The evaluation table's '±' ended `rdpg evaluate` with a UnicodeEncodeError and the result lost."""
+    result = rdpg("evaluate", run, "--episodes", "1", cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert "mean ? std" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("columns", ["0", "99999999", "wide"])
+def test_an_unusable_columns_value_is_ignored(tmp_path, columns):
+    """COLUMNS=0 printed nothing at all (results lost); a width of millions padded the help to gigabytes."""
+    result = rdpg("presets", cwd=tmp_path, env={"COLUMNS": columns})
+    assert "pendulum" in result.stdout and len(result.stdout) < 10_000, len(result.stdout)
+
+
+def test_a_closed_stderr_does_not_stop_a_command(tmp_path, run):
+    """Hiding TensorFlow's start-up lines duplicated fd 2, which failed when it was closed (`2>&-`)."""
+    result = subprocess.run(f"{sys.executable} -m rdpg_cli evaluate {run} --episodes 1 --json 2>&-", shell=True,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and '"mean_return"' in result.stdout, result
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "{run}/checkpoint.h5", "--output", LONG_NAME],
+    ["export", "{run}/checkpoint.h5", "--format", "tflite", "--output", f"{LONG_NAME}.tflite"],
+    ["plot", "{run}", "--output", f"{LONG_NAME}.png"],
+    ["evaluate", "{run}", "--video", f"{LONG_NAME}.gif"],
+])
+def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path, run, args):
+    result = rdpg(*(a.format(run=run) for a in args), cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.rstrip().endswith(": File name too long"), result.stderr
+
+
+def _signal_after(args: list[str | Path], cwd: Path, signum: int, seconds: float, ready: Path | None = None
+                  ) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([sys.executable, "-m", "rdpg_cli", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while ready is not None and not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(seconds)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_sigterm_during_an_export_cleans_up(tmp_path, run):
+    """Python's default SIGTERM ended the process on the spot, leaving a hidden temporary folder behind."""
+    result = _signal_after(["export", run / "checkpoint.h5", "--output", tmp_path / "out" / "sm"], tmp_path,
+                           signal.SIGTERM, 0.0, ready=tmp_path / "out")  # the folder is made once the model is
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip().endswith("aborted"), result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_sighup_stops_training_with_a_checkpoint(tmp_path):
+    """Closing the terminal (SIGHUP) killed the run and lost everything since its last checkpoint."""
+    result = _signal_after(["train", "--preset", "pendulum", "--steps", "100000", *TINY, "--run-dir", "run"],
+                           tmp_path, signal.SIGHUP, 1.0, ready=tmp_path / "run" / "metrics.csv")
+    assert result.returncode == 128 + signal.SIGHUP, result.stderr
+    assert "stopped by SIGHUP at env step" in result.stderr and "rdpg train --resume run" in result.stderr
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
+        assert int(f.attrs["env_steps"]) > 0
