@@ -132,7 +132,6 @@ def load_tensorflow(verbose: bool) -> None:
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import logging
     import warnings
 

@@ -21,7 +21,14 @@ def usable_cores() -> int:
 
 
 def default_thread_pools() -> None:
-    """Set rdpg's thread-pool sizes unless the user set them: TensorFlow reads ``TF_NUM_INTRAOP_THREADS``
-    and ``TF_NUM_INTEROP_THREADS`` when it creates its runtime, so this must run before the first op."""
+    """Set rdpg's thread-pool sizes and kernels unless the user set them: TensorFlow reads these variables
+    when it is imported or creates its runtime, so this must run before either.
+
+    oneDNN's kernels are asked for explicitly: TensorFlow turns them on by itself only on CPUs with AVX-512
+    VNNI, BF16 or AMX. On one without (an AVX2 AMD EPYC) its default Eigen kernels round differently, so the
+    same seed trained to other numbers in ``rdpg train --verbose``, the benchmarks and the tests than in a
+    plain ``rdpg train``; oneDNN was also as fast or faster there (187-195 against 170-183 env steps/s,
+    ``bench/throughput.py --only rdpg --quick``, 2026-11-26)."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(usable_cores()))
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -19,7 +19,15 @@ def test_defaults_are_one_thread_per_op_and_one_op_per_core(monkeypatch):
     assert os.environ["TF_NUM_INTEROP_THREADS"] == str(usable_cores())
 
 
-@pytest.mark.parametrize("name", ["TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"])
+def test_onednn_kernels_are_asked_for_whatever_the_cpu(monkeypatch):
+    """TensorFlow enables them by itself only on AVX-512 VNNI/BF16/AMX CPUs: elsewhere `--verbose`, the
+    benchmarks and the tests computed with other kernels, so other numbers, than a plain `rdpg train`."""
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    default_thread_pools()
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+@pytest.mark.parametrize("name", ["TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS"])
 def test_a_users_setting_wins(monkeypatch, name):
     monkeypatch.setenv(name, "7")
     default_thread_pools()
@@ -37,7 +45,8 @@ def test_usable_cores_counts_this_process_affinity():
 def test_the_cli_sizes_the_pools_before_tensorflow_starts(verbose):
     code = (f"import os, sys; from rdpg_cli.cli import load_tensorflow; load_tensorflow({verbose}); "
             "import tensorflow as tf; tf.constant(1.0); "
-            "print(os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['TF_NUM_INTEROP_THREADS'])")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+            "print(os.environ['TF_NUM_INTRAOP_THREADS'], os.environ['TF_NUM_INTEROP_THREADS'], "
+            "os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_NUM_", "TF_ENABLE_ONEDNN"))}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["1", str(usable_cores())]
+    assert out.stdout.split() == ["1", str(usable_cores()), "1"]  # --verbose too: it trained to other numbers
