@@ -775,7 +775,7 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
       "1000"]),
     ({"train.steps": 3000, "agent.warmup_actor": 5000},
      ["train.steps: 3000 ends within the warm-up: the actor never learns (agent.warmup_actor 5000)"]),
-    # Gradient steps after env steps 1000 .. 10000 (warmup_critic 1000, a batch of 256 by then): 9001.
+    # Gradient steps after env steps 1000 .. 10000 (warmup_critic 1000, a batch of 256 by then), two each: 18002.
     ({"agent.train_interval": 10001},
      ["agent.train_interval: 10001: no gradient step falls within train.steps 10000 (learning starts at env step "
       "1000, once past warmup_critic with a batch in the replay): nothing learns"]),
@@ -784,12 +784,12 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
       "agent.warmup_steps": 0, "replay.size": 100},
      ["agent.train_interval: 1: no gradient step falls within train.steps 7 (learning starts at env step 8, once "
       "past warmup_critic with a batch in the replay): nothing learns"]),
-    ({"agent.target_update": 9002},
-     ["agent.target_update: a hard copy every 9002 gradient steps never comes in this run's 9001: the target "
+    ({"agent.target_update": 18003, "agent.policy_weights": "online"},
+     ["agent.target_update: a hard copy every 18003 gradient steps never comes in this run's 18002: the target "
       "networks keep their initial weights"]),
-    ({"agent.target_update": 9001}, []),
-    ({"agent.policy_delay": 9002},
-     ["agent.policy_delay: 9002 is more than this run's 9001 gradient steps: the actor and the target networks "
+    ({"agent.target_update": 18002, "agent.policy_weights": "online"}, []),
+    ({"agent.policy_delay": 18003},
+     ["agent.policy_delay: 18003 is more than this run's 18002 gradient steps: the actor and the target networks "
       "move at most once, at the first"]),
     ({"env.observation_indices": [0, 2, 0]},
      ["env.observation_indices: 0 listed more than once (the component is fed in as many times)"]),
