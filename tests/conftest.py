@@ -15,8 +15,11 @@ from rdpg_cli.threads import default_thread_pools
 # In-process tests run TensorFlow with the thread pools the CLI uses (before anything imports it).
 default_thread_pools()
 
-# A few hundred env steps with 16-unit networks: seconds, not minutes, yet every code path runs.
+# A few hundred env steps with 16-unit networks: seconds, not minutes, yet every code path runs. One gradient
+# step per env step and the online policy, as the tests written for them expect (the `pendulum` preset takes
+# two and the averaged policy; tests of those set them).
 TINY = [
+    "--set", "agent.gradient_steps=1", "--set", "agent.policy_weights=online",
     "--set", "network.actor_layers=[16]", "--set", "network.critic_layers=[16]",
     "--set", "agent.batch_size=32", "--set", "agent.warmup_steps=100", "--set", "agent.warmup_critic=100",
     "--set", "agent.warmup_actor=100", "--set", "train.eval_every=200", "--set", "train.eval_episodes=1",

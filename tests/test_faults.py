@@ -161,7 +161,8 @@ def test_diverged_actor_is_one_error_not_a_nan_action_for_the_environment():
     from rdpg_cli.evaluation import evaluate
     from rdpg_cli.policy import AgentPolicy
 
-    config, spec = resolve_bounds(load_config("pendulum", {"network.actor_layers": [16]}))
+    config, spec = resolve_bounds(load_config("pendulum", {"network.actor_layers": [16],
+                                                           "agent.policy_weights": "online"}))  # the actor edited
     agent = Agent(config, spec, seed=0)
     for variable in agent.actor.trainable_variables:
         variable.assign(np.full(variable.shape, 1.0e30, np.float32))

@@ -112,8 +112,11 @@ def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path, run, 
 
 def _signal_after(args: list[str | Path], cwd: Path, signum: int, seconds: float, ready: Path | None = None
                   ) -> subprocess.CompletedProcess:
+    # SIGHUP as a terminal would leave it, even where the suite runs under nohup (which ignores it, and rdpg
+    # keeps an ignored SIGHUP ignored).
     proc = subprocess.Popen([sys.executable, "-m", "rdpg_cli", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while ready is not None and not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
