@@ -424,7 +424,10 @@ def test_ctrl_c_during_a_video_leaves_no_file_and_no_process(tmp_path):
     checkpoint = faulty_checkpoint(tmp_path, "render_watch", marker=marker)
     process = subprocess.Popen([sys.executable, "-m", "rdpg_cli", "evaluate", str(checkpoint), "--episodes", "20",
                                 "--video", "v.gif"], cwd=tmp_path, env={**os.environ, **FAULTY_ENV},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               # Ctrl-C as a terminal delivers it, even where the suite itself was started in the
+                               # background by a shell, which leaves SIGINT ignored for everything it starts.
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
