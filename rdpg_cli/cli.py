@@ -463,10 +463,6 @@ class StdoutClosed(Exception):
         self.env_steps = env_steps
         self.failed = failed
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + signal.SIGPIPE if self.failed.closed_pipe else 1
-
 
 def _remove_if_unused(run_dir: Path, created: bool) -> None:
     """Remove the run folder this command created, when nothing but its lock file is in it."""
@@ -536,7 +532,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             else:
                 note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
-            return closed.exit_code
+            return closed.failed.exit_code
     if summary is None:  # stopped before training started
         _remove_if_unused(run_dir, created)
         note(f"stopped by {stop.requested} before training started; nothing was written or removed")
@@ -570,7 +566,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     except StdoutFailed as failed:
         silence_stdout()
         note(f"{failed}; the run finished at env step {summary.env_steps}")
-        return StdoutClosed(summary.env_steps, failed).exit_code
+        return failed.exit_code
     return 0
 
 
@@ -797,7 +793,7 @@ def main() -> None:
         silence_stdout()
         if not failed.closed_pipe:  # a closed pipe is the reader's choice (`rdpg presets | head -1`): silent
             print(one_line(f"error: {failed}"), file=sys.stderr)
-        sys.exit(StdoutClosed(None, failed).exit_code)
+        sys.exit(failed.exit_code)
     except click_exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rdpg': the help, as with --help
             print(exc.format_message())

@@ -8,6 +8,7 @@ checkpoint) instead of ending with a traceback or blaming the run folder for the
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -20,6 +21,10 @@ class StdoutFailed(Exception):
         self.closed_pipe = isinstance(cause, BrokenPipeError)
         super().__init__("stdout was closed (a pipe whose reader ended)" if self.closed_pipe else
                          f"stdout cannot be written ({cause.strerror or type(cause).__name__})")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + signal.SIGPIPE if self.closed_pipe else 1
 
 
 class GuardedStdout:
@@ -72,9 +77,9 @@ def tolerant_encoding() -> None:
                 pass
 
 
-def sane_columns(environ: dict[str, str] | Any = os.environ) -> None:
+def sane_columns() -> None:
     """Drop a COLUMNS that Rich and Typer would take literally: 0 printed nothing at all (results lost), a
     width of millions padded ``rdpg --help`` to gigabytes. Without it they ask the terminal, or use 80."""
-    value = environ.get("COLUMNS")
+    value = os.environ.get("COLUMNS")
     if value is not None and not (value.isdigit() and 1 <= int(value) <= 10_000):
-        del environ["COLUMNS"]
+        del os.environ["COLUMNS"]
