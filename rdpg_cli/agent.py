@@ -106,8 +106,10 @@ class Agent:
         self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
 
         # XLA (jit_compile) was measured: no gain for the feed-forward step on this CPU, and tens of seconds
-        # of compilation for an unrolled recurrent one; plain graphs it is.
-        self._wrap: Callable = (lambda f: f) if run_eagerly else tf.function
+        # of compilation for an unrolled recurrent one; plain graphs it is. Traced without AutoGraph: the
+        # step's Python control flow is all on Python values (the one tensor condition is a tf.cond), and
+        # AutoGraph's source conversion was most of the first step's tracing (a tiny `rdpg train` 11 -> 7 s).
+        self._wrap: Callable = (lambda f: f) if run_eagerly else (lambda f: tf.function(f, autograph=False))
         self._act = self._wrap(self._act_impl)
         self._act_exploring = self._wrap(lambda *a: self._act_impl(*a, exploring=True))
         self.run_eagerly = run_eagerly
@@ -354,11 +356,16 @@ class Agent:
                                        agent.target_update)
         else:
             every = tf.constant(int(agent.target_update), tf.int64)
-            if tf.equal(self.gradient_steps % every, 0):
-                for target, critic in zip(self.target_critics, self.critics, strict=True):
-                    losses.hard_update(target.trainable_variables, critic.trainable_variables)
-                losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
+            # An explicit cond: the step is traced without AutoGraph (see __init__), so a Python `if` on a
+            # tensor would not become one.
+            tf.cond(tf.equal(self.gradient_steps % every, 0), self._hard_copy_targets, tf.no_op)
         return metrics
+
+    def _hard_copy_targets(self) -> tf.Operation:
+        for target, critic in zip(self.target_critics, self.critics, strict=True):
+            losses.hard_update(target.trainable_variables, critic.trainable_variables)
+        losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
+        return tf.no_op()
 
     # -- state for checkpoints -----------------------------------------------------------------------------
 

@@ -128,8 +128,7 @@ def load_tensorflow(verbose: bool) -> None:
 
     default_thread_pools()
     if verbose:
-        import tensorflow
-
+        _import_tensorflow()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
@@ -143,18 +142,31 @@ def load_tensorflow(verbose: bool) -> None:
     try:
         saved = os.dup(2)
     except OSError:  # stderr closed (`2>&-`): nothing to silence
-        import tensorflow
-
+        _import_tensorflow()
         return
     _SILENCED_STDERR.append(saved)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            _import_tensorflow()
     finally:
         _SILENCED_STDERR.remove(saved)
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow without letting Keras import matplotlib's pyplot, which it imports (when installed)
+    only for an image-gallery helper rdpg never calls: 0.4-0.6 s of every start here. Keras takes the
+    ImportError as "no matplotlib"; pyplot imports normally afterwards (``rdpg plot``)."""
+    blocked = "matplotlib.pyplot" not in sys.modules
+    if blocked:
+        sys.modules["matplotlib.pyplot"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        if blocked and sys.modules.get("matplotlib.pyplot", 0) is None:
+            del sys.modules["matplotlib.pyplot"]
 
 
 # The real stderr while load_tensorflow silences fd 2: where a note to the user (a signal's) must still go.

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from rdpg_cli.threads import default_thread_pools
+from zygote import runs_forked
 
 # In-process tests run TensorFlow with the thread pools the CLI uses (before anything imports it).
 default_thread_pools()
@@ -31,12 +37,65 @@ TINY_RECURRENT = [
 ]
 
 
+class Zygote:
+    """This test process's client of ``zygote.py``: started on first use, one command at a time."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="rdpg-zygote-"))
+        self.log = open(self.folder / "zygote.log", "w")  # its own errors, if it breaks
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, bufsize=1)
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        out, err = self.folder / "stdout", self.folder / "stderr"
+        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        pid = json.loads(self._reply(timeout=60))["pid"]
+        try:
+            returncode = json.loads(self._reply(timeout))["returncode"]
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            self._reply(timeout=60)
+            raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text()) from None
+        return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
+
+    def _reply(self, timeout: float) -> str:
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            raise subprocess.TimeoutExpired("zygote", timeout)
+        line = self.process.stdout.readline()
+        if not line:
+            self.log.flush()
+            raise RuntimeError(f"the zygote died: {(self.folder / 'zygote.log').read_text()[-2000:]}")
+        return line
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_zygote: list[Zygote] = []
+
+
 def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m rdpg_cli ARGS`` (the console script's code path) and capture its output."""
+         env: dict[str, str] | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m rdpg_cli ARGS`` (the console script's code path) and capture its output: in a fresh
+    interpreter (always with ``fresh``), or for the commands zygote.py says run the same there, in a process
+    forked from it."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "rdpg_cli", *map(str, args)], cwd=cwd, capture_output=True,
-                            text=True, timeout=timeout, env=full_env)
+    texts = [str(a) for a in args]
+    if not fresh and runs_forked(texts, env):
+        if not _zygote:
+            _zygote.append(Zygote())
+            atexit.register(_zygote[0].close)
+        result = _zygote[0].run(texts, Path(cwd).resolve(), full_env, timeout)
+    else:
+        result = subprocess.run([sys.executable, "-m", "rdpg_cli", *texts], cwd=cwd, capture_output=True,
+                                text=True, timeout=timeout, env=full_env)
     if check and result.returncode != 0:
         raise AssertionError(f"rdpg {' '.join(map(str, args))} exited {result.returncode}\n"
                              f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")

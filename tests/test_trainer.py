@@ -78,8 +78,11 @@ def test_recurrent_run_writes_every_run_file(tmp_path):
 
 
 def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
-    for name in ("a", "b"):
-        rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--seed", "3", "--run-dir", name, cwd=tmp_path)
+    """Also what lets the tests run commands in processes forked from one that imported TensorFlow
+    (zygote.py): one run in a fresh interpreter, the other forked, give the same numbers."""
+    for name, fresh in (("a", True), ("b", False)):
+        rdpg("train", "--preset", "pendulum", "--steps", "300", *TINY, "--seed", "3", "--run-dir", name, cwd=tmp_path,
+             fresh=fresh)
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
     assert_same_checkpoint(tmp_path / "a" / "checkpoint.h5", tmp_path / "b" / "checkpoint.h5")
 
