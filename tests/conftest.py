@@ -5,9 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,41 +36,49 @@ TINY_RECURRENT = [
 
 
 class Zygote:
-    """This test process's client of ``zygote.py``: started on first use, one command at a time."""
+    """This test process's client of ``zygote.py``: started on first use, one command at a time. Anything
+    that goes wrong mid-command ends it (the next command starts another), so no reply is ever read late."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="rdpg-zygote-"))
         self.log = open(self.folder / "zygote.log", "w")  # its own errors, if it breaks
+        self.env = _command_env()
+        self.commands = 0
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"}, bufsize=1)
+                                        env=self.env, bufsize=1)
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-        out, err = self.folder / "stdout", self.folder / "stderr"
-        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        pid = json.loads(self._reply(timeout=60))["pid"]
+        self.commands += 1
+        out, err = self.folder / f"{self.commands}.stdout", self.folder / f"{self.commands}.stderr"
+        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err),
+                   "timeout": timeout}
         try:
-            returncode = json.loads(self._reply(timeout))["returncode"]
-        except subprocess.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-            self._reply(timeout=60)
-            raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text()) from None
-        return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()  # the zygote kills the command at its timeout, then answers
+            if not line:
+                self.log.flush()
+                raise RuntimeError(f"the zygote died: {(self.folder / 'zygote.log').read_text()[-2000:]}")
+            reply = json.loads(line)
+            texts = [path.read_text() for path in (out, err)]
+        except BaseException:
+            self.close(kill=True)
+            raise
+        finally:
+            for path in (out, err):
+                path.unlink(missing_ok=True)
+        if reply["timed_out"]:
+            raise subprocess.TimeoutExpired(args, timeout, *texts)
+        return subprocess.CompletedProcess(args, reply["returncode"], *texts)
 
-    def _reply(self, timeout: float) -> str:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            raise subprocess.TimeoutExpired("zygote", timeout)
-        line = self.process.stdout.readline()
-        if not line:
-            self.log.flush()
-            raise RuntimeError(f"the zygote died: {(self.folder / 'zygote.log').read_text()[-2000:]}")
-        return line
-
-    def close(self) -> None:
-        self.process.stdin.close()
+    def close(self, kill: bool = False) -> None:
+        if _zygote and _zygote[0] is self:
+            _zygote.clear()
+        if kill:
+            self.process.kill()
+        else:
+            self.process.stdin.close()
         self.process.wait(timeout=60)
         self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -81,17 +87,21 @@ class Zygote:
 _zygote: list[Zygote] = []
 
 
+def _command_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+
+
 def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
          env: dict[str, str] | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m rdpg_cli ARGS`` (the console script's code path) and capture its output: in a fresh
     interpreter (always with ``fresh``), or for the commands zygote.py says run the same there, in a process
     forked from it."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = _command_env(env)
     texts = [str(a) for a in args]
-    if not fresh and runs_forked(texts, env):
+    if not fresh and runs_forked(texts, full_env, _zygote[0].env if _zygote else _command_env()):
         if not _zygote:
             _zygote.append(Zygote())
-            atexit.register(_zygote[0].close)
+            atexit.register(lambda: _zygote and _zygote[0].close())
         result = _zygote[0].run(texts, Path(cwd).resolve(), full_env, timeout)
     else:
         result = subprocess.run([sys.executable, "-m", "rdpg_cli", *texts], cwd=cwd, capture_output=True,

@@ -10,31 +10,41 @@ has already swallowed) and without environment settings that act at start-up; ev
 that needs a process of its own from the first instruction (signals, closed pipes), starts a fresh
 interpreter. ``RDPG_TESTS_FRESH=1`` sends every command to a fresh interpreter.
 
-Protocol, one JSON object a line: the client writes {"args", "cwd", "env", "stdout", "stderr"}; this process
-forks, answers {"pid"}, waits for the child and answers {"returncode"} (negative: killed by that signal).
+Protocol, one JSON object a line: the client writes {"args", "cwd", "env", "stdout", "stderr", "timeout"}; this
+process forks, waits for the child (killing it after ``timeout`` seconds) and answers one line, {"returncode"}
+(negative: killed by that signal) and {"timed_out"}. It never runs a command itself, nor any TensorFlow op: a
+fork is safe only while TensorFlow has started no threads, which importing it does not.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 
 # Commands whose first act is to import TensorFlow: run here, the import done.
 FORKED_COMMANDS = frozenset({"train", "evaluate", "export"})
 # Read by the interpreter or TensorFlow at start-up, so a forked child cannot take them from a request.
-START_UP_ENV = ("PYTHON", "TF_", "OMP_", "MKL", "OPENBLAS", "LC_", "LANG", "COLUMNS", "LINES", "TERM",
-                "NO_COLOR", "FORCE_COLOR", "MUJOCO_GL", "PYOPENGL")
-MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rdpg_cli", "__main__.py")
+# (Python, TensorFlow, Keras, the BLAS libraries, Rich's and Typer's consoles, MuJoCo's renderer.)
+START_UP_ENV = ("PYTHON", "TF_", "KERAS", "OMP_", "MKL", "OPENBLAS", "LC_", "LANG", "COLUMNS", "LINES", "TERM",
+                "NO_COLOR", "FORCE_COLOR", "COLORTERM", "TTY_", "JUPYTER", "TYPER", "_TYPER", "GITHUB_ACTIONS",
+                "PY_COLORS", "MUJOCO_GL", "PYOPENGL")
 
 
-def runs_forked(args: list[str], env: dict[str, str] | None) -> bool:
-    """Whether a command can run in a forked child with the result a fresh interpreter would give."""
-    if os.environ.get("RDPG_TESTS_FRESH") == "1" or not args or args[0] not in FORKED_COMMANDS:
+def _start_up_settings(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(START_UP_ENV) and k != "PYTHONPATH"}
+
+
+def runs_forked(args: list[str], env: dict[str, str], zygote_env: dict[str, str]) -> bool:
+    """Whether a command, with this full environment, can run in a child forked from a zygote started with
+    ``zygote_env`` and give the result a fresh interpreter would."""
+    if env.get("RDPG_TESTS_FRESH") == "1" or not args or args[0] not in FORKED_COMMANDS:
         return False
-    if "--verbose" in args or "-v" in args:
+    if any(a == "--verbose" or (a.startswith("-") and not a.startswith("--") and "v" in a) for a in args):
         return False
-    return not any(key.startswith(START_UP_ENV) and key != "PYTHONPATH" for key in env or {})
+    return _start_up_settings(env) == _start_up_settings(zygote_env)
 
 
 def _child(request: dict) -> None:
@@ -53,20 +63,24 @@ def _child(request: dict) -> None:
         # As `python -m rdpg_cli` in that folder: the folder first, then PYTHONPATH, then the rest.
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [os.getcwd(), *extra, *(p for p in sys.path[1:] if p not in extra)]
-        sys.argv = [MAIN, *request["args"]]
-        from rdpg_cli.cli import main
+        sys.argv = ["-m", *request["args"]]  # runpy puts the module's path first, as `-m` does
+        import runpy
+        import traceback
 
         try:
-            main()
+            runpy.run_module("rdpg_cli", run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as done:
             if done.code is None or isinstance(done.code, int):
                 code = done.code or 0
             else:
                 print(done.code, file=sys.stderr)
-        except BaseException:  # as the interpreter would: the traceback, exit status 1
-            import traceback
-
+        except KeyboardInterrupt:  # as the interpreter does: the traceback, then death by SIGINT
+            traceback.print_exc()
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        except BaseException:  # as the interpreter does: the traceback, exit status 1
             traceback.print_exc()
         import atexit
 
@@ -100,9 +114,21 @@ def serve() -> None:
         if pid == 0:
             replies.close()
             _child(request)
-        replies.write(json.dumps({"pid": pid}) + "\n")
-        _, status = os.waitpid(pid, 0)
-        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        returncode, timed_out = _wait(pid, request["timeout"])
+        replies.write(json.dumps({"returncode": returncode, "timed_out": timed_out}) + "\n")
+
+
+def _wait(pid: int, timeout: float) -> tuple[int, bool]:
+    """The child's exit status, waiting at most ``timeout`` seconds before killing it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), False
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), True
 
 
 if __name__ == "__main__":

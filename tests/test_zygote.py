@@ -1,0 +1,46 @@
+"""The tests' forked commands (zygote.py) answer as a fresh interpreter does, and survive a command that hangs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import TINY, _command_env, _zygote, rdpg
+from zygote import runs_forked
+
+BASE = _command_env()
+
+
+@pytest.mark.parametrize(("args", "env", "forked"), [
+    (["train", "--preset", "pendulum"], {}, True),
+    (["evaluate", "run"], {"PYTHONPATH": "/somewhere"}, True),  # sys.path is set per command
+    (["presets"], {}, False),  # never imports TensorFlow: a fresh start is what it is measured on
+    (["train", "--preset", "pendulum", "--verbose"], {}, False),  # TensorFlow's start-up log
+    (["train", "--preset", "pendulum", "-qv"], {}, False),
+    (["train", "--preset", "pendulum"], {"COLUMNS": "80"}, False),  # read when the consoles are made
+    (["export"], {"TF_NUM_INTRAOP_THREADS": "3"}, False),  # read when TensorFlow starts
+    (["train", "--preset", "pendulum"], {"RDPG_TESTS_FRESH": "1"}, False),
+])
+def test_only_commands_a_fork_runs_as_a_fresh_interpreter_would_are_forked(args, env, forked):
+    assert runs_forked(args, {**BASE, **env}, BASE) == forked
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--preset", "pendulum", "--bogus"],  # a usage error names the program
+    ["train", "--preset", "no-such-preset"],
+    ["evaluate", "missing.h5"],
+])
+def test_a_forked_command_answers_as_a_fresh_one(tmp_path, args):
+    forked = rdpg(*args, cwd=tmp_path, check=False)
+    fresh = rdpg(*args, cwd=tmp_path, check=False, fresh=True)
+    assert _zygote, "the command did not go to the zygote"
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert forked.returncode == 2
+
+
+def test_a_command_past_its_timeout_is_killed_and_the_next_one_runs(tmp_path):
+    with pytest.raises(subprocess.TimeoutExpired):
+        rdpg("train", "--preset", "pendulum", "--steps", "100000", *TINY, "--run-dir", "long", cwd=tmp_path,
+             timeout=3)
+    result = rdpg("evaluate", "missing.h5", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "missing.h5" in result.stderr
