@@ -500,8 +500,11 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.input_files import may_exist
     from rdpg_cli.runs import new_run_dir
 
+    from rdpg_cli.memory import require_networks_fit
+
     try:
         config, spec = resolve_bounds(config)
+        require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
     # A folder this command makes is removed again if the run stops before it starts (new_run_dir names a bad path).

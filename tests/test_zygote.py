@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import TINY, _command_env, _zygote, rdpg
+from conftest import TINY, _zygote, rdpg
 from zygote import runs_forked
 
-BASE = _command_env()
+BASE = {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1"}  # the zygote's, as started
 
 
 @pytest.mark.parametrize(("args", "env", "forked"), [
