@@ -499,9 +499,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
     from rdpg_cli.input_files import may_exist
-    from rdpg_cli.runs import new_run_dir
-
     from rdpg_cli.memory import require_networks_fit
+    from rdpg_cli.runs import new_run_dir
 
     try:
         config, spec = resolve_bounds(config)

@@ -44,11 +44,16 @@ def physical_memory_bytes() -> int | None:
         return None
 
 
+def networks_do_not_fit(config: Config, detail: str = "") -> ConfigError:
+    """The one error for networks too large, found here or by TensorFlow's allocator (``Trainer``)."""
+    network = config.network
+    return ConfigError(f"network: the networks do not fit in memory (actor_layers {network.actor_layers}, "
+                       f"critic_layers {network.critic_layers}, units {network.units}{detail})")
+
+
 def require_networks_fit(config: Config, observation_dim: int, action_dim: int) -> None:
     needed = FLOAT32_BYTES * weights_lower_bound(config, observation_dim, action_dim)
     memory = physical_memory_bytes()
     if memory is not None and needed > memory:
-        network = config.network
-        raise ConfigError(f"network: the networks do not fit in memory (actor_layers {network.actor_layers}, "
-                          f"critic_layers {network.critic_layers}, units {network.units}: at least "
-                          f"{needed / 2**30:.3g} GiB of weights, {memory / 2**30:.3g} GiB of memory here)")
+        raise networks_do_not_fit(config, f": at least {needed / 2**30:.3g} GiB of weights, "
+                                          f"{memory / 2**30:.3g} GiB of memory here")

@@ -28,6 +28,7 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec, make_env
 from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason
 from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
+from rdpg_cli.memory import networks_do_not_fit
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import Batch, ReplayBuffer
@@ -115,10 +116,8 @@ class Trainer:
 
         try:
             self.agent = Agent(config, spec, self.seed, run_eagerly=run_eagerly)
-        except tf.errors.ResourceExhaustedError:  # layers of 10**8 units: TensorFlow cannot allocate the weights
-            network = config.network
-            raise ConfigError(f"network: the networks do not fit in memory (actor_layers {network.actor_layers}, "
-                              f"critic_layers {network.critic_layers}, units {network.units})") from None
+        except tf.errors.ResourceExhaustedError:  # within the memory bound (cli), yet TensorFlow cannot allocate
+            raise networks_do_not_fit(config) from None
         state_sizes = tuple(config.network.units for _ in self.agent.initial_state(1)) \
             if config.replay.store_state else ()
         try:

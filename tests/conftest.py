@@ -85,6 +85,7 @@ class Zygote:
 
 
 _zygote: list[Zygote] = []
+atexit.register(lambda: _zygote and _zygote[0].close())
 
 
 def _command_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -101,7 +102,6 @@ def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
     if not fresh and runs_forked(texts, full_env, _zygote[0].env if _zygote else _command_env()):
         if not _zygote:
             _zygote.append(Zygote())
-            atexit.register(lambda: _zygote and _zygote[0].close())
         result = _zygote[0].run(texts, Path(cwd).resolve(), full_env, timeout)
     else:
         result = subprocess.run([sys.executable, "-m", "rdpg_cli", *texts], cwd=cwd, capture_output=True,

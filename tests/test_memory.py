@@ -46,3 +46,21 @@ def test_networks_larger_than_memory_are_refused_with_their_sizes(monkeypatch):
         memory.require_networks_fit(cfg, 3, 2)
     monkeypatch.setattr(memory, "physical_memory_bytes", lambda: None)  # unknown: TensorFlow's own refusal stands
     memory.require_networks_fit(cfg, 3, 2)
+
+
+def test_tensorflow_refusing_networks_within_the_bound_is_the_same_error(monkeypatch, tmp_path):
+    """Sizes the bound lets through can still be refused by TensorFlow's allocator: the same one line."""
+    import tensorflow as tf
+
+    from rdpg_cli import trainer
+    from rdpg_cli.envs import resolve_bounds
+
+    def refuse(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(trainer, "Agent", refuse)
+    cfg = config(actor=(1000,)).replace("action_bounds", low=[-2.0], high=[2.0])
+    cfg, spec = resolve_bounds(cfg)
+    with pytest.raises(ConfigError, match=r"^network: the networks do not fit in memory \(actor_layers \[1000\], "
+                                          r"critic_layers \[12\], units 5\)$"):
+        trainer.Trainer(cfg, spec, tmp_path / "run")
