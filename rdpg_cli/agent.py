@@ -263,7 +263,7 @@ class Agent:
         steps need no mask: whatever follows an episode's end is masked out of every loss."""
         b = self.burn_in
         if b and self.recurrent:
-            _, state = model.encode(history[:, :b], state, step_mask[:, :b])
+            _, state = model.encode(history[:, :b], state, step_mask[:, :b], fused=True)
             state = tuple(tf.stop_gradient(s) for s in state)
         return model.encode(history[:, b:], state, fused=True, outputs_from=outputs_from)[0]
 

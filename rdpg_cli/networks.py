@@ -29,8 +29,8 @@ class HistoryEncoder(keras.layers.Layer):
     LSTM and GRU cells with Keras's own weight layout and gate equations (LSTM gates i, f, c, o; GRU with
     ``reset_after``, gates z, r, h), so a standard Keras LSTM/GRU given the same weights computes the same
     function (exports rely on this). Sequences are unrolled in Python over the short, static window, with
-    the input projection of all steps in one matmul; in the agent's update, unmasked LSTM sequences (the
-    trained steps and the target networks) run in TensorFlow's fused kernel (wide ones back-propagate
+    the input projection of all steps in one matmul; in the agent's update, LSTM sequences (the burn-in,
+    the trained steps, the target networks) run in TensorFlow's fused kernel (wide ones back-propagate
     through TensorFlow ops, ``_block_lstm_op_backward``). Both are several times faster
     on a CPU than Keras's ``while_loop`` RNN for windows of a few dozen steps.
     """
@@ -70,14 +70,17 @@ class HistoryEncoder(keras.layers.Layer):
              fused: bool = False, outputs_from: int = 0) -> tuple[tf.Tensor, State]:
         """``step_mask`` [batch, time] (bool): masked steps leave the state (and output) unchanged, so
         steps of another episode at the front of a window do not disturb the zero state the episode
-        starts from. ``fused``: an unmasked LSTM sequence runs in TensorFlow's fused kernel (the agent's
-        update asks for it); otherwise the cell is unrolled op by op, which every exporter understands.
+        starts from. ``fused``: an LSTM sequence runs in TensorFlow's fused kernel (the agent's update asks
+        for it), masked only if its masked steps lead each row (the burn-in's); otherwise the cell is unrolled
+        op by op, which every exporter understands.
         ``outputs_from``: the outputs of the steps from this one on (the target networks need h_{t+1} only);
         cut before the outputs are laid out batch-major, which saves copying the others."""
         if not self.gates:
             return history[:, outputs_from:], ()
-        if self.kind == "lstm" and step_mask is None and fused:
-            return self._fused_lstm(history, state, outputs_from)
+        if self.kind == "lstm" and fused:
+            if step_mask is None:
+                return self._fused_lstm(history, state, outputs_from)
+            return self._fused_lstm_masked_prefix(history, state, step_mask, outputs_from)
         steps = history.shape[1]
         bias = self.bias if self.kind == "lstm" else self.bias[0]
         projected = tf.matmul(history, self.kernel) + bias  # [B, T, gates*units], all steps at once
@@ -108,6 +111,28 @@ class HistoryEncoder(keras.layers.Layer):
         run = _block_lstm_op_backward if self.units >= OP_BACKWARD_MIN_UNITS else _block_lstm
         hiddens, cells = run(x, h, c, w, b)  # [time, batch, units]
         return tf.transpose(hiddens[outputs_from:], [1, 0, 2]), (hiddens[-1], cells[-1])
+
+    def _fused_lstm_masked_prefix(self, history: tf.Tensor, state: State, step_mask: tf.Tensor,
+                                  outputs_from: int = 0) -> tuple[tf.Tensor, State]:
+        """The masked unroll in the fused kernel, for masks whose masked steps lead each row (the agent's burn-in:
+        steps of the episode before, then the window's own): each row's valid steps are shifted to the front and
+        run from the given state, and every step then reads the state after the valid steps up to it (the given
+        state before the first). The same function as the masked cell (tests/test_agent.py); one kernel op and
+        two gathers instead of a dozen ops per step: ``pendulum-novel``'s update 1.11x faster (README)."""
+        h0, c0 = state
+        steps = history.shape[1]
+        masked = steps - tf.reduce_sum(tf.cast(step_mask, tf.int32), axis=1, keepdims=True)  # [B, 1] leading
+        positions = tf.range(steps)[None, :]
+        shifted = tf.gather(history, tf.minimum(positions + masked, steps - 1), batch_dims=1)
+        w = _keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
+        b = _keras_to_block_gates(self.bias)
+        hiddens, cells = _block_lstm(tf.transpose(shifted, [1, 0, 2]), h0, c0, w, b)  # [time, batch, units]
+        # Step t of the row has run max(t + 1 - masked, 0) valid steps: index into [given state, step 1, ...].
+        runs = tf.maximum(positions + 1 - masked, 0)[:, outputs_from:]
+        hiddens = tf.gather(tf.transpose(tf.concat([h0[None], hiddens], axis=0), [1, 0, 2]), runs, batch_dims=1)
+        last_cell = tf.gather(tf.transpose(tf.concat([c0[None], cells], axis=0), [1, 0, 2]), runs[:, -1:],
+                              batch_dims=1)[:, 0]
+        return hiddens, (hiddens[:, -1], last_cell)
 
     def _cell(self, projected_x: tf.Tensor, state: State) -> State:
         if self.kind == "lstm":

@@ -329,6 +329,31 @@ def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in
         np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("outputs_from", [0, 2])
+def test_fused_lstm_with_masked_leading_steps_equals_the_masked_cell(outputs_from):
+    """The burn-in's unroll in the fused kernel (steps of the episode before lead a row and leave its state
+    alone) computes the masked cell's outputs, final state and gradients: rows with no step masked, some, all
+    but the last, and all."""
+    encoder = HistoryEncoder("lstm", 8)
+    x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
+    state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
+    encoder(x, state)
+    encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
+    step_mask = tf.constant([[True] * 6, [False] * 2 + [True] * 4, [False] * 5 + [True], [False] * 6])
+    output_weights = tf.random.stateless_normal([4, 6 - outputs_from, 8], seed=[10, 11])
+    results = []
+    for fused in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *state])
+            outputs, final = encoder(x, state, step_mask, fused=fused, outputs_from=outputs_from)
+            loss = tf.reduce_sum(outputs * output_weights) + tf.reduce_sum(final[0]) + tf.reduce_sum(final[1] ** 2)
+        grads = tape.gradient(loss, [x, *state, *encoder.trainable_variables])
+        results.append([outputs, *final, *grads])
+    np.testing.assert_array_equal(results[1][1][3], state[0][3])  # all masked: the given state, as it was
+    for cell, fused in zip(*results, strict=True):
+        np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_wide_lstm_backward_in_ops_equals_the_kernels(compiled):
     """From OP_BACKWARD_MIN_UNITS units on, the update's LSTM backward pass is written in ops: for 128 units
