@@ -11,7 +11,7 @@ fresh child process, in a temporary run folder, with the preset's 1M-transition 
 overrides: ``train.eval_every`` = the sampling interval (10k), ``train.eval_episodes`` 2,
 ``train.checkpoint_every`` 50k (with the replay memory: ``train.save_replay`` stays on), the preset's
 ``log_every`` (metrics.csv, timing.csv and TensorBoard rows are written as usual). Runs:
-``pendulum`` (feed-forward DDPG, [256, 256], batch 256) and ``pendulum-novel`` (recurrent RDPG, LSTM 64,
+``pendulum`` (feed-forward DDPG with the preset's networks, batch 256) and ``pendulum-novel`` (recurrent RDPG, LSTM 64,
 batch 32 windows of burn-in 8 + 16 steps). A child records, right after the update of every env step that
 is a multiple of ``--every``: the env step, wall time, the process's CPU time (user + system, all threads),
 VmRSS from /proc/self/status, ``os.getloadavg()``, and the wall time spent so far in each part of the

@@ -329,11 +329,13 @@ def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in
         np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("outputs_from", [0, 2])
-def test_fused_lstm_with_masked_leading_steps_equals_the_masked_cell(outputs_from):
+def test_fused_lstm_with_masked_leading_steps_equals_the_masked_cell(outputs_from, compiled, monkeypatch):
     """The burn-in's unroll in the fused kernel (steps of the episode before lead a row and leave its state
     alone) computes the masked cell's outputs, final state and gradients: rows with no step masked, some, all
-    but the last, and all."""
+    but the last, and all; eagerly and compiled with the batch size unknown, as in the update. The fused run
+    never touches the cell."""
     encoder = HistoryEncoder("lstm", 8)
     x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
     state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
@@ -341,17 +343,40 @@ def test_fused_lstm_with_masked_leading_steps_equals_the_masked_cell(outputs_fro
     encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
     step_mask = tf.constant([[True] * 6, [False] * 2 + [True] * 4, [False] * 5 + [True], [False] * 6])
     output_weights = tf.random.stateless_normal([4, 6 - outputs_from, 8], seed=[10, 11])
-    results = []
-    for fused in (False, True):
+
+    def run(x, h0, c0, step_mask, fused):
         with tf.GradientTape() as tape:
-            tape.watch([x, *state])
-            outputs, final = encoder(x, state, step_mask, fused=fused, outputs_from=outputs_from)
+            tape.watch([x, h0, c0])
+            outputs, final = encoder(x, (h0, c0), step_mask, fused=fused, outputs_from=outputs_from)
             loss = tf.reduce_sum(outputs * output_weights) + tf.reduce_sum(final[0]) + tf.reduce_sum(final[1] ** 2)
-        grads = tape.gradient(loss, [x, *state, *encoder.trainable_variables])
-        results.append([outputs, *final, *grads])
-    np.testing.assert_array_equal(results[1][1][3], state[0][3])  # all masked: the given state, as it was
-    for cell, fused in zip(*results, strict=True):
-        np.testing.assert_allclose(fused.numpy(), cell.numpy(), atol=1e-5, rtol=1e-5)
+        return [outputs, *final, *tape.gradient(loss, [x, h0, c0, *encoder.trainable_variables])]
+
+    cell = run(x, *state, step_mask, fused=False)
+
+    def no_cell(*args):
+        raise AssertionError("the fused path ran the cell")
+
+    monkeypatch.setattr(HistoryEncoder, "_cell", no_cell)
+    fused_run = lambda *args: run(*args, fused=True)  # noqa: E731
+    if compiled:
+        spec = [tf.TensorSpec([None, 6, 3]), tf.TensorSpec([None, 8]), tf.TensorSpec([None, 8]),
+                tf.TensorSpec([None, 6], tf.bool)]
+        fused_run = tf.function(fused_run, input_signature=spec, autograph=False)
+    fused = fused_run(x, *state, step_mask)
+    for name, index in [("h", 1), ("c", 2)]:  # all masked: the given state, exactly
+        np.testing.assert_array_equal(fused[index][3], state[index - 1][3], err_msg=name)
+    for a, b in zip(cell, fused, strict=True):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_lstm_refuses_a_masked_step_after_a_valid_one():
+    """The fused path shifts leading masked steps out; a mask with a gap inside the row would run the gap,
+    where the masked cell skips it: refused, not computed wrong."""
+    encoder = HistoryEncoder("lstm", 4)
+    x = tf.zeros([2, 3, 2])
+    state = encoder.initial_state(2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a masked step follows a valid one"):
+        encoder(x, state, tf.constant([[True, True, True], [True, False, True]]), fused=True)
 
 
 @pytest.mark.parametrize("compiled", [False, True])
