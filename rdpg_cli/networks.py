@@ -105,8 +105,7 @@ class HistoryEncoder(keras.layers.Layer):
         V1's forward and gradient agree (tests/test_agent.py checks both against the unrolled cell and Keras);
         it gets the Keras weights with the gate blocks reordered, no forget bias of its own and no clipping."""
         h, c = state
-        w = _keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
-        b = _keras_to_block_gates(self.bias)
+        w, b = self._block_weights()
         x = tf.transpose(history, [1, 0, 2])
         run = _block_lstm_op_backward if self.units >= OP_BACKWARD_MIN_UNITS else _block_lstm
         hiddens, cells = run(x, h, c, w, b)  # [time, batch, units]
@@ -130,8 +129,7 @@ class HistoryEncoder(keras.layers.Layer):
             masked = steps - tf.reduce_sum(valid, axis=1, keepdims=True)  # [B, 1] leading masked steps
         positions = tf.range(steps)[None, :]
         shifted = tf.gather(history, tf.minimum(positions + masked, steps - 1), batch_dims=1)
-        w = _keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
-        b = _keras_to_block_gates(self.bias)
+        w, b = self._block_weights()
         hiddens, cells = _block_lstm(tf.transpose(shifted, [1, 0, 2]), h0, c0, w, b)  # [time, batch, units]
         # Step t of the row has run max(t + 1 - masked, 0) valid steps: index into [given state, step 1, ...].
         runs = tf.maximum(positions + 1 - masked, 0)[:, outputs_from:]
@@ -139,6 +137,12 @@ class HistoryEncoder(keras.layers.Layer):
         last_cell = tf.gather(tf.transpose(tf.concat([c0[None], cells], axis=0), [1, 0, 2]), runs[:, -1:],
                               batch_dims=1)[:, 0]
         return hiddens, (hiddens[:, -1], last_cell)
+
+    def _block_weights(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The LSTM's weights as the fused kernel takes them: input and recurrent kernels stacked, gate blocks
+        reordered."""
+        w = _keras_to_block_gates(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
+        return w, _keras_to_block_gates(self.bias)
 
     def _cell(self, projected_x: tf.Tensor, state: State) -> State:
         if self.kind == "lstm":

@@ -301,6 +301,16 @@ def test_flat_graph_call_gives_the_numbers_of_the_public_call(kind, monkeypatch)
     np.testing.assert_array_equal(a_flat, a_public)
 
 
+def _lstm_with_inputs():
+    """An LSTM-8 with a bias that is not zero, a [4, 6, 3] input and a random start state."""
+    encoder = HistoryEncoder("lstm", 8)
+    x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
+    state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
+    encoder(x, state)
+    encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
+    return encoder, x, state
+
+
 @pytest.mark.parametrize("backward", ["kernel", "ops"])
 @pytest.mark.parametrize("final_cell_in_loss", [True, False])
 def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in_loss, monkeypatch):
@@ -309,11 +319,7 @@ def test_fused_lstm_equals_the_cell_forward_and_backward(backward, final_cell_in
     kernel's own backward pass and with the one written in ops (wide layers), whether or not the final cell
     state reaches the loss."""
     monkeypatch.setattr(networks, "OP_BACKWARD_MIN_UNITS", 1 if backward == "ops" else 10**9)
-    encoder = HistoryEncoder("lstm", 8)
-    x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
-    state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
-    encoder(x, state)
-    encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
+    encoder, x, state = _lstm_with_inputs()
     output_weights = tf.random.stateless_normal([4, 6, 8], seed=[10, 11])
     results = []
     for fused in (False, True):
@@ -336,11 +342,7 @@ def test_fused_lstm_with_masked_leading_steps_equals_the_masked_cell(outputs_fro
     alone) computes the masked cell's outputs, final state and gradients: rows with no step masked, some, all
     but the last, and all; eagerly and compiled with the batch size unknown, as in the update. The fused run
     never touches the cell."""
-    encoder = HistoryEncoder("lstm", 8)
-    x = tf.random.stateless_normal([4, 6, 3], seed=[3, 4])
-    state = tuple(tf.random.stateless_normal([4, 8], seed=[5, i]) for i in range(2))
-    encoder(x, state)
-    encoder.bias.assign(tf.random.stateless_normal([32], seed=[8, 9]))
+    encoder, x, state = _lstm_with_inputs()
     step_mask = tf.constant([[True] * 6, [False] * 2 + [True] * 4, [False] * 5 + [True], [False] * 6])
     output_weights = tf.random.stateless_normal([4, 6 - outputs_from, 8], seed=[10, 11])
 
