@@ -764,7 +764,7 @@ def presets_list(
     table.add_column("description")
     if verbose:
         table.add_column("file")
-    with user_errors(verbose):
+    with user_errors():  # --verbose adds the files column here, not a traceback
         for name, path in presets.items():
             data = read_yaml(path)
             row = [name, str(data.get("env", {}).get("id", "?")), str(data.get("description", ""))]
@@ -780,13 +780,16 @@ def presets_show(
         callback=_logging_flag("verbose"))] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Print a preset's YAML (highlighted on a terminal; plain with --quiet or through a pipe)."""
-    with user_errors(verbose):
+    """Print a preset's YAML (highlighted on a terminal; plain with --quiet or through a pipe), once it has been
+    checked as `rdpg train` checks it."""
+    # Here --verbose asks for the resolved preset, not for a traceback with an error: the error stays one line.
+    with user_errors():
         from rich.syntax import Syntax
 
         from rdpg_cli.config import documented_yaml, load_config, read_preset_text, resolve_preset_path
 
-        text = documented_yaml(load_config(name)) if verbose else read_preset_text(resolve_preset_path(name))
+        config = load_config(name)  # a preset train would refuse is refused here too, not shown as if fine
+        text = documented_yaml(config) if verbose else read_preset_text(resolve_preset_path(name))
         if console.is_terminal and not quiet:
             console.print(Syntax(text, "yaml"))
         else:

@@ -7,7 +7,6 @@ evaluation return and the latest critic loss. Keys it does not send show as "-",
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -115,8 +114,5 @@ class PlainReporter(Reporter):
 
 
 class QuietReporter(Reporter):
-    """--quiet: nothing while training but warnings (on stderr); the command prints the checkpoint path at
-    the end."""
-
-    def warning(self, text: str) -> None:
-        print(f"warning: {text}", file=sys.stderr, flush=True)
+    """--quiet: nothing while training but warnings (on stderr, as always); the command prints the checkpoint
+    path at the end."""

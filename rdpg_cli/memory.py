@@ -1,9 +1,12 @@
 """Whether a config's networks can fit in this machine's memory, told before TensorFlow loads.
 
 TensorFlow's CPU allocator, refused, waits and retries for about ten seconds per allocation before it gives up:
-a typo such as ``actor_layers: [1000000000000000]`` took 26 s to refuse (TensorFlow's import included). A lower
-bound on the weights' bytes, compared with the physical memory, refuses it at once; sizes the bound lets
-through still meet the allocator's refusal (``Trainer``)."""
+a typo such as ``actor_layers: [1000000000000000]`` took 26 s to refuse (TensorFlow's import included). Worse,
+where the weights fit but one batch's activations do not (``actor_layers: [100000000]``: 3.2 GB of weights,
+100 GB of activations for a batch of 256), the operating system kills the process mid-update, with no message
+and a half-written run folder left behind. A lower bound on the bytes training needs (weights, the optimizer's
+moments, one batch's activations), compared with the physical memory, refuses both at once; sizes the bound
+lets through still meet the allocator's refusal (``Trainer``)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import os
 from rdpg_cli.config import Config, ConfigError
 
 FLOAT32_BYTES = 4
-COPIES = 2  # online and target networks (Adam's two moments of the online ones come on top)
+COPIES = 2  # online and target networks
+ADAM_MOMENTS = 2  # Adam's two moments of each online weight, allocated with the optimizer
 
 
 def dense_weights(widths: list[int]) -> int:
@@ -21,9 +25,8 @@ def dense_weights(widths: list[int]) -> int:
     return sum(a * b for a, b in itertools.pairwise(widths))
 
 
-def weights_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
-    """At least this many float32 weights make up the actor, critic(s) and their targets (biases, the critic's
-    action input and the optimizer's moments left out)."""
+def _online_weights(config: Config, observation_dim: int, action_dim: int) -> tuple[int, int]:
+    """At least this many weights in the actor and in one critic (biases and the critic's action input left out)."""
     network = config.network
     history = observation_dim + (action_dim if network.history == "obs+prev_action" else 0)
     features, recurrent = history, 0
@@ -33,8 +36,40 @@ def weights_lower_bound(config: Config, observation_dim: int, action_dim: int) -
         features = network.units
     actor = recurrent + dense_weights([features, *network.actor_layers, action_dim])
     critic = recurrent + dense_weights([features, *network.critic_layers, 1])
-    critics = 2 if config.agent.twin_critics else 1
-    return COPIES * (actor + critics * critic)
+    return actor, critic
+
+
+def weights_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
+    """At least this many float32 weights make up the actor, critic(s) and their targets (biases, the critic's
+    action input and the optimizer's moments left out)."""
+    actor, critic = _online_weights(config, observation_dim, action_dim)
+    return COPIES * (actor + critics_of(config) * critic)
+
+
+def critics_of(config: Config) -> int:
+    return 2 if config.agent.twin_critics else 1
+
+
+def activations_lower_bound(config: Config) -> int:
+    """At least this many float32 activations are held at once by an update: when a network's backward pass
+    starts, every hidden layer's output for the batch's trained steps is still there (the recurrent output
+    too); the critic loss sums the twin critics', so both are. The actor's and the critic's are not counted
+    together (TensorFlow may free one before the other is made)."""
+    network = config.network
+    rows = config.agent.batch_size * (config.replay.sequence_length if network.recurrent != "none" else 1)
+    encoder = network.units if network.recurrent != "none" else 0
+    actor = rows * (encoder + sum(network.actor_layers))
+    critics = critics_of(config) * rows * (encoder + sum(network.critic_layers))
+    return max(actor, critics)
+
+
+def training_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
+    """At least this many float32 values exist while training: the networks and their targets, Adam's
+    moments of the online ones, and one update's activations."""
+    actor, critic = _online_weights(config, observation_dim, action_dim)
+    online = actor + critics_of(config) * critic
+    return (weights_lower_bound(config, observation_dim, action_dim) + ADAM_MOMENTS * online
+            + activations_lower_bound(config))
 
 
 def physical_memory_bytes() -> int | None:
@@ -52,8 +87,10 @@ def networks_do_not_fit(config: Config, detail: str = "") -> ConfigError:
 
 
 def require_networks_fit(config: Config, observation_dim: int, action_dim: int) -> None:
-    needed = FLOAT32_BYTES * weights_lower_bound(config, observation_dim, action_dim)
+    needed = FLOAT32_BYTES * training_lower_bound(config, observation_dim, action_dim)
     memory = physical_memory_bytes()
     if memory is not None and needed > memory:
-        raise networks_do_not_fit(config, f": at least {needed / 2**30:.3g} GiB of weights, "
-                                          f"{memory / 2**30:.3g} GiB of memory here")
+        weights = FLOAT32_BYTES * weights_lower_bound(config, observation_dim, action_dim)
+        raise networks_do_not_fit(config, f", batch_size {config.agent.batch_size}: at least "
+                                          f"{needed / 2**30:.3g} GiB for training ({weights / 2**30:.3g} GiB of "
+                                          f"weights), {memory / 2**30:.3g} GiB of memory here")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import math
 import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +59,9 @@ class Reporter:
     def finish(self) -> None: ...
 
     def warning(self, text: str) -> None:
-        """Something about the run's result the user must see, even with --quiet."""
-        self.message(f"warning: {text}")
+        """Something about the run's result the user must see, even with --quiet: on stderr, as every other
+        warning (a live progress bar redirects stderr above itself)."""
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -653,16 +656,25 @@ def read_log(path: Path) -> list[list[str]]:
         return []
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
+        rows = list(csv.reader(io.StringIO(text)))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a log rdpg wrote (byte {exc.start} is not text); repair or remove it "
                           "to resume") from None
     except csv.Error as exc:
         raise ConfigError(f"{path}: not a log rdpg wrote ({exc}); repair or remove it to resume") from None
+    columns = len(rows[0]) if rows else 0
     for number, row in enumerate(rows[1:], start=2):
         if row and not (row[0].isascii() and row[0].isdigit()):  # ASCII: '²'.isdigit() holds, int('²') fails
             raise ConfigError(f"{path}: line {number} is not a log row (it starts {row[0][:20]!r}, not an env "
                               "step); repair or remove it to resume")
+        # A row cut short (a crash in mid-write, a tail zeroed from inside it) would be kept as it is, its last
+        # number cut off: every row rdpg writes has a field for each column of the header.
+        if row and len(row) != columns:
+            raise ConfigError(f"{path}: line {number} has {len(row)} fields, the header {columns}; repair or "
+                              "remove it to resume")
+    if text and not text.endswith("\n"):
+        raise ConfigError(f"{path}: line {len(rows)} is cut short (no line end); repair or remove it to resume")
     return rows
 
 

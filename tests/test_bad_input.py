@@ -216,6 +216,16 @@ CASES = [
     Case("presets show of a file that is not text", ["presets", "show", "p.yaml"],
          ["p.yaml: not UTF-8 text (byte 0 on line 1)"], files={"p.yaml": b"\xff\xfe\x00"}),
     Case("presets show of an unknown name", ["presets", "show", "pendullum"], ["unknown preset 'pendullum'"]),
+    # Shown only once it is checked as train checks it; --verbose asks for the resolved preset, not a traceback.
+    Case("presets show of YAML that does not parse", ["presets", "show", "p.yaml"],
+         ["p.yaml: YAML does not parse at line 3"], files={"p.yaml": "agent:\n  gamma: [1, 2\n"}),
+    Case("presets show --verbose of YAML that does not parse", ["presets", "show", "p.yaml", "--verbose"],
+         ["p.yaml: YAML does not parse at line 3"], files={"p.yaml": "agent:\n  gamma: [1, 2\n"}),
+    Case("presets show of a non-finite value", ["presets", "show", "p.yaml"],
+         ["p.yaml: agent.gamma: nan is not a finite number"], files={"p.yaml": "agent:\n  gamma: .nan\n"}),
+    Case("presets show --verbose of an unknown key", ["presets", "show", "p.yaml", "-v"],
+         ["p.yaml: agent.gammma: unknown key (did you mean 'agent.gamma'?)"],
+         files={"p.yaml": "agent:\n  gammma: 0.9\n"}),
     # --- --set
     Case("--set without =", ["train", "--preset", "pendulum", "--set", "agent.gamma"],
          ["--set agent.gamma: expected section.key=value"]),
@@ -251,6 +261,12 @@ CASES = [
                                          "network.actor_layers=[1000000000000000]", "--run-dir", "fresh"],
          ["pendulum.yaml with --set network.actor_layers: network: the networks do not fit in memory "
           "(actor_layers [1000000000000000]"]),
+    # Weights of a few GB, a batch's activations of 40 TB: the process was killed mid-update, without a word.
+    Case("a batch's activations larger than memory", ["train", "--preset", "pendulum", "--set",
+                                                      "network.actor_layers=[100000000]", "--set",
+                                                      "agent.batch_size=100000", "--run-dir", "fresh"],
+         ["network: the networks do not fit in memory (actor_layers [100000000], critic_layers [128, 128], "
+          "units 64, batch_size 100000: at least "]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],

@@ -534,16 +534,24 @@ def test_an_observation_space_without_components_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(("log", "damage", "words"), [
-    ("metrics.csv", b"\0" * 4096, "metrics.csv: line 5 is not a log row (it starts '\\x00"),  # a power loss's tail
-    ("metrics.csv", b"abc,1,2\n", "metrics.csv: line 5 is not a log row (it starts 'abc', not an env step)"),
-    ("metrics.csv", "²,1,2\n".encode(), "metrics.csv: line 5 is not a log row (it starts '²', not an env step)"),
-    ("timing.csv", b"\xff\xfe", "timing.csv: not a log rdpg wrote (byte "),
-])
+    ("metrics.csv", lambda text: text + b"\0" * 4096,  # a power loss's tail
+     "metrics.csv: line 5 is not a log row (it starts '\\x00"),
+    ("metrics.csv", lambda text: text + b"abc,1,2\n",
+     "metrics.csv: line 5 is not a log row (it starts 'abc', not an env step)"),
+    ("metrics.csv", lambda text: text + "²,1,2\n".encode(),
+     "metrics.csv: line 5 is not a log row (it starts '²', not an env step)"),
+    ("timing.csv", lambda text: text + b"\xff\xfe", "timing.csv: not a log rdpg wrote (byte "),
+    # The last row (step 300, the checkpoint's: a resume keeps it) cut by a crash in mid-write ...
+    ("metrics.csv", lambda text: text[:-60], "metrics.csv: line 4 has "),
+    ("timing.csv", lambda text: text.rstrip(b"\r\n"), "timing.csv: line 4 is cut short (no line end)"),
+    # ... or zeroed from inside it by a power loss: the fields all there, the last one ending in zeros.
+    ("metrics.csv", lambda text: text.rstrip(b"\r\n") + b"\0" * 200, "metrics.csv: line 4 is cut short"),
+], ids=["zero-filled tail", "garbage line", "non-ASCII digit", "not text", "last row cut", "last line end cut",
+        "last row zeroed from inside"])
 def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, small_run, log, damage, words):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
-    with open(run / log, "ab") as f:
-        f.write(damage)
+    (run / log).write_bytes(damage((run / log).read_bytes()))
     before = {name: (run / name).read_bytes() for name in ("config.yaml", "command.txt", "metrics.csv",
                                                            "timing.csv", "checkpoint.h5")}
     result = rdpg("train", "--resume", "run", "--steps", "400", cwd=tmp_path, check=False)

@@ -36,9 +36,38 @@ def test_dense_weights_counts_each_kernel():
     assert memory.dense_weights([3, 16, 8, 2]) == 3 * 16 + 16 * 8 + 8 * 2
 
 
+@pytest.mark.parametrize(("recurrent", "twin", "expected"), [
+    # batch 4, feed-forward: one row per sample; the critics' sum (12 wide) is below the actor's (16 + 8)
+    ("none", False, 4 * (16 + 8)),
+    ("none", True, max(4 * (16 + 8), 2 * 4 * 12)),
+    # recurrent: 4 windows of 3 trained steps, the encoder's 5 units before the head's layers
+    ("lstm", True, max(12 * (5 + 16 + 8), 2 * 12 * (5 + 12))),
+])
+def test_the_activation_bound_counts_the_hidden_outputs_of_one_update(recurrent, twin, expected):
+    assert memory.activations_lower_bound(config(recurrent, twin=twin)) == expected
+
+
+def test_the_training_bound_adds_adams_moments_and_the_activations():
+    cfg = config(twin=True)
+    weights = memory.weights_lower_bound(cfg, 3, 2)  # online and target copies
+    assert memory.training_lower_bound(cfg, 3, 2) == weights + weights + memory.activations_lower_bound(cfg)
+
+
+def test_a_batch_whose_activations_do_not_fit_is_refused_though_the_weights_do(monkeypatch):
+    cfg = config(actor=(1000,), critic=(1000,))
+    weights = memory.FLOAT32_BYTES * memory.weights_lower_bound(cfg, 3, 2)
+    big_batch = cfg.replace("replay", size=10**7).replace("agent", batch_size=10**6)
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 10 * weights)
+    memory.require_networks_fit(cfg, 3, 2)
+    # 1000 hidden outputs of the actor for each of 10**6 samples: 3.73 GiB, where the weights are 70 kB
+    with pytest.raises(ConfigError, match=r"batch_size 1000000: at least 3.73 GiB for training \(6.71e-05 GiB of "
+                                          r"weights\), 0.000671 GiB of memory here\)$"):
+        memory.require_networks_fit(big_batch, 3, 2)
+
+
 def test_networks_larger_than_memory_are_refused_with_their_sizes(monkeypatch):
     cfg = config(actor=(1000,), critic=(1000,))
-    needed = memory.FLOAT32_BYTES * memory.weights_lower_bound(cfg, 3, 2)
+    needed = memory.FLOAT32_BYTES * memory.training_lower_bound(cfg, 3, 2)
     monkeypatch.setattr(memory, "physical_memory_bytes", lambda: needed)
     memory.require_networks_fit(cfg, 3, 2)  # exactly fits
     monkeypatch.setattr(memory, "physical_memory_bytes", lambda: needed - 1)

@@ -632,12 +632,15 @@ def test_a_resumed_session_reports_its_own_rates(tmp_path):
     assert 0 < updates_per_second <= steps_per_second + 1, last
 
 
-def test_quiet_still_warns_that_a_resume_without_replay_is_not_exact(tmp_path):
+def test_a_resume_without_replay_warns_on_stderr_quiet_or_not(tmp_path):
     rdpg("train", "--preset", "pendulum", "--steps", "150", *TINY, "--set", "train.save_replay=false",
          "--run-dir", "run", "-q", cwd=tmp_path)
     result = rdpg("train", "--resume", "run", "--steps", "250", "-q", cwd=tmp_path)
     assert "warning: the checkpoint holds no replay memory" in result.stderr
     assert result.stdout.strip() == "run/checkpoint.h5"
+    result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path)  # plain output (a pipe)
+    assert "warning: the checkpoint holds no replay memory" in result.stderr
+    assert "warning" not in result.stdout, result.stdout
 
 
 def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_late_ones():
