@@ -709,10 +709,13 @@ def plot(
                       ] = Path("curve.png"),
     size: Annotated[str | None, typer.Option(help="Image size WIDTHxHEIGHT in pixels (default 1200x750).")
                     ] = None,
-    width: Annotated[int | None, typer.Option(help="Image width in pixels (instead of --size).")] = None,
-    height: Annotated[int | None, typer.Option(help="Image height in pixels (instead of --size).")] = None,
+    width: Annotated[int | None, typer.Option(
+        help="Image width in pixels (instead of --size); alone, the height keeps the default's proportions.")] = None,
+    height: Annotated[int | None, typer.Option(
+        help="Image height in pixels (instead of --size); alone, the width keeps the default's proportions.")] = None,
     band: Annotated[Band, typer.Option(help="Shaded band around the mean over seeds.")] = Band.minmax,
-    smooth: Annotated[int, typer.Option(help="Moving average over this many log rows (1: none).")] = 1,
+    smooth: Annotated[int, typer.Option(help="Moving average over this many points: evaluations for eval/ "
+                                             "metrics, log rows otherwise (1: none).")] = 1,
     title: Annotated[str | None, typer.Option(help="Figure title (default: the metric and environment).")
                      ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --output image.")] = False,

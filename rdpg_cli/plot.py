@@ -363,6 +363,12 @@ def build_curves(runs: list[Run], metric: str, band: Band, window: int = 1) -> t
             for run, (steps, values) in zip(group, series, strict=True):
                 curves.append(Curve(f"{label}, seed {run.seed}", [run], steps, values))
             continue
+        # A mean over fewer seeds past the shortest run would jump where a seed drops out: the curve stops
+        # there, and says so (a seed still training cuts back every finished one's curve).
+        outside = sum(1 for steps, _ in series for x in steps if not start <= x <= stop)
+        if outside:
+            log.warning("%s: drawn over env steps %d-%d, where all %d runs have values; %d value(s) of the "
+                        "longer runs outside that range are left out", label, start, stop, len(group), outside)
         stacked = np.array([np.interp(grid, steps, values) for steps, values in series])
         mean = stacked.mean(axis=0)
         if band is Band.std:
@@ -381,7 +387,8 @@ def build_curves(runs: list[Run], metric: str, band: Band, window: int = 1) -> t
 
 
 def parse_size(size: str | None, width: int | None, height: int | None) -> tuple[int, int]:
-    """``--size WxH`` or ``--width`` / ``--height`` (either may be left out), in pixels."""
+    """``--size WxH`` or ``--width`` / ``--height`` in pixels; either of those alone keeps the default's
+    proportions (``--width 800``: 800x500)."""
     if size is not None:
         if width is not None or height is not None:
             raise PlotError("--size: give either --size WIDTHxHEIGHT or --width/--height, not both")
@@ -390,12 +397,23 @@ def parse_size(size: str | None, width: int | None, height: int | None) -> tuple
             width, height = (int(p) for p in parts)
         except ValueError:
             raise PlotError(f"--size {size}: expected WIDTHxHEIGHT in pixels, e.g. 1200x750") from None
+    given = {"width": width, "height": height}
+    if width is not None and height is None:
+        height = round(width * DEFAULT_SIZE[1] / DEFAULT_SIZE[0])
+    elif height is not None and width is None:
+        width = round(height * DEFAULT_SIZE[0] / DEFAULT_SIZE[1])
     width = DEFAULT_SIZE[0] if width is None else width
     height = DEFAULT_SIZE[1] if height is None else height
     low, high = SIZE_LIMITS
     for name, value in (("width", width), ("height", height)):
         if not low <= value <= high:
-            option = f"--size {size}" if size is not None else f"--{name}"
+            if size is not None:
+                option = f"--size {size}"
+            elif given[name] is not None:
+                option = f"--{name}"
+            else:  # kept in proportion to the one given
+                other = "height" if name == "width" else "width"
+                option = f"--{other} {given[other]} (the {name} in proportion)"
             raise PlotError(f"{option}: {name} {value} pixels is outside {low}..{high}")
     return width, height
 
@@ -493,7 +511,9 @@ def _draw(figure: Any, curves: list[Curve], metric: str, band: Band, smooth: int
     ax.set_title(title or (f"{heading} on {envs[0]}" if len(envs) == 1 else heading), fontsize=13, loc="left",
                  pad=10, fontweight="bold")
     ax.set_xlabel("environment steps", fontsize=10.5)
-    ax.set_ylabel(y_label if smooth == 1 else f"{y_label}\nmoving average of {smooth} log rows", fontsize=10.5)
+    # An evaluation's columns are read once per evaluation, not per log row (read_run): the average runs over those.
+    points = "evaluations" if metric.startswith("eval/") else "log rows"
+    ax.set_ylabel(y_label if smooth == 1 else f"{y_label}\nmoving average of {smooth} {points}", fontsize=10.5)
     ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlim(left=0)

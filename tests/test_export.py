@@ -355,6 +355,34 @@ def test_savedmodel_runs_in_a_fresh_process_without_rdpg(artifact, policies, tmp
         np.testing.assert_allclose(np.load(tmp_path / f"{kind}-actions.npy"), expected[kind], rtol=0, atol=1e-5)
 
 
+def readme_savedmodel_snippet() -> str:
+    """The README's example of running an exported SavedModel, as printed there."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```python\n")[1:]
+    (snippet,) = [block.split("```", 1)[0] for block in blocks if "tf.saved_model.load(" in block]
+    return snippet
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_readme_savedmodel_snippet_runs_as_written(kind: str, artifact, policies):
+    """Feed-forward and recurrent alike, with only the path replaced: one Pendulum episode, its actions the
+    in-process policy's."""
+    snippet = readme_savedmodel_snippet()
+    assert snippet.count('"runs/pendulum-novel/<stamp>/export/savedmodel"') == 1
+    path = artifact(kind, "savedmodel")
+    namespace: dict = {}
+    exec(snippet.replace('"runs/pendulum-novel/<stamp>/export/savedmodel"', repr(str(path))), namespace)
+    assert namespace["truncated"]  # Pendulum's 200 steps, run to the end
+    # The same episode driven by the in-process policy ends in the same state.
+    env, policy = gym.make("Pendulum-v1"), policies[kind]
+    observation, _ = env.reset(seed=0)
+    policy.reset()
+    meta = metadata("savedmodel", path)
+    for _ in range(200):
+        observation, *_ = env.step(policy.act(masked(meta, np.asarray(observation, np.float32))))
+    np.testing.assert_allclose(namespace["obs"], observation, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
 def test_a_recurrent_export_has_design_s_step_and_initial_state(artifact, fmt):
     """DESIGN §6: a recurrent policy carries its state as initial_state(batch_size) and

@@ -140,8 +140,9 @@ def test_plot_groups_seeds_into_mean_and_band(synthetic_runs: Path, tmp_path: Pa
     assert curve.steps == [1000.0 * i for i in range(1, 13)]
 
 
-def test_plot_bookkeeping_keys_do_not_split_seeds(tmp_path: Path):
-    """Seeds that differ in budget, logging or checkpoint interval are still one experiment."""
+def test_plot_bookkeeping_keys_do_not_split_seeds(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Seeds that differ in budget, logging or checkpoint interval are still one experiment, drawn over the
+    steps all of them cover; what the longer runs have beyond is said, not dropped silently."""
     first = write_run(tmp_path / "a", "pendulum", 0, 1e-3, [-900.0, -500.0])
     second = write_run(tmp_path / "b", "pendulum", 1, 1e-3, [-800.0, -400.0, -300.0])
     config = yaml.safe_load((second / "config.yaml").read_text())
@@ -152,6 +153,12 @@ def test_plot_bookkeeping_keys_do_not_split_seeds(tmp_path: Path):
     assert [len(c.runs) for c in curves] == [2]
     assert curves[0].steps == [1000.0, 2000.0]  # the steps both seeds cover
     assert curves[0].mean == [-850.0, -450.0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{curves[0].label.rsplit(', ', 1)[0]}: drawn over env steps 1000-2000, where all 2 runs have values; "
+        "1 value(s) of the longer runs outside that range are left out"]
+    caplog.clear()
+    plotting.build_curves([plotting.read_run(first)] * 2, "eval/mean_return", plotting.Band.minmax)
+    assert not caplog.records  # runs of one length: nothing left out, nothing said
 
 
 def test_plot_reads_timing_metrics_and_size_option(synthetic_runs: Path, tmp_path: Path):

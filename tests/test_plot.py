@@ -4,6 +4,7 @@ matplotlib reported before anything else."""
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -169,6 +170,28 @@ def test_missing_matplotlib_is_said_before_any_data_check(tmp_path: Path, monkey
     assert result.stderr == MISSING_MATPLOTLIB
 
 
+@pytest.mark.parametrize(("size", "width", "height", "expected"), [
+    (None, None, None, (1200, 750)),
+    ("1600x900", None, None, (1600, 900)),
+    (None, 900, 560, (900, 560)),
+    (None, 800, None, (800, 500)),  # one side alone keeps the default's proportions
+    (None, None, 600, (960, 600)),
+])
+def test_image_size_from_the_options(size, width, height, expected):
+    assert plotting.parse_size(size, width, height) == expected
+
+
+@pytest.mark.parametrize(("size", "width", "height", "message"), [
+    ("12x12", None, None, "--size 12x12: width 12 pixels is outside 200..8000"),
+    (None, 100, None, "--width: width 100 pixels is outside 200..8000"),
+    (None, 250, None, "--width 250 (the height in proportion): height 156 pixels is outside 200..8000"),
+    (None, None, 6000, "--height 6000 (the width in proportion): width 9600 pixels is outside 200..8000"),
+])
+def test_an_image_size_out_of_limits_names_the_option_it_came_from(size, width, height, message):
+    with pytest.raises(plotting.PlotError, match=f"^{re.escape(message)}$"):
+        plotting.parse_size(size, width, height)
+
+
 def test_render_without_matplotlib_raises_before_reading(tmp_path: Path, no_matplotlib: None):
     with pytest.raises(plotting.PlotError, match=r"needs matplotlib.*pip install '\.\[plot\]'"):
         plotting.render([tmp_path / "missing-run"], output=tmp_path / "c.png")
@@ -219,3 +242,18 @@ def test_a_run_that_has_written_nothing_yet_is_left_out_not_fatal(tmp_path: Path
     result = plotting.render([tmp_path / "runs"], output=tmp_path / "c.png")
     assert [path.name for path in result.skipped] == ["new"]
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("metric", "points"), [("eval/mean_return", "evaluations"),
+                                                 ("train/critic_loss", "log rows")])
+def test_the_smoothing_label_names_what_is_averaged(tmp_path: Path, metric: str, points: str):
+    """Evaluation columns are read once per evaluation (not per log row), so that is what --smooth averages."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    run = write_trainer_run(tmp_path / "RUN", 2000, log_every=100, eval_every=500)
+    curves, _ = plotting.build_curves([plotting.read_run(run)], metric, plotting.Band.minmax, 3)
+    assert len(curves[0].steps) == (4 if metric.startswith("eval/") else 20)
+    figure = Figure()
+    plotting._draw(figure, curves, metric, plotting.Band.minmax, 3, None)
+    assert figure.axes[0].get_ylabel().endswith(f"\nmoving average of 3 {points}")
