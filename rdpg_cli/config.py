@@ -683,11 +683,14 @@ def inert_settings(config: Config) -> list[str]:
     if agent.policy_delay > updates:
         notes.append(f"agent.policy_delay: {agent.policy_delay} is more than this run's {updates} gradient steps: "
                      "the actor and the target networks move at most once, at the first")
-    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
-            and not config.replay.store_state:
-        notes.append("replay.sequence_length: 1 with burn_in 0 trains the recurrent layers on their zero initial "
-                     "state only: their recurrent weights never learn (give a burn_in, a longer sequence or "
-                     "store_state)")
+    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0:
+        # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
+        # critics start from zero whatever store_state says.
+        whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
+                 "actor's windows from its recorded state, not the critics')" if config.replay.store_state else
+                 "the recurrent layers on their zero initial state only")
+        notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose}: their recurrent weights never learn "
+                     "(give a burn_in or a longer sequence)")
     indices = config.env.observation_indices or []
     repeated = sorted({i for i in indices if indices.count(i) > 1})
     if repeated:

@@ -804,11 +804,41 @@ def test_a_recurrent_network_trained_on_zero_states_only_is_named():
     from rdpg_cli.config import inert_settings
 
     note = ("replay.sequence_length: 1 with burn_in 0 trains the recurrent layers on their zero initial state "
-            "only: their recurrent weights never learn (give a burn_in, a longer sequence or store_state)")
+            "only: their recurrent weights never learn (give a burn_in or a longer sequence)")
     one_step = {"replay.sequence_length": 1, "replay.burn_in": 0}
     assert inert_settings(load_config("pendulum-novel", one_step)) == [note]
     assert inert_settings(load_config("pendulum-novel", one_step | {"replay.burn_in": 1})) == []
-    assert inert_settings(load_config("pendulum-novel", one_step | {"replay.store_state": True})) == []
+    assert inert_settings(load_config("pendulum-novel", one_step | {"replay.sequence_length": 2})) == []
+    # A stored state starts the actor's windows only: the critics still never use their recurrent weights.
+    stored = ("replay.sequence_length: 1 with burn_in 0 trains the critics' recurrent layers on their zero initial "
+              "state only (replay.store_state starts the actor's windows from its recorded state, not the "
+              "critics'): their recurrent weights never learn (give a burn_in or a longer sequence)")
+    assert inert_settings(load_config("pendulum-novel", one_step | {"replay.store_state": True})) == [stored]
+
+
+def test_with_one_step_windows_a_stored_state_trains_the_actors_recurrent_weights_not_the_critics():
+    """What the note above says, measured: one gradient step on one-step windows from a stored state moves the
+    actor's recurrent kernel and leaves the critic's as it was."""
+    import numpy as np
+
+    from rdpg_cli.agent import Agent
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.replay import ReplayBuffer
+
+    config, spec = resolve_bounds(load_config("pendulum-novel", {
+        "replay.sequence_length": 1, "replay.burn_in": 0, "replay.store_state": True, "network.units": 4,
+        "network.actor_layers": [8], "network.critic_layers": [8], "agent.batch_size": 8}))
+    agent = Agent(config, spec, seed=0, run_eagerly=True)
+    rng = np.random.default_rng(0)
+    replay = ReplayBuffer(64, 2, 1, state_shapes=(4, 4))
+    for _ in range(32):
+        state = tuple(rng.normal(size=4).astype(np.float32) for _ in range(2))
+        replay.add(rng.normal(size=2), rng.normal(size=1), -1.0, rng.normal(size=2), False, False, state)
+    before = {"actor": agent.actor.encoder.recurrent_kernel.numpy(),
+              "critic": agent.critics[0].encoder.recurrent_kernel.numpy()}
+    agent.train_step(replay.sample(rng, 8, 1, 0), update_actor=True)
+    assert not np.array_equal(agent.actor.encoder.recurrent_kernel.numpy(), before["actor"])
+    np.testing.assert_array_equal(agent.critics[0].encoder.recurrent_kernel.numpy(), before["critic"])
 
 
 def test_no_shipped_preset_has_settings_that_do_nothing():
