@@ -548,3 +548,113 @@ def test_actor_step_follows_the_first_critic_of_the_twins(slope):
     agent.train_step(batch, update_actor=True)
     moved = agent.actor(tf.constant(batch.observations), ())[0].numpy()
     assert np.all(slope * moved > 1e-3), moved.ravel()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_one_compiled_recurrent_update_equals_an_independent_reference(kind):
+    """The whole compiled step at once, every option that changes the numbers on: burn-in from recorded start
+    states, twin critics, bounds of their own per dimension with half the actions outside them, a Huber loss,
+    a reward scale, soft targets, Adam. Written here from DESIGN §2-3: the cells step by step, the TD target,
+    dQ/da through the critic's ReLU layer by hand, its inversion, then one Adam step and the soft updates."""
+    gamma, delta, scale, tau, actor_lr, critic_lr, batch_size = 0.9, 0.7, 0.3, 0.2, 1e-2, 3e-3, 16
+    config = config_from_dict({
+        "env": {"id": "Pendulum-v1"}, "action_bounds": {"low": LOW2.tolist(), "high": HIGH2.tolist()},
+        "agent": {"batch_size": batch_size, "twin_critics": True, "gamma": gamma, "delta_clip": delta,
+                  "reward_scale": scale, "target_update": tau, "actor_lr": actor_lr, "critic_lr": critic_lr},
+        "network": {"actor_layers": [8], "critic_layers": [8], "recurrent": kind, "units": UNITS,
+                    "history": "obs+prev_action"},
+        "replay": {"size": 1000, "sequence_length": LENGTH, "burn_in": BURN_IN, "store_state": True}})
+    agent = Agent(config, EnvSpec("Pendulum-v1", OBS, 2, LOW2, HIGH2), seed=0)
+    perturb(agent, seed=0)
+    agent.actor.out.bias.assign(agent.actor.out.bias.numpy() + np.array([2.5, 5.5], np.float32))
+    states = 2 if kind == "lstm" else 1
+    batch = filled_replay(state_sizes=(UNITS,) * states).sample(np.random.default_rng(1), batch_size, LENGTH, BURN_IN)
+
+    def cell(model, x, state):
+        encoder = model.encoder
+        if kind == "lstm":
+            h, c = state
+            i, f, g, o = tf.split(x @ encoder.kernel + h @ encoder.recurrent_kernel + encoder.bias, 4, -1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+        (h,) = state
+        x_z, x_r, x_h = tf.split(x @ encoder.kernel + encoder.bias[0], 3, -1)
+        r_z, r_r, r_h = tf.split(h @ encoder.recurrent_kernel + encoder.bias[1], 3, -1)
+        z, r = tf.sigmoid(x_z + r_z), tf.sigmoid(x_r + r_r)
+        return (z * h + (1 - z) * tf.tanh(x_h + r * r_h),)
+
+    def mlp(model, x):
+        for dense in model.hidden:
+            x = tf.nn.relu(tf.tensordot(x, dense.kernel, 1) + dense.bias)
+        return tf.tensordot(x, model.out.kernel, 1) + model.out.bias
+
+    history = tf.constant(np.concatenate([batch.observations, batch.prev_actions], -1))
+    next_history = tf.constant(np.concatenate([batch.next_observations, batch.actions], -1))
+
+    def summaries(model, start, shifted: bool = False):
+        """h_t over the trained steps (h_{t+1} when ``shifted``), after a masked burn-in without gradient."""
+        state = tuple(tf.constant(s) for s in start)
+        for j in range(BURN_IN):
+            new, keep = cell(model, history[:, j], state), batch.valid[:, j, None] > 0
+            state = tuple(tf.stop_gradient(tf.where(keep, n, o)) for n, o in zip(new, state, strict=True))
+        out = []
+        for t in range(BURN_IN, BURN_IN + LENGTH):
+            state = cell(model, history[:, t], state)
+            out.append(cell(model, next_history[:, t], state)[0] if shifted else state[0])
+        return tf.stack(out, 1)
+
+    zero = tuple(np.zeros((batch_size, UNITS), np.float32) for _ in range(states))
+    mask = batch.valid[:, BURN_IN:].astype(np.float64)
+    valid = mask.sum()
+    next_action = np.clip(mlp(agent.target_actor, summaries(agent.target_actor, batch.start_state, True)), LOW2, HIGH2)
+    next_q = np.min([mlp(t, tf.concat([summaries(t, zero, True), next_action], -1))[..., 0]
+                     for t in agent.target_critics], axis=0)
+    y = scale * batch.rewards[:, BURN_IN:] + gamma * (1 - batch.terminated[:, BURN_IN:]) * next_q
+    with tf.GradientTape() as tape:
+        loss = 0.0
+        for critic in agent.critics:
+            q = mlp(critic, tf.concat([summaries(critic, zero), batch.actions[:, BURN_IN:]], -1))[..., 0]
+            error = tf.abs(q - y)
+            huber = tf.where(error <= delta, 0.5 * error**2, delta * (error - 0.5 * delta))
+            loss += tf.reduce_sum(huber * mask) / valid
+    critic_grads = [g.numpy() for g in tape.gradient(loss, agent.critic_variables)]
+    with tf.GradientTape() as actor_tape:
+        action = mlp(agent.actor, summaries(agent.actor, batch.start_state))
+    a = action.numpy().astype(np.float64)
+    outside = ((a < LOW2) | (a > HIGH2)) * mask[..., None]
+    assert 0.25 < outside.sum() / (2 * valid) < 0.75  # inversion on both sides of the bounds matters here
+    critic = agent.critics[0]
+    inputs = np.concatenate([summaries(critic, zero).numpy(), a], -1)
+    kernel, bias = critic.hidden[0].kernel.numpy(), critic.hidden[0].bias.numpy()
+    dq_da = (((inputs @ kernel + bias) > 0) * critic.out.kernel.numpy()[:, 0]) @ kernel.T
+    dq_da = dq_da[..., -2:]
+    span = HIGH2 - LOW2
+    inverted = np.where(dq_da > 0, dq_da * (HIGH2 - a) / span, dq_da * (a - LOW2) / span)
+    upstream = tf.constant((-inverted * mask[..., None] / valid).astype(np.float32))
+    actor_grads = [g.numpy() for g in actor_tape.gradient(action, agent.actor_variables, output_gradients=upstream)]
+
+    def adam_step(weights, grad, lr):  # the first step: m = 0.1 g, v = 0.001 g², bias-corrected
+        grad = grad.astype(np.float64)
+        return weights - lr * np.sqrt(1 - 0.999) / 0.1 * (0.1 * grad) / (np.sqrt(0.001 * grad**2) + 1e-7)
+
+    before = {name: [v.numpy().astype(np.float64) for v in variables] for name, variables in {
+        "actor": agent.actor_variables, "critics": agent.critic_variables,
+        "target_actor": agent.target_actor.trainable_variables,
+        "target_critics": [v for t in agent.target_critics for v in t.trainable_variables]}.items()}
+    metrics = agent.train_step(batch, update_actor=True)
+
+    np.testing.assert_allclose(metrics["critic_loss"], float(loss), rtol=1e-5)
+    for optimizer, grads in ((agent.actor_optimizer, actor_grads), (agent.critic_optimizer, critic_grads)):
+        for (momentum, _), grad in zip(optimizer.slots, grads, strict=True):  # m / 0.1 is the step's gradient
+            np.testing.assert_allclose(momentum.numpy() / 0.1, grad, rtol=1e-3, atol=1e-6 * np.abs(grad).max())
+    new_actor = [adam_step(w, g, actor_lr) for w, g in zip(before["actor"], actor_grads, strict=True)]
+    new_critics = [adam_step(w, g, critic_lr) for w, g in zip(before["critics"], critic_grads, strict=True)]
+    for variables, expected in ((agent.actor_variables, new_actor), (agent.critic_variables, new_critics),
+                                (agent.target_actor.trainable_variables,
+                                 [(1 - tau) * t + tau * w for t, w in zip(before["target_actor"], new_actor,
+                                                                          strict=True)]),
+                                ([v for t in agent.target_critics for v in t.trainable_variables],
+                                 [(1 - tau) * t + tau * w for t, w in zip(before["target_critics"], new_critics,
+                                                                          strict=True)])):
+        for variable, want in zip(variables, expected, strict=True):
+            np.testing.assert_allclose(variable.numpy(), want, rtol=1e-4, atol=1e-5)
