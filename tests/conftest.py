@@ -127,3 +127,10 @@ def immutable_folder(tmp_path: Path):
     subprocess.run(["chattr", "+i", str(folder)], check=True)
     yield folder
     subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first (learning, kill at random moments: a minute each), the rest in file order: with
+    two test processes, a minute-long test collected near the end kept one process busy while the other had
+    nothing left to run."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
