@@ -122,6 +122,9 @@ class ReplayBuffer:
             valid = valid_trained
 
         previous = self.actions[(phys - 1) % self.capacity]
+        # The oldest stored step has no stored predecessor (before the first write, or overwritten once the ring
+        # wrapped): its previous action reads as an episode start's, zero, and windows reaching before it start
+        # from the zero state. One slot of the memory, mid-episode at worst.
         no_previous = started | (logical <= 0)
         prev_actions = np.where(no_previous[..., None], 0.0, previous).astype(np.float32)
 
