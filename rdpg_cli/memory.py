@@ -25,8 +25,9 @@ def dense_weights(widths: list[int]) -> int:
     return sum(a * b for a, b in itertools.pairwise(widths))
 
 
-def _online_weights(config: Config, observation_dim: int, action_dim: int) -> tuple[int, int]:
-    """At least this many weights in the actor and in one critic (biases and the critic's action input left out)."""
+def _online_weights(config: Config, observation_dim: int, action_dim: int) -> int:
+    """At least this many weights in the online actor and critic(s) (biases and the critic's action input left
+    out)."""
     network = config.network
     history = observation_dim + (action_dim if network.history == "obs+prev_action" else 0)
     features, recurrent = history, 0
@@ -36,14 +37,13 @@ def _online_weights(config: Config, observation_dim: int, action_dim: int) -> tu
         features = network.units
     actor = recurrent + dense_weights([features, *network.actor_layers, action_dim])
     critic = recurrent + dense_weights([features, *network.critic_layers, 1])
-    return actor, critic
+    return actor + critics_of(config) * critic
 
 
 def weights_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
     """At least this many float32 weights make up the actor, critic(s) and their targets (biases, the critic's
     action input and the optimizer's moments left out)."""
-    actor, critic = _online_weights(config, observation_dim, action_dim)
-    return COPIES * (actor + critics_of(config) * critic)
+    return COPIES * _online_weights(config, observation_dim, action_dim)
 
 
 def critics_of(config: Config) -> int:
@@ -56,8 +56,8 @@ def activations_lower_bound(config: Config) -> int:
     too); the critic loss sums the twin critics', so both are. The actor's and the critic's are not counted
     together (TensorFlow may free one before the other is made)."""
     network = config.network
-    rows = config.agent.batch_size * (config.replay.sequence_length if network.recurrent != "none" else 1)
-    encoder = network.units if network.recurrent != "none" else 0
+    rows = config.agent.batch_size * (config.replay.sequence_length if config.recurrent else 1)
+    encoder = network.units if config.recurrent else 0
     actor = rows * (encoder + sum(network.actor_layers))
     critics = critics_of(config) * rows * (encoder + sum(network.critic_layers))
     return max(actor, critics)
@@ -66,10 +66,8 @@ def activations_lower_bound(config: Config) -> int:
 def training_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
     """At least this many float32 values exist while training: the networks and their targets, Adam's
     moments of the online ones, and one update's activations."""
-    actor, critic = _online_weights(config, observation_dim, action_dim)
-    online = actor + critics_of(config) * critic
-    return (weights_lower_bound(config, observation_dim, action_dim) + ADAM_MOMENTS * online
-            + activations_lower_bound(config))
+    online = _online_weights(config, observation_dim, action_dim)
+    return (COPIES + ADAM_MOMENTS) * online + activations_lower_bound(config)
 
 
 def physical_memory_bytes() -> int | None:
