@@ -20,7 +20,8 @@ from rich.logging import RichHandler
 
 from rdpg_cli import __version__
 from rdpg_cli.errors import RdpgError, one_line
-from rdpg_cli.output import STDOUT, StdoutFailed, emit, sane_columns, silence_stdout, tolerant_encoding
+from rdpg_cli.output import (STDOUT, StdoutFailed, emit, open_closed_standard_streams, sane_columns, silence_stdout,
+                             tolerant_encoding)
 from rdpg_cli.plot import DEFAULT_METRIC, METRIC_LABELS, Band
 
 try:  # Typer >= 0.22 vendors click; older releases depend on it.
@@ -504,6 +505,11 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     try:
         config, spec = resolve_bounds(config)
+        if resume_data is not None:  # a custom environment whose spaces changed since the run began
+            from rdpg_cli.evaluation import require_same_spaces
+
+            require_same_spaces(resume_source, (resume_data.observation_dim, resume_data.action_dim),
+                                config.env.id, (spec.observation_dim, spec.action_dim))
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
@@ -688,6 +694,12 @@ def export(
         known_format(format_)  # bad arguments are reported without waiting for TensorFlow
         if checkpoint is not None:
             require_existing(checkpoint, "checkpoint")
+        else:
+            from rdpg_cli.checkpoint import newest_checkpoint
+
+            checkpoint = newest_checkpoint()
+            if not quiet:
+                console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
         load_tensorflow(verbose)
         run_export(checkpoint, format_, output, force, console if not quiet else None)
 
@@ -806,6 +818,7 @@ def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
     from rdpg_cli.signals import exit_code_of, interrupt_on_stop_signals
 
+    open_closed_standard_streams()
     tolerant_encoding()
     interrupt_on_stop_signals()
     try:

@@ -1042,15 +1042,9 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
                         max_difference=difference)
 
 
-def run_export(checkpoint: Path | None, format_: str, output: Path | None, force: bool, console: Any) -> None:
-    """The ``rdpg export`` command: pick the checkpoint (the newest under runs/ by default), export, report.
-    ``console`` is a Rich console, or None for --quiet (then only the written path is printed)."""
-    if checkpoint is None:
-        from rdpg_cli.checkpoint import newest_checkpoint
-
-        checkpoint = newest_checkpoint()
-        if console is not None:
-            console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
+def run_export(checkpoint: Path, format_: str, output: Path | None, force: bool, console: Any) -> None:
+    """The ``rdpg export`` command once its checkpoint is chosen: export, report. ``console`` is a Rich
+    console, or None for --quiet (then only the written path is printed)."""
     result = export_policy(checkpoint, format_, output, force)
     if console is None:
         emit(str(result.path))

@@ -65,6 +65,25 @@ def silence_stdout() -> None:
         pass
 
 
+def open_closed_standard_streams() -> None:
+    """A standard stream that was closed when rdpg started (``rdpg train >&-``, a service manager that gives
+    none) becomes /dev/null: what would go there is dropped, as Python's own ``print`` drops it (Python
+    leaves ``sys.stdout`` None then, and every write was an AttributeError traceback). Its file descriptor
+    is held open too, so that no file rdpg opens later (a checkpoint) takes its number and receives what
+    a C library writes to fd 1 or 2."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: in order 0, 1, 2, so os.open takes the lowest free number, this one
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8", errors="replace"))
+
+
 def tolerant_encoding() -> None:
     """A character the terminal's encoding lacks (``±`` on an ASCII locale) prints as ``?`` instead of
     ending the command with a UnicodeEncodeError (and, mid-training, without its last metrics row)."""

@@ -384,6 +384,23 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case: Case, tmp_path: 
     assert snapshot(tmp_path) == before, "bad input changed or added files"
 
 
+def test_resuming_in_an_environment_of_other_sizes_names_both(tiny_checkpoint: Path, tmp_path: Path):
+    """A custom environment whose spaces changed since the run began: the same message as evaluate's, not the
+    first weight array's shape."""
+    (tmp_path / "run").mkdir()
+    shutil.copy(tiny_checkpoint, tmp_path / "run" / "checkpoint.h5")
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:  # the environment now shows 2 of the 3
+        config = yaml.safe_load(f.attrs["config"])
+        config["env"]["observation_indices"] = [0, 1]
+        f.attrs["config"] = yaml.safe_dump(config)
+    before = snapshot(tmp_path)
+    result = rdpg("train", "--resume", "run", "--steps", "600", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == ("error: run: its policy takes 3 observations and gives 1 action, but "
+                             "Pendulum-v1 has 2 observations and 1 action\n"), result.stderr
+    assert snapshot(tmp_path) == before
+
+
 def test_the_catalogue_covers_issue_7():
     """Issue 7 asks for at least 30 cases; the checkpoint cases of issue 4 are among them."""
     assert len(CASES) >= 30

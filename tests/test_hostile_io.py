@@ -5,6 +5,7 @@ never a traceback, and nothing of the user's lost."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -96,6 +97,21 @@ def test_a_closed_stderr_does_not_stop_a_command(tmp_path, run):
     result = subprocess.run(f"{sys.executable} -m rdpg_cli evaluate {run} --episodes 1 --json 2>&-", shell=True,
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and '"mean_return"' in result.stdout, result
+
+
+@pytest.mark.parametrize("closed", [">&-", ">&- 2>&- <&-"], ids=["stdout", "all-three"])
+def test_a_stream_closed_from_the_start_drops_its_output_and_the_run_is_whole(tmp_path, closed):
+    """With fd 1 closed (a service manager, `>&-`) Python leaves sys.stdout None: every command ended in an
+    AttributeError traceback, and `rdpg train` left a run folder holding only its lock."""
+    listing = subprocess.run(f"{sys.executable} -m rdpg_cli presets {closed}", shell=True, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert listing.returncode == 0 and listing.stderr == "", listing
+    train = subprocess.run(f"{sys.executable} -m rdpg_cli train --preset pendulum --steps 40 {shlex.join(TINY)} "
+                           f"--run-dir run -q {closed}", shell=True, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=600)
+    assert train.returncode == 0 and "Traceback" not in train.stderr, train
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as checkpoint:
+        assert checkpoint.attrs["env_steps"] == 40
 
 
 @pytest.mark.parametrize("args", [

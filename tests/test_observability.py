@@ -530,6 +530,7 @@ def test_preset_smoke_run(tmp_path: Path, preset: str, module: str, extra: str):
     (["train", "--preset", "nope"], "error: unknown preset 'nope'; shipped presets: "),
     (["export", "--format", "bogus"], "error: --format bogus: unknown; choose one of savedmodel, tflite, onnx, keras"),
     (["export", "missing.h5"], "error: missing.h5: checkpoint not found"),
+    (["export"], "error: no checkpoint given and none found under runs/"),
     (["evaluate", "missing.h5"], "error: missing.h5: not found"),
     (["evaluate", "missing.h5", "--episodes", "0"], "error: --episodes: 0 must be > 0"),
 ])
