@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,6 +371,48 @@ def trainer_state_dict(data: CheckpointData) -> dict[str, Any]:
     return state
 
 
+def check_training_state(state: dict[str, Any], counters: dict[str, int]) -> None:
+    """The trainer state a checkpoint holds, checked before any of it is used: counters that are
+    non-negative whole numbers and agree with the file's own attributes, finite returns. A ValueError names
+    the first that is not (a damaged checkpoint, one line)."""
+    for name in ("env_steps", "episodes", "critic_updates", "episode_length"):
+        value = state.get(name)
+        if type(value) is not int or value < 0:
+            raise ValueError(f"trainer_state.{name} is {value!r}, not a count")
+    for name in ("env_steps", "episodes"):
+        if name in counters and counters[name] != state[name]:
+            raise ValueError(f"trainer_state.{name} {state[name]} disagrees with the file's {name} "
+                             f"{counters[name]}")
+
+    def finite(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not finite(state.get("episode_return")):
+        raise ValueError(f"trainer_state.episode_return is {state.get('episode_return')!r}, not a finite number")
+    if state.get("best_eval") is not None and not finite(state["best_eval"]):
+        raise ValueError(f"trainer_state.best_eval is {state['best_eval']!r}, not a finite number")
+    last = state.get("last_eval")
+    if last and not (isinstance(last, list) and len(last) == 2 and finite(last[0]) and finite(last[1])):
+        raise ValueError(f"trainer_state.last_eval is {last!r}, not [mean, std] of an evaluation")
+    recent = state.get("recent_returns")
+    if not isinstance(recent, list) or not all(finite(r) for r in recent):
+        raise ValueError("trainer_state.recent_returns is not a list of finite numbers")
+    sums = state.get("accumulators")
+    if not isinstance(sums, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and finite(v[0]) and finite(v[1]) for v in sums.values()):
+        raise ValueError("trainer_state.accumulators is not a mapping of [sum, count] pairs")
+
+
+def checked_training_state(data: CheckpointData) -> dict[str, Any]:
+    """The checkpoint's trainer state, checked (``check_training_state``): a CheckpointError otherwise."""
+    state = trainer_state_dict(data)
+    try:
+        check_training_state(state, data.counters)
+    except ValueError as exc:
+        raise CheckpointError(f"damaged checkpoint: training state ({exc})") from None
+    return state
+
+
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint file, or a run folder holding ``checkpoint.h5``."""
     path = Path(path)
@@ -380,7 +423,10 @@ def find_checkpoint(path: Path) -> Path:
     if is_dir:
         candidate = path / "checkpoint.h5"
         if not candidate.exists():
-            raise CheckpointError(f"{path}: no checkpoint.h5 in this folder")
+            started = (path / "config.yaml").exists()  # a run that stopped before its first checkpoint
+            raise CheckpointError(f"{path}: no checkpoint.h5 in this folder" + (
+                f" (its run stopped before the first one: start it again with --run-dir {path} --force)"
+                if started else ""))
         return candidate
     _open_regular_file(path)
     return path

@@ -274,7 +274,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     if overrides:
         raise ConfigError(f"--set {next(iter(overrides))}: a resumed run keeps its config; only --steps may "
                           "change")
-    from rdpg_cli.checkpoint import config_from_checkpoint, find_checkpoint, read_checkpoint
+    from rdpg_cli.checkpoint import checked_training_state, config_from_checkpoint, find_checkpoint, read_checkpoint
+    from rdpg_cli.errors import CheckpointError
 
     from rdpg_cli.runs import RunLock, require_writable
 
@@ -293,6 +294,10 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     require_writable(checkpoint.parent, f"--resume {resume}")
     read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
+    try:  # now: its counters decide what happens next (a run already at its budget only says so)
+        checked_training_state(data)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{resume}: {exc}") from None
     config = config_from_checkpoint(data, str(resume))
     announced_steps = _require_folder_config(folder / "config.yaml", config, resume)
     if preset is not None:
@@ -554,41 +559,41 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                 note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return closed.failed.exit_code
-    if summary is None:  # stopped before training started
-        _remove_if_unused(run_dir, created)
-        note(f"stopped by {stop.requested} before training started; nothing was written or removed")
-        return 128 + signal.Signals[stop.requested]
-    if summary.stopped_by:
-        note(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint written. Resume with: "
-             f"rdpg train --resume {shlex.quote(str(run_dir))}")
-        return 128 + signal.Signals[summary.stopped_by]
-    if not quiet:
-        table = Table(title=f"{config.name}: done", show_header=False)
-        table.add_column(no_wrap=True)
-        table.add_column(overflow="fold")  # a long run folder wraps whole, for copying, instead of ending in "…"
-        table.add_row("run folder", str(run_dir))
-        table.add_row("env steps", str(summary.env_steps))
-        table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
-        best, final = _return_text(summary.best_eval), _return_text(summary.final_eval)
-        table.add_row("best eval return", best)
-        if summary.final_eval is not None and (summary.best_eval is None or summary.final_eval > summary.best_eval):
-            # The budget ended between evaluations: the summary's extra one is not a periodic evaluation, so
-            # best.h5 does not hold it (a resumed run stays identical to an uninterrupted one).
-            final += (" (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
-                      if summary.best_eval is not None else
-                      " (at the end; no periodic evaluation ran, train.eval_every: the policy is in checkpoint.h5)")
-        table.add_row("final eval return", final)
-        table.add_row("files", ", ".join(summary.files))
-        printed = table
-    else:
-        printed = str(run_dir / "checkpoint.h5")
-    try:
-        console.print(printed)
-    except StdoutFailed as failed:
-        silence_stdout()
-        note(f"{failed}; the run finished at env step {summary.env_steps}")
-        return failed.exit_code
-    return 0
+        if summary is None:  # stopped before training started
+            _remove_if_unused(run_dir, created)
+            note(f"stopped by {stop.requested} before training started; nothing was written or removed")
+            return 128 + signal.Signals[stop.requested]
+        if summary.stopped_by:
+            note(f"stopped by {summary.stopped_by} at env step {summary.env_steps}; checkpoint written. Resume with: "
+                 f"rdpg train --resume {shlex.quote(str(run_dir))}")
+            return 128 + signal.Signals[summary.stopped_by]
+        if not quiet:
+            table = Table(title=f"{config.name}: done", show_header=False)
+            table.add_column(no_wrap=True)
+            table.add_column(overflow="fold")  # a long run folder wraps whole, for copying, instead of ending in "…"
+            table.add_row("run folder", str(run_dir))
+            table.add_row("env steps", str(summary.env_steps))
+            table.add_row("wall time", f"{summary.wall_seconds:.1f} s")
+            best, final = _return_text(summary.best_eval), _return_text(summary.final_eval)
+            table.add_row("best eval return", best)
+            if summary.final_eval is not None and (summary.best_eval is None or summary.final_eval > summary.best_eval):
+                # The budget ended between evaluations: the summary's extra one is not a periodic evaluation, so
+                # best.h5 does not hold it (a resumed run stays identical to an uninterrupted one).
+                final += (" (after the last periodic evaluation: the policy is in checkpoint.h5, not best.h5)"
+                          if summary.best_eval is not None else
+                          " (at the end; no periodic evaluation ran, train.eval_every: the policy is in checkpoint.h5)")
+            table.add_row("final eval return", final)
+            table.add_row("files", ", ".join(summary.files))
+            printed = table
+        else:
+            printed = str(run_dir / "checkpoint.h5")
+        try:
+            console.print(printed)
+        except StdoutFailed as failed:
+            silence_stdout()
+            note(f"{failed}; the run finished at env step {summary.env_steps}")
+            return failed.exit_code
+        return 0
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -816,29 +821,34 @@ def presets_show(
 
 def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
-    from rdpg_cli.signals import exit_code_of, interrupt_on_stop_signals
+    from rdpg_cli.signals import exit_code_of, ignore_stop_signals, interrupt_on_stop_signals
 
     open_closed_standard_streams()
     tolerant_encoding()
     interrupt_on_stop_signals()
     try:
-        code = app(standalone_mode=False)
-    except StdoutFailed as failed:  # rdpg train handles its own (a checkpoint to write); here all was done
-        silence_stdout()
-        if not failed.closed_pipe:  # a closed pipe is the reader's choice (`rdpg presets | head -1`): silent
-            print(one_line(f"error: {failed}"), file=sys.stderr)
-        sys.exit(failed.exit_code)
-    except click_exceptions.UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rdpg': the help, as with --help
-            print(exc.format_message())
-            sys.exit(0)
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        print(one_line(f"error: {exc.format_message()}{hint}"), file=sys.stderr)
-        sys.exit(2)
-    except typer.Abort as abort:  # Click's word for a KeyboardInterrupt outside any command's own handling
-        note("aborted")
-        sys.exit(exit_code_of(abort.__cause__ or abort.__context__))
-    except click_exceptions.ClickException as exc:
-        print(one_line(f"error: {exc.format_message()}"), file=sys.stderr)
-        sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+        try:
+            code = app(standalone_mode=False)
+        except StdoutFailed as failed:  # rdpg train handles its own (a checkpoint to write); here all was done
+            silence_stdout()
+            if not failed.closed_pipe:  # a closed pipe is the reader's choice (`rdpg presets | head -1`): silent
+                print(one_line(f"error: {failed}"), file=sys.stderr)
+            sys.exit(failed.exit_code)
+        except click_exceptions.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'rdpg': the help, as with --help
+                print(exc.format_message())
+                sys.exit(0)
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            print(one_line(f"error: {exc.format_message()}{hint}"), file=sys.stderr)
+            sys.exit(2)
+        except typer.Abort as abort:  # Click's word for a KeyboardInterrupt outside any command's own handling
+            note("aborted")
+            sys.exit(exit_code_of(abort.__cause__ or abort.__context__))
+        except click_exceptions.ClickException as exc:
+            print(one_line(f"error: {exc.format_message()}"), file=sys.stderr)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+    finally:
+        # The command is over, its outcome decided: a stop signal now could only interrupt the interpreter's
+        # exit, in which TensorFlow frees its resources (a KeyboardInterrupt traceback from a finalizer).
+        ignore_stop_signals()

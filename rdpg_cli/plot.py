@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -484,10 +485,16 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
         raise PlotError(f"--metric {metric}: no run has a value yet ({when})")
     figure = _figure(*size)
     _draw(figure, curves, metric, band, smooth, title)
+    # Drawn into a temporary file beside the output and moved over it whole: a stop or a full disk mid-write
+    # leaves the image that was there (--force), never a cut-short one.
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
-        figure.savefig(output, dpi=figure.dpi)
+        figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
+        os.replace(tmp, output)
     except OSError as exc:
         raise PlotError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     log.debug("%s: %d curve(s) from %d run(s)", output, len(curves), len(runs) - len(skipped))
     return PlotResult(output, size[0], size[1], curves, skipped)
 

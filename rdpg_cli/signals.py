@@ -4,8 +4,10 @@ are installed before TensorFlow loads (which takes seconds)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -37,6 +39,31 @@ def interrupt_on_stop_signals() -> None:
     for sig in stop_signals():
         if sig != signal.SIGINT:
             signal.signal(sig, _interrupt)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """A stop signal that arrives inside waits until its end, then acts as it would have: for steps that must
+    not be cut in two (an export's file and its sidecar). Python-level handlers, not a blocked signal mask:
+    TensorFlow's threads would take a process signal that the main thread blocks. Python runs signal handlers
+    in the main thread only: called from another (a library user's), the steps run as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in stop_signals()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
+def ignore_stop_signals() -> None:
+    for sig in stop_signals():
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def exit_code_of(interrupt: BaseException | None) -> int:

@@ -11,7 +11,6 @@ import csv
 import errno
 import io
 import json
-import math
 import os
 import shlex
 import sys
@@ -25,7 +24,7 @@ import tensorflow as tf
 
 from rdpg_cli import seeding
 from rdpg_cli.agent import Agent
-from rdpg_cli.checkpoint import CheckpointData, trainer_state_dict, write_checkpoint
+from rdpg_cli.checkpoint import CheckpointData, checked_training_state, write_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec, make_env
 from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason
@@ -477,8 +476,7 @@ class Trainer:
     def _restore_training_state(self, data: CheckpointData) -> tuple[tuple[float, int], tuple, np.ndarray]:
         """Counters, generators, noise and replay memory from the checkpoint; the episode in progress's
         return, length and acting state, checked here and applied once the environment has replayed it."""
-        state = trainer_state_dict(data)
-        _check_training_state(state, data.counters)
+        state = checked_training_state(data)
         self.env_steps = int(state["env_steps"])
         self.episodes = int(state["episodes"])
         self.critic_updates = int(state["critic_updates"])
@@ -502,6 +500,16 @@ class Trainer:
         if episode_actions.shape != (episode[1], self.spec.action_dim):
             raise ValueError(f"acting/episode_actions holds {list(episode_actions.shape)} values, expected "
                              f"{[episode[1], self.spec.action_dim]} (the episode in progress)")
+        # Both hold executed actions, clipped to the bounds: anything else is damage (a NaN here was replayed
+        # into the environment and blamed on it).
+        for name, actions in (("replay/actions", self.replay.actions[:self.replay.size]),
+                              ("acting/episode_actions", episode_actions)):
+            outside = ~((actions >= self.spec.low) & (actions <= self.spec.high))  # NaN included
+            if outside.any():
+                value = actions[np.nonzero(outside)][0]
+                raise ValueError(f"{name} holds {value:g}, outside the action bounds "
+                                 f"[{', '.join(f'{v:g}' for v in self.spec.low)}] .. "
+                                 f"[{', '.join(f'{v:g}' for v in self.spec.high)}]")
         return episode, acting, episode_actions
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -608,38 +616,6 @@ class Trainer:
                 self._summary_writer.close()
             except tf.errors.OpError:  # a full disk: the run's fault is being reported already
                 pass
-
-
-def _check_training_state(state: dict[str, Any], counters: dict[str, int]) -> None:
-    """The trainer state a checkpoint holds, checked before any of it is used: counters that are
-    non-negative whole numbers and agree with the file's own attributes, finite returns. A ValueError names
-    the first that is not (a damaged checkpoint, one line)."""
-    for name in ("env_steps", "episodes", "critic_updates", "episode_length"):
-        value = state.get(name)
-        if type(value) is not int or value < 0:
-            raise ValueError(f"trainer_state.{name} is {value!r}, not a count")
-    for name in ("env_steps", "episodes"):
-        if name in counters and counters[name] != state[name]:
-            raise ValueError(f"trainer_state.{name} {state[name]} disagrees with the file's {name} "
-                             f"{counters[name]}")
-
-    def finite(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    if not finite(state.get("episode_return")):
-        raise ValueError(f"trainer_state.episode_return is {state.get('episode_return')!r}, not a finite number")
-    if state.get("best_eval") is not None and not finite(state["best_eval"]):
-        raise ValueError(f"trainer_state.best_eval is {state['best_eval']!r}, not a finite number")
-    last = state.get("last_eval")
-    if last and not (isinstance(last, list) and len(last) == 2 and finite(last[0]) and finite(last[1])):
-        raise ValueError(f"trainer_state.last_eval is {last!r}, not [mean, std] of an evaluation")
-    recent = state.get("recent_returns")
-    if not isinstance(recent, list) or not all(finite(r) for r in recent):
-        raise ValueError("trainer_state.recent_returns is not a list of finite numbers")
-    sums = state.get("accumulators")
-    if not isinstance(sums, dict) or not all(
-            isinstance(v, list) and len(v) == 2 and finite(v[0]) and finite(v[1]) for v in sums.values()):
-        raise ValueError("trainer_state.accumulators is not a mapping of [sum, count] pairs")
 
 
 def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:

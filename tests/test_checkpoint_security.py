@@ -462,6 +462,10 @@ def test_paths_that_are_not_checkpoint_files(tmp_path):
     long = tmp_path / ("c" * 300 + ".h5")
     assert "File name too long" in str(excinfo(read_checkpoint, long))
     assert str(excinfo(find_checkpoint, tmp_path)) == f"{tmp_path}: no checkpoint.h5 in this folder"
+    (tmp_path / "config.yaml").write_text("env: {id: Pendulum-v1}\n")  # a run killed before its first checkpoint
+    assert str(excinfo(find_checkpoint, tmp_path)) == (
+        f"{tmp_path}: no checkpoint.h5 in this folder (its run stopped before the first one: start it again with "
+        f"--run-dir {tmp_path} --force)")
     (tmp_path / "empty.h5").write_bytes(b"")
     assert "not an HDF5 file" in str(excinfo(read_checkpoint, tmp_path / "empty.h5"))
 

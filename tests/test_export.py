@@ -849,3 +849,32 @@ def test_an_observation_of_the_wrong_width_is_refused_by_the_artifact(kind: str,
         runner = RUNNERS["tflite"](path, read_metadata(path, "tflite"))
         with pytest.raises(ExportError, match=f"the policy takes {width} components, not 1"):
             runner.step({"observation": np.zeros((2, 1), np.float32), **state})
+
+
+def test_a_stop_between_the_file_and_its_sidecar_waits_until_both_are_placed(checkpoints, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """The sidecar was moved into place first, then the file: a Ctrl-C between the two left the old file
+    beside the new sidecar (`rdpg evaluate`: "damaged Keras file ... export it again")."""
+    import signal
+
+    output = tmp_path / "p.keras"
+    exporting.export_policy(checkpoints["ff"], "keras", output)
+    real_replace = exporting.os.replace
+    moves: list[str] = []
+
+    def replace_then_ctrl_c(src, dst):
+        real_replace(src, dst)
+        if Path(dst).parent == tmp_path:  # not the writers' own files
+            moves.append(Path(dst).name)
+            if len(moves) == 1:  # between the two renames
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(exporting.os, "replace", replace_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        exporting.export_policy(checkpoints["rec"], "keras", output, force=True)
+    monkeypatch.setattr(exporting.os, "replace", real_replace)
+    assert sorted(moves) == ["p.keras", "p.keras.json"]
+    meta = json.loads((tmp_path / "p.keras.json").read_text())
+    assert meta["file"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    assert meta["state"], "the recurrent export's sidecar"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.keras", "p.keras.json"]

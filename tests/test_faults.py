@@ -590,6 +590,46 @@ def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
     assert "kwargs:\n    g: 5.0" in (work / "run" / "config.yaml").read_text()
 
 
+def _set_episode_action_nan(f) -> None:
+    actions = f["acting/episode_actions"][...]
+    actions[3] = np.nan
+    del f["acting/episode_actions"]
+    f["acting/episode_actions"] = actions
+
+
+def _set_replay_action(f) -> None:
+    actions = f["replay/actions"][...]
+    actions[7] = 100.0
+    del f["replay/actions"]
+    f["replay/actions"] = actions
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    # was replayed into the environment and blamed on it (exit 1: "the environment returned a non-finite ...")
+    (_set_episode_action_nan, "damaged checkpoint: training state (acting/episode_actions holds nan, outside the "
+                              "action bounds [-2] .. [2])"),
+    (_set_replay_action, "damaged checkpoint: training state (replay/actions holds 100, outside the action "
+                         "bounds [-2] .. [2])"),
+    # was taken as a finished run (exit 0: "already at 1000000000000 env steps")
+    (lambda f: f.attrs.__setitem__("env_steps", 10**12),
+     "damaged checkpoint: training state (trainer_state.env_steps 300 disagrees with the file's env_steps "
+     "1000000000000)"),
+], ids=["episode action NaN", "replay action outside the bounds", "counters disagree"])
+def test_a_damaged_training_state_is_named_before_anything_runs(tmp_path, small_run, damage, words):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    with h5py.File(run / "checkpoint.h5", "r+") as f:
+        damage(f)
+    def files() -> dict[str, bytes]:  # but .lock, which holds the last rdpg train's process id
+        return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    result = rdpg("train", "--resume", "run", "--steps", "400", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: run: {words}\n", result.stderr
+    assert files() == before
+
+
 def test_a_resume_refuses_a_folder_whose_config_says_otherwise(tmp_path, small_run):
     """config.yaml edited (hoping to change a setting), or the checkpoint of another run copied in: the resume
     would overwrite the edit or mix two runs' logs. One line naming the keys; nothing changes."""

@@ -257,3 +257,32 @@ def test_the_smoothing_label_names_what_is_averaged(tmp_path: Path, metric: str,
     figure = Figure()
     plotting._draw(figure, curves, metric, plotting.Band.minmax, 3, None)
     assert figure.axes[0].get_ylabel().endswith(f"\nmoving average of 3 {points}")
+
+
+def test_a_write_stopped_midway_leaves_the_image_that_was_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`rdpg plot --force` drew straight onto its output: a Ctrl-C (or a full disk) mid-write left a cut-short,
+    unreadable image where the user's had been."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    run = write_trainer_run(tmp_path / "RUN", 1200, log_every=200, eval_every=500)
+    output = tmp_path / "c.png"
+    output.write_bytes(b"the user's image")
+    real_savefig = Figure.savefig
+
+    def interrupted(self, fname, **kwargs):
+        with open(fname, "wb") as f:  # the start of an image, then the stop
+            f.write(b"\x89PNG\r\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plotting.render([run], output=output, force=True)
+    assert output.read_bytes() == b"the user's image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN", "c.png"]  # no temporary left behind
+
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    for name, magic in (("c.png", b"\x89PNG"), ("c.svg", b"<?xml"), ("c.pdf", b"%PDF")):
+        plotting.render([run], output=tmp_path / name, force=True)
+        assert (tmp_path / name).read_bytes().startswith(magic), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN", "c.pdf", "c.png", "c.svg"]

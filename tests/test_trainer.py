@@ -664,6 +664,25 @@ def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_l
     stop._handle(signal.SIGINT, None)
 
 
+def test_signals_after_the_command_are_ignored_while_the_process_exits():
+    """A Ctrl-C after a finished run (its summary printed) reached the interpreter's exit, where TensorFlow frees
+    its resources: a KeyboardInterrupt traceback from a finalizer, and exit status 130 for a run that was done.
+    Here the signals come from an exit handler, after the command returned."""
+    script = (
+        "import atexit, os, signal, time\n"
+        "import rdpg_cli.cli as cli\n"
+        "cli.app = lambda standalone_mode: 0\n"
+        "def late():\n"
+        "    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):\n"
+        "        os.kill(os.getpid(), sig)\n"
+        "    for _ in range(50):\n"
+        "        time.sleep(0.001)\n"
+        "atexit.register(late)\n"
+        "cli.main()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, ""), result
+
+
 def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
     """SIGTERM in the seconds TensorFlow takes to load: exit 143, and the run folder this command made is gone
     again (a --force run would not have removed the old run's files either: nothing is touched)."""
