@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,18 @@ def checked_training_state(data: CheckpointData) -> dict[str, Any]:
     return state
 
 
+def _no_checkpoint_hint(folder: Path) -> str:
+    """What to do with a run folder that holds no checkpoint: its run stopped before the first one."""
+    if not (folder / "config.yaml").exists():
+        return ""
+    quoted = shlex.quote(str(folder))
+    again = f"rdpg train --preset {shlex.quote(str(folder / 'config.yaml'))} --run-dir {quoted} --force"
+    if (folder / "best.h5").exists():  # --force would remove it: the one policy the run has
+        return (f" (its run stopped before the first one; best.h5 holds its best evaluation: copy it into a new "
+                f"folder as checkpoint.h5 to train on from it, or start again, which removes it: {again})")
+    return f" (its run stopped before the first one: start it again with {again})"
+
+
 def find_checkpoint(path: Path) -> Path:
     """A checkpoint file, or a run folder holding ``checkpoint.h5``."""
     path = Path(path)
@@ -423,10 +436,7 @@ def find_checkpoint(path: Path) -> Path:
     if is_dir:
         candidate = path / "checkpoint.h5"
         if not candidate.exists():
-            started = (path / "config.yaml").exists()  # a run that stopped before its first checkpoint
-            raise CheckpointError(f"{path}: no checkpoint.h5 in this folder" + (
-                f" (its run stopped before the first one: start it again with --run-dir {path} --force)"
-                if started else ""))
+            raise CheckpointError(f"{path}: no checkpoint.h5 in this folder{_no_checkpoint_hint(path)}")
         return candidate
     _open_regular_file(path)
     return path

@@ -509,12 +509,11 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.runs import new_run_dir
 
     try:
-        config, spec = resolve_bounds(config)
-        if resume_data is not None:  # a custom environment whose spaces changed since the run began
-            from rdpg_cli.evaluation import require_same_spaces
+        if resume_data is not None:  # a custom environment whose spaces changed since the run began: said
+            from rdpg_cli.evaluation import check_environment  # before its stored bounds are found not to fit
 
-            require_same_spaces(resume_source, (resume_data.observation_dim, resume_data.action_dim),
-                                config.env.id, (spec.observation_dim, spec.action_dim))
+            check_environment(config, resume_data.observation_dim, resume_data.action_dim, resume_source)
+        config, spec = resolve_bounds(config)
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
@@ -821,7 +820,7 @@ def presets_show(
 
 def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
-    from rdpg_cli.signals import exit_code_of, ignore_stop_signals, interrupt_on_stop_signals
+    from rdpg_cli.signals import exit_code_of, exit_on_stop_signals, interrupt_on_stop_signals
 
     open_closed_standard_streams()
     tolerant_encoding()
@@ -849,6 +848,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
     finally:
-        # The command is over, its outcome decided: a stop signal now could only interrupt the interpreter's
-        # exit, in which TensorFlow frees its resources (a KeyboardInterrupt traceback from a finalizer).
-        ignore_stop_signals()
+        # The command is over, its outcome decided: a stop signal now ends the process with that outcome.
+        ending = sys.exc_info()[1]
+        code = ending.code if isinstance(ending, SystemExit) else 1
+        exit_on_stop_signals(0 if code is None else code if isinstance(code, int) else 1)

@@ -108,16 +108,11 @@ def check_environment(config: Config, observation_dim: int, action_dim: int, sou
         have = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
     finally:
         env.close()
-    require_same_spaces(source, (observation_dim, action_dim), config.env.id, have)
-
-
-def require_same_spaces(source: str, policy: tuple[int, int], env_id: str, env: tuple[int, int]) -> None:
-    """Refuse a policy of (observations, actions) ``policy`` for an environment of ``env`` sizes."""
-    if tuple(policy) != tuple(env):
+    if have != (observation_dim, action_dim):
         raise EnvironmentSetupError(
-            f"{source}: its policy takes {_count(policy[0], 'observation')} and gives "
-            f"{_count(policy[1], 'action')}, but {env_id} has {_count(env[0], 'observation')} and "
-            f"{_count(env[1], 'action')}")
+            f"{source}: its policy takes {_count(observation_dim, 'observation')} and gives "
+            f"{_count(action_dim, 'action')}, but {config.env.id} has {_count(have[0], 'observation')} and "
+            f"{_count(have[1], 'action')}")
 
 
 def _count(n: int, noun: str) -> str:

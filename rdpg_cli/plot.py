@@ -12,6 +12,7 @@ its shell completion, and ``rdpg --help`` should not pay for numpy or matplotlib
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import json
@@ -486,15 +487,20 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     figure = _figure(*size)
     _draw(figure, curves, metric, band, smooth, title)
     # Drawn into a temporary file beside the output and moved over it whole: a stop or a full disk mid-write
-    # leaves the image that was there (--force), never a cut-short one.
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    # leaves the image that was there (--force), never a cut-short one. A symbolic link stays one: its target
+    # is replaced. The temporary name is short whatever the output's (a name near the file system's limit).
+    target = output.resolve() if output.is_symlink() else output
+    tmp = target.with_name(f".rdpg-plot-{os.getpid()}.tmp")
     try:
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
-        os.replace(tmp, output)
+        os.replace(tmp, target)
     except OSError as exc:
         raise PlotError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        # On a read-only file system unlink fails (EROFS) even for a file that is not there: that must not
+        # replace the error that explains the failure.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     log.debug("%s: %d curve(s) from %d run(s)", output, len(curves), len(runs) - len(skipped))
     return PlotResult(output, size[0], size[1], curves, skipped)
 

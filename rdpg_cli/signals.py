@@ -5,8 +5,9 @@ are installed before TensorFlow loads (which takes seconds)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-import threading
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,48 +23,65 @@ def stop_signals() -> list[signal.Signals]:
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal other than Ctrl-C, raised where the command is, so that its ``finally`` clean-up runs
-    (Python's default SIGTERM ends the process on the spot, leaving an export's temporary folder behind)."""
+    """A stop signal, raised where the command is, so that its ``finally`` clean-up runs (Python's default
+    SIGTERM ends the process on the spot, leaving an export's temporary folder behind)."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
 
+# Stop signals held back by ``stop_signals_deferred`` (None: none is being held back).
+_deferred: list[int] | None = None
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    if _deferred is not None:
+        _deferred.append(signum)
+        return
     raise Interrupted(signum)
 
 
 def interrupt_on_stop_signals() -> None:
-    """For the whole command: SIGTERM and SIGHUP act as Ctrl-C does (rdpg train installs SignalStop over them)."""
+    """For the whole command: Ctrl-C, SIGTERM and SIGHUP raise Interrupted (a KeyboardInterrupt) where the
+    command is (rdpg train installs SignalStop over them)."""
     for sig in stop_signals():
-        if sig != signal.SIGINT:
-            signal.signal(sig, _interrupt)
+        signal.signal(sig, _interrupt)
 
 
 @contextlib.contextmanager
 def stop_signals_deferred() -> Iterator[None]:
-    """A stop signal that arrives inside waits until its end, then acts as it would have: for steps that must
-    not be cut in two (an export's file and its sidecar). Python-level handlers, not a blocked signal mask:
-    TensorFlow's threads would take a process signal that the main thread blocks. Python runs signal handlers
-    in the main thread only: called from another (a library user's), the steps run as they are."""
-    if threading.current_thread() is not threading.main_thread():
+    """A stop signal that arrives inside waits until its end, then stops the command as it would have: for
+    steps that must not be cut in two (an export's file and its sidecar). The handlers stay in place (a
+    flag is all that changes, so there is no moment at which one is missing); where they are not rdpg's (a
+    library caller's own), the steps run as they are."""
+    global _deferred
+    if _deferred is not None:  # already inside one
         yield
         return
     pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in stop_signals()}
+    _deferred = pending
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _deferred = None
         if pending:
-            signal.raise_signal(pending[0])
+            raise Interrupted(pending[0])
 
 
-def ignore_stop_signals() -> None:
+def exit_on_stop_signals(code: int) -> None:
+    """Once a command's outcome is decided: a stop signal ends the process at once with ``code``. Only the
+    interpreter's exit is left, in which TensorFlow frees its resources; a KeyboardInterrupt raised there was
+    a traceback from a finalizer (and status 130 for a finished run), while ignoring the signal would leave
+    a process that hangs in its exit (a stalled pipe) deaf to everything but SIGKILL."""
+    def end(signum: int, frame: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
     for sig in stop_signals():
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, end)
 
 
 def exit_code_of(interrupt: BaseException | None) -> int:

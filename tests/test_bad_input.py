@@ -401,6 +401,43 @@ def test_resuming_in_an_environment_of_other_sizes_names_both(tiny_checkpoint: P
     assert snapshot(tmp_path) == before
 
 
+SIZED_ENV = """
+import pathlib
+import gymnasium as gym
+import numpy as np
+
+class Sized(gym.Env):
+    def __init__(self):
+        actions = int(pathlib.Path("actions.txt").read_text())  # the environment's sizes change between sessions
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = gym.spaces.Box(-2.0, 2.0, (actions,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), -float(np.sum(np.square(action))), False, False, {}
+
+gym.register("Sized-v0", entry_point="sized_envs:Sized", max_episode_steps=50)
+"""
+
+
+def test_resuming_after_the_environment_changed_its_action_size(tmp_path: Path):
+    """The stored action bounds were found not to fit first ("action_bounds: 1 entries but ... has 2"): the
+    message now says what changed, as rdpg evaluate's does."""
+    (tmp_path / "sized_envs.py").write_text(SIZED_ENV)
+    (tmp_path / "actions.txt").write_text("1")
+    trained = rdpg(*TINY_RUN[:3], "--set", "env.id=sized_envs:Sized-v0", "--steps", "150", *TINY_RUN[5:],
+                   "--run-dir", "run", "-q", cwd=tmp_path, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    (tmp_path / "actions.txt").write_text("2")
+    result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == ("error: run: its policy takes 3 observations and gives 1 action, but "
+                             "sized_envs:Sized-v0 has 3 observations and 2 actions\n"), result.stderr
+
+
 def test_the_catalogue_covers_issue_7():
     """Issue 7 asks for at least 30 cases; the checkpoint cases of issue 4 are among them."""
     assert len(CASES) >= 30

@@ -463,9 +463,15 @@ def test_paths_that_are_not_checkpoint_files(tmp_path):
     assert "File name too long" in str(excinfo(read_checkpoint, long))
     assert str(excinfo(find_checkpoint, tmp_path)) == f"{tmp_path}: no checkpoint.h5 in this folder"
     (tmp_path / "config.yaml").write_text("env: {id: Pendulum-v1}\n")  # a run killed before its first checkpoint
+    again = f"rdpg train --preset {tmp_path}/config.yaml --run-dir {tmp_path} --force"
     assert str(excinfo(find_checkpoint, tmp_path)) == (
         f"{tmp_path}: no checkpoint.h5 in this folder (its run stopped before the first one: start it again with "
-        f"--run-dir {tmp_path} --force)")
+        f"{again})")
+    (tmp_path / "best.h5").write_bytes(b"")  # an evaluation came first: starting again would remove it
+    assert str(excinfo(find_checkpoint, tmp_path)) == (
+        f"{tmp_path}: no checkpoint.h5 in this folder (its run stopped before the first one; best.h5 holds its "
+        f"best evaluation: copy it into a new folder as checkpoint.h5 to train on from it, or start again, which "
+        f"removes it: {again})")
     (tmp_path / "empty.h5").write_bytes(b"")
     assert "not an HDF5 file" in str(excinfo(read_checkpoint, tmp_path / "empty.h5"))
 

@@ -869,10 +869,18 @@ def test_a_stop_between_the_file_and_its_sidecar_waits_until_both_are_placed(che
             if len(moves) == 1:  # between the two renames
                 signal.raise_signal(signal.SIGINT)
 
+    from rdpg_cli.signals import interrupt_on_stop_signals, stop_signals
+
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals()}
+    interrupt_on_stop_signals()  # the command line's handlers, as `rdpg export` runs with them
     monkeypatch.setattr(exporting.os, "replace", replace_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        exporting.export_policy(checkpoints["rec"], "keras", output, force=True)
-    monkeypatch.setattr(exporting.os, "replace", real_replace)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            exporting.export_policy(checkpoints["rec"], "keras", output, force=True)
+    finally:
+        monkeypatch.setattr(exporting.os, "replace", real_replace)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     assert sorted(moves) == ["p.keras", "p.keras.json"]
     meta = json.loads((tmp_path / "p.keras.json").read_text())
     assert meta["file"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()

@@ -286,3 +286,29 @@ def test_a_write_stopped_midway_leaves_the_image_that_was_there(tmp_path: Path, 
         plotting.render([run], output=tmp_path / name, force=True)
         assert (tmp_path / name).read_bytes().startswith(magic), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN", "c.pdf", "c.png", "c.svg"]
+
+
+def test_names_near_the_limit_links_and_unwritable_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The temporary name once carried the output's, so a name of 245 bytes (valid) went over the file system's
+    limit; a symbolic link is kept and its target replaced; where nothing can be written (a read-only file
+    system, where unlink fails even for a missing file) the error is the write's, one line."""
+    pytest.importorskip("matplotlib")
+    run = write_trainer_run(tmp_path / "RUN", 1200, log_every=200, eval_every=500)
+    long_name = tmp_path / ("a" * 245 + ".png")
+    plotting.render([run], output=long_name)
+    assert long_name.read_bytes().startswith(b"\x89PNG")
+
+    shared = tmp_path / "shared.png"
+    shared.write_bytes(b"old")
+    link = tmp_path / "latest.png"
+    link.symlink_to(shared)
+    plotting.render([run], output=link, force=True)
+    assert link.is_symlink() and shared.read_bytes().startswith(b"\x89PNG")
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(plotting.os, "replace", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(plotting.PlotError, match=r"^--output .*c\.png: cannot write it \(Read-only file system\)$"):
+        plotting.render([run], output=tmp_path / "c.png")

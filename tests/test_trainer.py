@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import TINY, TINY_RECURRENT, rdpg
+from typer.testing import CliRunner
 
 RUN_FILES = {"config.yaml", "command.txt", "metrics.csv", "timing.csv", "checkpoint.h5", "best.h5", "tensorboard"}
 
@@ -664,23 +665,43 @@ def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_l
     stop._handle(signal.SIGINT, None)
 
 
-def test_signals_after_the_command_are_ignored_while_the_process_exits():
+@pytest.mark.parametrize("outcome", [0, 2])
+def test_a_signal_while_the_process_exits_ends_it_with_the_commands_outcome(outcome):
     """A Ctrl-C after a finished run (its summary printed) reached the interpreter's exit, where TensorFlow frees
     its resources: a KeyboardInterrupt traceback from a finalizer, and exit status 130 for a run that was done.
-    Here the signals come from an exit handler, after the command returned."""
+    Here the signals come from an exit handler, after the command returned; the process must not hang either."""
     script = (
         "import atexit, os, signal, time\n"
         "import rdpg_cli.cli as cli\n"
-        "cli.app = lambda standalone_mode: 0\n"
+        f"cli.app = lambda standalone_mode: {outcome}\n"
         "def late():\n"
-        "    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):\n"
-        "        os.kill(os.getpid(), sig)\n"
-        "    for _ in range(50):\n"
-        "        time.sleep(0.001)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)  # a hung exit: the signal must end it\n"
         "atexit.register(late)\n"
         "cli.main()\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert (result.returncode, result.stderr) == (0, ""), result
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert (result.returncode, result.stderr) == (outcome, ""), result
+
+
+def test_the_summary_of_a_finished_run_is_printed_whatever_signal_comes(tmp_path, monkeypatch):
+    """The summary was printed after SignalStop had put Python's handlers back: a Ctrl-C then ended a complete
+    run with "aborted" and status 130 instead of its summary."""
+    from rich.table import Table
+
+    from rdpg_cli.cli import app
+
+    real_add_row = Table.add_row
+
+    def add_row_then_ctrl_c(self, *cells, **kwargs):
+        if cells and cells[0] == "run folder":
+            signal.raise_signal(signal.SIGINT)
+        return real_add_row(self, *cells, **kwargs)
+
+    monkeypatch.setattr(Table, "add_row", add_row_then_ctrl_c)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run"])
+    assert result.exit_code == 0, result.output
+    assert "pendulum: done" in result.stdout and "aborted" not in result.output
 
 
 def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
