@@ -241,8 +241,13 @@ def train(
 ) -> None:
     """Train an agent from a preset; writes config.yaml, command.txt, metrics.csv, timing.csv, TensorBoard
     events, checkpoint.h5 and (from the first evaluation) best.h5 into the run folder."""
+    from rdpg_cli.signals import FinishedRunStop
+
     with user_errors(verbose):
-        code = _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose)
+        try:
+            code = _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose)
+        except FinishedRunStop:  # a signal once the run had finished, during its summary: every file is written
+            code = 0
     if code:
         raise typer.Exit(code)
 
@@ -467,7 +472,7 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
                 silence_stdout()
                 trainer.save()
                 raise StdoutClosed(trainer.env_steps, failed) from None
-            stop.finished = True  # from here a signal would only cut the summary short: it is ignored
+            stop.finished = True  # from here a signal only ends the summary: the run is complete (exit 0)
             return summary
         finally:
             trainer.close()
@@ -820,11 +825,15 @@ def presets_show(
 
 def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
-    from rdpg_cli.signals import exit_code_of, exit_on_stop_signals, interrupt_on_stop_signals
+    import atexit
+
+    from rdpg_cli.signals import (exit_code_of, exit_on_stop_signals, ignore_stop_signals_at_teardown,
+                                  interrupt_on_stop_signals)
 
     open_closed_standard_streams()
     tolerant_encoding()
     interrupt_on_stop_signals()
+    atexit.register(ignore_stop_signals_at_teardown)  # first registered, so it runs after the others
     try:
         try:
             code = app(standalone_mode=False)

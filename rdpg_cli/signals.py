@@ -13,12 +13,15 @@ from typing import Any
 
 
 def stop_signals() -> list[signal.Signals]:
-    """The signals that ask rdpg to stop: Ctrl-C, SIGTERM, and SIGHUP (the terminal closed) unless it is
-    ignored, as ``nohup`` leaves it, which must keep a run going."""
-    signals = [signal.SIGINT, signal.SIGTERM]
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
-        signals.append(hangup)
+    """The signals that ask rdpg to stop: SIGTERM, Ctrl-C and SIGHUP (the terminal closed), the last two unless
+    ignored when rdpg started (``nohup`` ignores SIGHUP, which must keep a run going)."""
+    signals = [signal.SIGTERM]
+    # Ctrl-C too, unless rdpg was started with it ignored: a shell script's background job (`rdpg ... &`),
+    # which a Ctrl-C meant for the script's foreground command must not stop.
+    for name in ("SIGINT", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signals.append(sig)
     return signals
 
 
@@ -69,19 +72,38 @@ def stop_signals_deferred() -> Iterator[None]:
             raise Interrupted(pending[0])
 
 
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
 def exit_on_stop_signals(code: int) -> None:
     """Once a command's outcome is decided: a stop signal ends the process at once with ``code``. Only the
     interpreter's exit is left, in which TensorFlow frees its resources; a KeyboardInterrupt raised there was
     a traceback from a finalizer (and status 130 for a finished run), while ignoring the signal would leave
     a process that hangs in its exit (a stalled pipe) deaf to everything but SIGKILL."""
     def end(signum: int, frame: Any) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        _flush_standard_streams()
         os._exit(code)
 
     for sig in stop_signals():
         signal.signal(sig, end)
+
+
+def ignore_stop_signals_at_teardown() -> None:
+    """For ``atexit``, registered first so that it runs last: flush stdout and stderr while a stop signal still
+    ends the process (``exit_on_stop_signals``), then ignore stop signals. After the exit handlers Python puts
+    the default actions back (a signal would kill the process with its own status, not the command's) and
+    frees its modules, TensorFlow's teardown taking about a second; an ignored signal stays ignored."""
+    _flush_standard_streams()
+    for sig in stop_signals():
+        signal.signal(sig, signal.SIG_IGN)
+
+
+class FinishedRunStop(Exception):
+    """A stop signal after the run finished (its summary being printed): the run is complete; the command
+    ends, with exit status 0, without the rest of its summary."""
 
 
 def exit_code_of(interrupt: BaseException | None) -> int:
@@ -95,7 +117,8 @@ class SignalStop:
     The first signal is recorded: before training starts the command stops without writing anything; once a
     trainer is attached, its loop stops after the current step and checkpoints. A second SIGINT/SIGTERM
     aborts at once (KeyboardInterrupt); the previous checkpoint is intact since every write is atomic. Once
-    the run has finished (``finished``), signals are ignored: the command is only printing its summary."""
+    the run has finished (``finished``), a signal ends the command (FinishedRunStop): it is only printing its
+    summary."""
 
     def __init__(self, on_first: Callable[[str], None]):
         self.on_first = on_first
@@ -110,8 +133,8 @@ class SignalStop:
         trainer.stop_requested = self.requested
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.finished:
-            return
+        if self.finished:  # raised, not ignored: a summary blocked on a stalled pipe must still end
+            raise FinishedRunStop(signal.Signals(signum).name)
         name = signal.Signals(signum).name
         if self.requested is not None:
             self.aborted_by = signum

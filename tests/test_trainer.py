@@ -644,8 +644,8 @@ def test_a_resume_without_replay_warns_on_stderr_quiet_or_not(tmp_path):
     assert "warning" not in result.stdout, result.stdout
 
 
-def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_late_ones():
-    from rdpg_cli.signals import SignalStop
+def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ends_a_finished_run():
+    from rdpg_cli.signals import FinishedRunStop, SignalStop
 
     notes: list[str] = []
     stop = SignalStop(notes.append)
@@ -661,31 +661,67 @@ def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ignores_l
     with pytest.raises(KeyboardInterrupt):
         stop._handle(signal.SIGINT, None)
     assert stop.aborted_by == signal.SIGINT  # the exit code is 128 + the signal that aborted
-    stop.finished = True  # the run is over: the summary is being printed
-    stop._handle(signal.SIGINT, None)
+    stop.finished = True  # the run is over: the summary is being printed, which a signal ends (exit 0)
+    with pytest.raises(FinishedRunStop):
+        stop._handle(signal.SIGINT, None)
 
 
 @pytest.mark.parametrize("outcome", [0, 2])
 def test_a_signal_while_the_process_exits_ends_it_with_the_commands_outcome(outcome):
-    """A Ctrl-C after a finished run (its summary printed) reached the interpreter's exit, where TensorFlow frees
-    its resources: a KeyboardInterrupt traceback from a finalizer, and exit status 130 for a run that was done.
-    Here the signals come from an exit handler, after the command returned; the process must not hang either."""
+    """A Ctrl-C after a finished run (its summary printed) reached the interpreter's exit: a KeyboardInterrupt
+    traceback from a finalizer, and exit status 130 for a run that was done. In the exit handlers a signal
+    ends the process at once (one that hangs there must not be deaf to it); in the module teardown after them,
+    where Python has put the default actions back and TensorFlow frees its resources, it is ignored."""
     script = (
         "import atexit, os, signal, time\n"
         "import rdpg_cli.cli as cli\n"
-        f"cli.app = lambda standalone_mode: {outcome}\n"
-        "def late():\n"
+        "def hung_exit_handler():\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    time.sleep(30)  # a hung exit: the signal must end it\n"
-        "atexit.register(late)\n"
+        "    time.sleep(30)\n"
+        "def command(standalone_mode):\n"
+        "    atexit.register(hung_exit_handler)  # registered by the command: runs before rdpg's last one\n"
+        f"    return {outcome}\n"
+        "cli.app = command\n"
+        "cli.main()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert (result.returncode, result.stderr) == (outcome, ""), result
+    script = (
+        "import os, signal, time\n"
+        "import rdpg_cli.cli as cli\n"
+        "class FreedAtTeardown:\n"
+        "    def __del__(self):\n"
+        "        for sig in (signal.SIGINT, signal.SIGTERM):\n"
+        "            os.kill(os.getpid(), sig)\n"
+        "        time.sleep(0.05)\n"
+        "keep = FreedAtTeardown()\n"
+        f"cli.app = lambda standalone_mode: {outcome}\n"
         "cli.main()\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
     assert (result.returncode, result.stderr) == (outcome, ""), result
 
 
-def test_the_summary_of_a_finished_run_is_printed_whatever_signal_comes(tmp_path, monkeypatch):
+def test_stop_signals_ignored_from_the_start_stay_ignored():
+    """A shell script's background job starts with Ctrl-C ignored, `nohup` with SIGHUP ignored: a Ctrl-C
+    meant for the script's foreground command must not stop a background rdpg."""
+    script = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "from rdpg_cli.signals import SignalStop, exit_on_stop_signals, interrupt_on_stop_signals\n"
+        "interrupt_on_stop_signals()\n"
+        "with SignalStop(print):\n"
+        "    inside = [signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGHUP)]\n"
+        "exit_on_stop_signals(0)\n"
+        "after = [signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGHUP)]\n"
+        "print(inside, after, signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout == "[True, True] [True, True] False\n", result
+
+
+def test_a_signal_during_the_summary_of_a_finished_run_ends_it_with_status_0(tmp_path, monkeypatch):
     """The summary was printed after SignalStop had put Python's handlers back: a Ctrl-C then ended a complete
-    run with "aborted" and status 130 instead of its summary."""
+    run with "aborted" and status 130. Ignoring it instead would leave a summary blocked on a stalled pipe deaf
+    to every signal: the signal ends the summary, and the command ends with status 0."""
     from rich.table import Table
 
     from rdpg_cli.cli import app
@@ -700,8 +736,9 @@ def test_the_summary_of_a_finished_run_is_printed_whatever_signal_comes(tmp_path
     monkeypatch.setattr(Table, "add_row", add_row_then_ctrl_c)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run"])
-    assert result.exit_code == 0, result.output
-    assert "pendulum: done" in result.stdout and "aborted" not in result.output
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "aborted" not in result.output and "pendulum: done" not in result.stdout
+    assert (tmp_path / "run" / "checkpoint.h5").is_file()
 
 
 def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
