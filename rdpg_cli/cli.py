@@ -514,11 +514,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.runs import new_run_dir
 
     try:
-        if resume_data is not None:  # a custom environment whose spaces changed since the run began: said
-            from rdpg_cli.evaluation import check_environment  # before its stored bounds are found not to fit
-
-            check_environment(config, resume_data.observation_dim, resume_data.action_dim, resume_source)
-        config, spec = resolve_bounds(config)
+        trained = None if resume_data is None else (resume_data.observation_dim, resume_data.action_dim)
+        config, spec = resolve_bounds(config, trained, resume_source)  # a custom env may have changed since
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None

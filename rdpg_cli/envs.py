@@ -230,10 +230,29 @@ def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
         raise ConfigError(f"env.kwargs: {config.env.id} fails with {config.env.kwargs}: {exc}") from None
 
 
-def resolve_bounds(config: Config) -> tuple[Config, EnvSpec]:
-    """Fill the preset's bounds from the env when left out, so the saved config is complete."""
+def require_policy_spaces(env: gym.Env, env_id: str, policy: tuple[int, int], source: str) -> None:
+    """Refuse a policy of ``policy`` (observations, actions) for an env of other sizes, naming both."""
+    have = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
+    if have != tuple(policy):
+        raise EnvironmentSetupError(
+            f"{source}: its policy takes {_count(policy[0], 'observation')} and gives "
+            f"{_count(policy[1], 'action')}, but {env_id} has {_count(have[0], 'observation')} and "
+            f"{_count(have[1], 'action')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def resolve_bounds(config: Config, policy: tuple[int, int] | None = None, source: str = ""
+                   ) -> tuple[Config, EnvSpec]:
+    """Fill the preset's bounds from the env when left out, so the saved config is complete. With ``policy``
+    (a resumed run's observations and actions, from ``source``): refuse an env whose sizes changed since,
+    before its stored bounds are found not to fit."""
     env = make_env(config)
     try:
+        if policy is not None:
+            require_policy_spaces(env, config.env.id, policy, source)
         spec = env_spec(config, env)
         _try_kwargs(config, env, spec)
     finally:

@@ -9,9 +9,9 @@ from typing import Protocol
 import numpy as np
 
 from rdpg_cli.config import FLOAT32_MAX, Config
-from rdpg_cli.envs import make_env
+from rdpg_cli.envs import make_env, require_policy_spaces
 from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
-from rdpg_cli.errors import EnvironmentSetupError, TrainingFault, first_line
+from rdpg_cli.errors import TrainingFault, first_line
 
 
 class Policy(Protocol):
@@ -105,18 +105,9 @@ def check_environment(config: Config, observation_dim: int, action_dim: int, sou
     takes: after the config's masking for a checkpoint, raw for an export (whose config masks nothing)."""
     env = make_env(config)
     try:
-        have = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
+        require_policy_spaces(env, config.env.id, (observation_dim, action_dim), source)
     finally:
         env.close()
-    if have != (observation_dim, action_dim):
-        raise EnvironmentSetupError(
-            f"{source}: its policy takes {_count(observation_dim, 'observation')} and gives "
-            f"{_count(action_dim, 'action')}, but {config.env.id} has {_count(have[0], 'observation')} and "
-            f"{_count(have[1], 'action')}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def non_finite(value) -> str | None:
