@@ -84,6 +84,9 @@ def _logging_flag(name: str):
     # An option callback runs for every command that takes the option (with its default when not given),
     # so --verbose / --quiet configure logging in one place instead of in each command's body.
     def callback(value: bool) -> bool:
+        other = "quiet" if name == "verbose" else "verbose"
+        if value and _log_flags[other]:  # more detail and less at once: say so rather than pick one silently
+            raise typer.BadParameter(f"not with --{other}: one asks for more detail, the other for less")
         _log_flags[name] = _log_flags[name] or bool(value)
         configure_logging()
         return value

@@ -322,6 +322,13 @@ CASES = [
          ["--video v.gif: already exists; use --force to replace it"], files={"v.gif": "mine"}, checkpoint=unchanged),
     Case("video path is a folder", ["evaluate", "ckpt.h5", *FOREVER, "--video", "v.gif", "--force"],
          ["--video v.gif: is a folder"], files={"v.gif/keep": "mine"}, checkpoint=unchanged),
+    # --- --verbose and --quiet together: refused, whichever comes first, in every command that takes both
+    Case("--verbose with --quiet", ["train", "--preset", "pendulum", "--verbose", "--quiet"],
+         ["'--quiet' / '-q': not with --verbose: one asks for more detail, the other for less"]),
+    Case("-q with -v", ["evaluate", "ckpt.h5", "-q", "-v"], ["'--verbose' / '-v': not with --quiet"]),
+    Case("--quiet with --verbose in export", ["export", "--quiet", "--verbose"], ["not with --quiet"]),
+    Case("--verbose with --quiet in plot", ["plot", "-v", "-q"], ["not with --verbose"]),
+    Case("presets -q show -v", ["presets", "-q", "show", "-v", "pendulum"], ["not with --quiet"]),
 ]
 
 
