@@ -919,6 +919,24 @@ SAVEDMODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "
                       "assets.extra")
 
 
+def _remove_temporaries(tmp: Path, sidecar_tmp: Path, created_folders: list[Path]) -> None:
+    """An export's temporary file or folder and sidecar, and the folders it made (deepest first) where nothing
+    was placed in them ("nothing was written" means not even those)."""
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    # On a read-only file system unlink raises EROFS even for a file that is not there: that must not
+    # replace the error that explains the failure.
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        sidecar_tmp.unlink(missing_ok=True)
+    for folder in created_folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
 def _place(tmp: Path, dest: Path) -> None:
     """Move a finished artifact into place; an older one at ``dest`` is removed only once the new one is
     complete, so a failed export leaves the previous artifact as it was."""
@@ -1028,20 +1046,10 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        # On a read-only file system unlink raises EROFS even for a file that is not there: that must not
-        # replace the error that explains the failure.
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            sidecar_tmp.unlink(missing_ok=True)
-        if not placed:  # "nothing was written": not even the folders made for it
-            for folder in created:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+        # Held against a second Ctrl-C too (the first may be what brought us here): cut short, the clean-up
+        # left a half-removed temporary SavedModel beside the user's files.
+        with stop_signals_deferred():
+            _remove_temporaries(tmp, sidecar_tmp, [] if placed else created)
     return ExportResult(path=output, format=format_, checkpoint=checkpoint, metadata=meta,
                         max_difference=difference)
 

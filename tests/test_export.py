@@ -886,3 +886,41 @@ def test_a_stop_between_the_file_and_its_sidecar_waits_until_both_are_placed(che
     assert meta["file"]["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
     assert meta["state"], "the recurrent export's sidecar"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.keras", "p.keras.json"]
+
+
+def test_a_second_ctrl_c_during_the_clean_up_still_removes_the_temporary_export(checkpoints, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch):
+    """A Ctrl-C while the SavedModel is written, then another while its temporary folder is removed: the
+    second cut the removal short and left a `.savedmodel.tmp-PID` folder beside the user's files."""
+    import shutil
+    import signal
+
+    from rdpg_cli.signals import interrupt_on_stop_signals, stop_signals
+
+    output = tmp_path / "savedmodel"
+    real_writer, real_rmtree = exporting.WRITERS["savedmodel"], shutil.rmtree
+    removals: list[str] = []
+
+    def write_then_ctrl_c(model, meta, path):
+        real_writer(model, meta, path)
+        signal.raise_signal(signal.SIGINT)
+
+    def ctrl_c_then_rmtree(path, *args, **kwargs):
+        if Path(path).name.startswith(".savedmodel.tmp-"):  # the export's own, not a TemporaryDirectory's
+            removals.append(Path(path).name)
+            signal.raise_signal(signal.SIGINT)
+        real_rmtree(path, *args, **kwargs)
+
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals()}
+    interrupt_on_stop_signals()  # the command line's handlers, as `rdpg export` runs with them
+    monkeypatch.setitem(exporting.WRITERS, "savedmodel", write_then_ctrl_c)
+    monkeypatch.setattr(shutil, "rmtree", ctrl_c_then_rmtree)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            exporting.export_policy(checkpoints["rec"], "savedmodel", output)
+    finally:
+        monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert len(removals) == 1
+    assert list(tmp_path.iterdir()) == []
