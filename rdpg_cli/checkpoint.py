@@ -29,7 +29,7 @@ import yaml
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.envs import EnvSpec
-from rdpg_cli.errors import CheckpointError, ConfigError
+from rdpg_cli.errors import CheckpointError, ConfigError, first_line
 from rdpg_cli.input_files import FileMessages, regular_file_size
 
 FORMAT = "rdpg-checkpoint"
@@ -290,15 +290,14 @@ def read_checkpoint(path: Path, with_replay: bool = True) -> CheckpointData:
         except OSError:
             is_hdf5 = False
         reason = "truncated or damaged HDF5 file" if is_hdf5 else "not an HDF5 file"
-        raise CheckpointError(f"{path}: {reason} ({str(exc).splitlines()[0][:80]})") from None
+        raise CheckpointError(f"{path}: {reason} ({first_line(exc)})") from None
     try:
         with f:
             return _read(_Reader(f, path, size), with_replay)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, OverflowError) as exc:
-        reason = str(exc).splitlines()[0][:80] if str(exc) else ""
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {reason})") from None
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def _read(r: _Reader, with_replay: bool) -> CheckpointData:

@@ -214,6 +214,7 @@ def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
     x = observation
     if config.env.observation_indices is not None:
         x = keras.ops.take(x, list(config.env.observation_indices), axis=1)
+    read = x
     if net.history == "obs+prev_action":
         prev_action = keras.Input((spec.action_dim,), name="prev_action", dtype="float32")
         inputs["prev_action"] = prev_action
@@ -246,6 +247,12 @@ def build_policy_model(agent: Any, config: Config, observation_dim: int) -> Any:
                                    name="to_bounds")(x)
     # Plain float lists (not numpy arrays) keep the op serializable in the .keras file.
     action = keras.ops.clip(x, [float(v) for v in spec.low], [float(v) for v in spec.high])
+    # A NaN or inf in a component the policy reads (a failed sensor) must not come out as a plausible action,
+    # and the network alone does not see to that: oneDNN fuses the first layer's matmul, bias and ReLU in a
+    # graph and turns NaN into 0 there, and an LSTM's saturating gates absorb an inf. Adding (x - x) of each
+    # component read carries either into the action and leaves it exact otherwise. Not 0 * x, which the TFLite
+    # converter folds to 0; not a select, which tf2onnx writes as arithmetic where 0 * NaN spoils every row.
+    action = action + keras.ops.sum(read - read, axis=-1, keepdims=True)
     outputs = {"action": action, **outputs}
     if "prev_action" in inputs:
         outputs["prev_action"] = action
@@ -302,19 +309,9 @@ def _serving_fn(model: Any, meta: PolicyMetadata):
     names = meta.input_names
 
     def serve(observation, *state):
-        import tensorflow as tf
-
         observation = _width_checked(observation, meta.observation_dim)
         state = _same_batch(observation, state)
-        out = dict(model(dict(zip(names, (observation, *state), strict=True))))
-        # A NaN in a component the policy reads (a failed sensor) must not come out as a plausible action:
-        # TensorFlow's oneDNN fuses the first layer's matmul, bias and ReLU in a graph and turns NaN into 0
-        # there. Adding 0 * each component read carries a NaN (or inf) into the action and leaves it exact
-        # otherwise (a select would not: tf2onnx writes it as arithmetic, where 0 * NaN spoils every row).
-        read = observation if meta.observation_indices is None else tf.gather(
-            observation, meta.observation_indices, axis=-1)
-        out["action"] = out["action"] + tf.reduce_sum(read * 0.0, axis=-1, keepdims=True)
-        return out
+        return dict(model(dict(zip(names, (observation, *state), strict=True))))
 
     return serve
 
@@ -345,15 +342,15 @@ def _width_checked(observation: Any, width: int) -> Any:
 
     The assertion gives the SavedModel a plain message. The TFLite converter drops assertions and trusts the
     declared width, so the check it keeps is a broadcast against a ``[1, width]`` row (``maximum`` with -inf,
-    the identity), which its kernels, XNNPACK's included, refuse at any other width. Some kernels turn NaN
-    into -inf there, so NaN components are passed through as they came."""
+    the identity), which its kernels, XNNPACK's included, refuse at any other width. Its kernels turn NaN and
+    -inf into the lowest finite float there, so non-finite components are passed through as they came."""
     import tensorflow as tf
 
     check = tf.debugging.assert_equal(tf.shape(observation)[-1], width,
                                       message=f"observation: the policy takes {width} components")
     with tf.control_dependencies([check]):
         widened = tf.maximum(observation, tf.fill([1, width], float("-inf")))
-        return tf.where(tf.math.is_nan(observation), observation, widened)
+        return tf.where(tf.math.is_finite(observation), widened, observation)
 
 
 def _write_savedmodel(model: Any, meta: PolicyMetadata, dest: Path) -> None:
@@ -615,8 +612,8 @@ class KerasRunner:
 
 
 def _load_keras_model(path: Path) -> Any:
-    """Keras loads only a name ending in .keras, in lower case; rdpg writes and reads any case (policy.KERAS),
-    so another case is loaded from a copy under the name Keras wants."""
+    """Keras loads only a name ending in .keras, in lower case. rdpg writes only that, but reads a file renamed
+    to another case (policy.KERAS) too, from a copy under the name Keras wants."""
     import keras
 
     if path.suffix == ".keras":
@@ -799,14 +796,14 @@ def check_output(output: Path, format_: str, force: bool) -> None:
     if format_ == "savedmodel":
         if output.suffix.lower() in SUFFIXES.values():
             raise ExportError(f"--output {output}: a SavedModel is a folder; give a path without {output.suffix}")
-        if output.exists():
+        if os.path.lexists(output):  # a symbolic link to nothing too: the user's, not to be replaced unasked
             if not output.is_dir():
                 raise ExportError(f"--output {output}: exists and is not a folder")
-            if not force:
-                raise ExportError(f"--output {output}: already exists; use --force to overwrite it")
             if any(output.iterdir()) and not (output / "saved_model.pb").exists():
                 raise ExportError(f"--output {output}: a folder that is not a SavedModel; rdpg will not replace "
                                   "it, even with --force")
+            if not force:
+                raise ExportError(f"--output {output}: already exists; use --force to overwrite it")
         return
     suffix = SUFFIXES[format_]
     if output.suffix.lower() != suffix:
@@ -816,10 +813,14 @@ def check_output(output: Path, format_: str, force: bool) -> None:
         raise ExportError(f"--output {output}: a keras export needs a {suffix} file name in lower case "
                           f"(keras.saving.load_model refuses {output.suffix})")
     sidecar = metadata_path(output, format_)
+    problem = name_problem(sidecar)
+    if problem:
+        raise ExportError(f"--output {output}: the name leaves no room for its sidecar, the name + .json "
+                          f"({problem}); give a shorter one")
     for path in (output, sidecar):
         if path.is_dir():
             raise ExportError(f"--output {output}: {path} is a folder")
-        if path.exists() and not force:
+        if os.path.lexists(path) and not force:  # a symbolic link to nothing too: the user's link
             raise ExportError(f"--output {output}: {path} already exists; use --force to overwrite it")
 
 
@@ -891,16 +892,17 @@ def max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
 
 
-def _check_writable(output: Path, format_: str) -> None:
+def _check_writable(output: Path, destination: Path, format_: str) -> None:
     """Refuse an output folder rdpg cannot write in before the slow part, in the words the keras and tflite
     writers' OSError gives: TensorFlow's SavedModel writer raises its own PermissionDeniedError (not an
     OSError), and tf2onnx's failure would read as a conversion problem. A file is made and removed, the test
-    that also holds for root in a folder made immutable (where os.access says yes)."""
-    folders = [output.parent]
-    if format_ == "savedmodel" and output.is_dir():
-        folders.append(output)  # --force: the new SavedModel's entries are moved into it
+    that also holds for root in a folder made immutable (where os.access says yes). ``destination``: where
+    ``output`` is written (the folder a symbolic link points to)."""
+    folders = [destination.parent]
+    if format_ == "savedmodel" and destination.is_dir():
+        folders.append(destination)  # --force: the new SavedModel's entries are moved into it
     for folder in folders:
-        problem = cannot_write_in(folder, f".{output.name}.probe-")
+        problem = cannot_write_in(folder, ".rdpg-probe-")  # short: the output's own name may be near the limit
         if problem is not None:
             raise ExportError(f"--output {output}: cannot write it ({problem})")
 
@@ -950,7 +952,7 @@ def _replace_savedmodel(tmp: Path, dest: Path) -> None:
     """Replace the SavedModel in folder ``dest`` with the one in ``tmp``, entry by entry: only the entries a
     SavedModel writes are replaced; the user's other files in the folder (notes, a client script) stay. The
     old entries are set aside first and put back if a move fails."""
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    old = dest.with_name(f".rdpg-export-old-{os.getpid()}")  # short, as the new one's name
     old.mkdir()
     names = sorted({*SAVEDMODEL_ENTRIES, *(entry.name for entry in tmp.iterdir())})
     set_aside, placed = [], []
@@ -1012,13 +1014,18 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         raise ExportError(f"--output {output}: cannot create its folder (a file is in the way)") from None
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot create its folder ({exc.strerror})") from None
-    # Same folder (so the final rename is atomic) and the suffix in lower case (onnx and tflite outputs may
-    # have theirs in any case).
-    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix.lower()}")
+    # Same folder (so the final rename is atomic), the suffix in lower case (onnx and tflite outputs may have
+    # theirs in any case), and short: a name derived from the output's own would pass the file system's limit
+    # of 255 bytes where the output's name is near it.
+    # A SavedModel folder reached through a symbolic link is replaced entry by entry in the folder the link
+    # points to, so the new one is written beside that folder, on its file system (entries cannot be moved
+    # across file systems).
+    destination = output.resolve() if format_ == "savedmodel" and output.is_dir() else output
+    tmp = destination.with_name(f".rdpg-export-{os.getpid()}{output.suffix.lower()}")
     sidecar_tmp = tmp.with_name(tmp.name + ".json")
     placed = False
     try:
-        _check_writable(output, format_)
+        _check_writable(output, destination, format_)
         try:
             WRITERS[format_](model, meta, tmp)
         except Exception as exc:  # TensorFlow's writer reports a file-system failure as tf.errors
@@ -1041,7 +1048,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         with stop_signals_deferred():
             if format_ != "savedmodel":
                 _place(sidecar_tmp, metadata_path(output, format_))
-            _place(tmp, output)
+            _place(tmp, destination)
             placed = True
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None

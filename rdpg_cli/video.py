@@ -36,7 +36,7 @@ def prepare_video(path: Path, force: bool = False) -> None:
         raise ConfigError(f"--video {path}: folder {folder} does not exist")
     if path.is_dir():
         raise ConfigError(f"--video {path}: is a folder; give a .mp4 or .gif file name")
-    if path.exists() and not force:
+    if os.path.lexists(path) and not force:  # a symbolic link to nothing too: the user's link
         raise ConfigError(f"--video {path}: already exists; use --force to replace it")
     _check_writable(path)
     _import_writer(path)
@@ -45,7 +45,7 @@ def prepare_video(path: Path, force: bool = False) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    problem = cannot_write_in(path.parent, f".{path.name}.")  # as the video's own temporary file will be made
+    problem = cannot_write_in(path.parent, ".rdpg-video-")  # as the video's own temporary file will be made
     if problem is not None:
         raise ConfigError(f"--video {path}: cannot write in {path.parent} ({problem})")
 
@@ -66,9 +66,10 @@ def _import_writer(path: Path):
 
 def temporary_path(path: Path, owner: int) -> Path:
     """Where the video for ``path`` is written before it is moved into place: beside it, hidden, named after
-    the process ``owner`` that moves it (so that a leftover tells whose it was)."""
+    the process ``owner`` that moves it (so that a leftover tells whose it was), and short whatever the video's
+    name (one near the file system's limit of 255 bytes)."""
     path = Path(path)
-    return path.with_name(f".{path.stem}.tmp-{owner}{path.suffix.lower()}")
+    return path.with_name(f".rdpg-video-{owner}{path.suffix.lower()}")
 
 
 class VideoWriter:

@@ -514,6 +514,25 @@ def test_force_replaces_an_existing_video(tiny_checkpoint: Path, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"], "temporary files left behind"
 
 
+def test_a_video_name_near_the_file_systems_limit_is_written(tiny_checkpoint: Path, tmp_path: Path):
+    """Its temporary name was the video's own plus ``.tmp-PID``: a legal name of 250 bytes was refused as a
+    folder rdpg "cannot write in"."""
+    pytest.importorskip("imageio")
+    name = "v" * 246 + ".gif"
+    result = rdpg("evaluate", str(tiny_checkpoint), "--episodes", "1", "--video", name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / name).read_bytes()[:6] == b"GIF89a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name], "temporary files left behind"
+
+
+def test_a_symbolic_link_to_nothing_is_not_replaced_by_a_video_without_force(tiny_checkpoint: Path,
+                                                                            tmp_path: Path):
+    (tmp_path / "v.gif").symlink_to("elsewhere.gif")
+    result = rdpg("evaluate", str(tiny_checkpoint), *FOREVER, "--video", "v.gif", cwd=tmp_path)
+    assert_one_error_line(result, "--video v.gif: already exists; use --force to replace it")
+    assert (tmp_path / "v.gif").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"]
+
+
 def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: Path, monkeypatch):
     """imageio writes a GIF when its writer closes, and a writer whose close failed tries again when it is
     garbage-collected, printing 'Exception ignored in PluginV3.__del__' and a traceback after rdpg's error.

@@ -433,15 +433,19 @@ def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_nan_observation_gives_a_nan_action_in_every_format(artifact, kind, fmt):
     """A failed sensor must not come out as a plausible action: the SavedModel gave a finite one (oneDNN's
-    fused matmul + bias + ReLU turns NaN into 0 in a graph), the other formats NaN."""
+    fused matmul + bias + ReLU turns NaN into 0 in a graph), the other formats NaN; and the recurrent Keras
+    file a finite one for an inf (the LSTM's saturating gates absorbed it)."""
     raw = Raw(fmt, artifact(kind, fmt))
-    observations = test_observations(raw.meta, n=1)[:3].copy()
+    observations = np.repeat(test_observations(raw.meta, n=1)[:1], 5, axis=0)
     observations[0, 0] = np.nan  # a component every policy here reads
     observations[1, 2] = np.nan  # one the recurrent policy's env.observation_indices [0, 1] leave out
-    out = raw.run({"observation": observations, **raw.zero_state(3)})
+    observations[3, 0] = np.inf
+    observations[4, 1] = -np.inf
+    out = raw.run({"observation": observations, **raw.zero_state(5)})
     assert np.all(np.isnan(out["action"][0])), out["action"]
     assert np.all(np.isnan(out["action"][1]) if kind == "ff" else np.isfinite(out["action"][1])), out["action"]
     assert np.all(np.isfinite(out["action"][2])), out["action"]
+    assert np.all(np.isnan(out["action"][3:])), out["action"]
 
 
 def saved_model_cli() -> list[str]:
@@ -891,7 +895,7 @@ def test_a_stop_between_the_file_and_its_sidecar_waits_until_both_are_placed(che
 def test_a_second_ctrl_c_during_the_clean_up_still_removes_the_temporary_export(checkpoints, tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch):
     """A Ctrl-C while the SavedModel is written, then another while its temporary folder is removed: the
-    second cut the removal short and left a `.savedmodel.tmp-PID` folder beside the user's files."""
+    second cut the removal short and left a `.rdpg-export-PID` folder beside the user's files."""
     import shutil
     import signal
 
@@ -906,7 +910,7 @@ def test_a_second_ctrl_c_during_the_clean_up_still_removes_the_temporary_export(
         signal.raise_signal(signal.SIGINT)
 
     def ctrl_c_then_rmtree(path, *args, **kwargs):
-        if Path(path).name.startswith(".savedmodel.tmp-"):  # the export's own, not a TemporaryDirectory's
+        if Path(path).name.startswith(".rdpg-export-"):  # the export's own, not a TemporaryDirectory's
             removals.append(Path(path).name)
             signal.raise_signal(signal.SIGINT)
         real_rmtree(path, *args, **kwargs)
@@ -924,3 +928,63 @@ def test_a_second_ctrl_c_during_the_clean_up_still_removes_the_temporary_export(
             signal.signal(sig, handler)
     assert len(removals) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_names_near_the_file_systems_limit_export_and_one_too_long_for_its_sidecar_is_refused(checkpoints,
+                                                                                              tmp_path: Path):
+    """The temporary names were the output's own plus ``.tmp-PID``: a legal name of 250 bytes ended in a
+    traceback (ENAMETOOLONG), and so did a file name that fit but whose sidecar (the name + .json) did not."""
+    folder = tmp_path / "x"
+    savedmodel = folder / ("a" * 250)
+    keras_file = folder / ("k" * 243 + ".keras")  # its sidecar: 254 bytes
+    for output, fmt in ((savedmodel, "savedmodel"), (keras_file, "keras")):
+        exporting.export_policy(checkpoints["ff"], fmt, output)
+        assert metadata(fmt, output)["recurrent"] == "none"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [savedmodel.name, keras_file.name, keras_file.name + ".json"]), "temporaries left behind"
+    too_long = folder / ("d" * 247 + ".keras")
+    code, _, err = cli("export", str(checkpoints["ff"]), "--format", "keras", "--output", str(too_long))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "the name leaves no room for its sidecar, the name + .json (File name too long)" in err, err
+    assert not os.path.lexists(too_long)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_a_symbolic_link_to_nothing_is_not_replaced_without_force(checkpoints, tmp_path: Path, fmt: str):
+    """``exists()`` follows the link: a user's link to a file not there yet counted as nothing and was
+    replaced by the export without --force."""
+    output = tmp_path / ("sm" if fmt == "savedmodel" else "p.keras")
+    output.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ExportError, match="already exists; use --force|exists and is not a folder"):
+        exporting.export_policy(checkpoints["ff"], fmt, output)
+    assert output.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [output.name]
+
+
+def test_force_replaces_a_savedmodel_through_a_link_to_another_file_system(checkpoints, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """The new SavedModel was written beside the link, so its entries could not be moved into the folder the
+    link points to when that lies on another file system ("Invalid cross-device link", every time). Here the
+    two file systems are two folders between which the test's os.replace refuses to move anything."""
+    import errno
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    target = there / "sm"
+    exporting.export_policy(checkpoints["ff"], "savedmodel", target)
+    (target / "notes.txt").write_text("mine")
+    link = here / "sm"
+    link.symlink_to(target)
+    real_replace = os.replace
+
+    def no_moves_across(src, dst):
+        sides = {part for path in (src, dst) for part in Path(os.path.realpath(path)).parts if part in ("here",
+                                                                                                      "there")}
+        if len(sides) > 1:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(exporting.os, "replace", no_moves_across)
+    exporting.export_policy(checkpoints["rec"], "savedmodel", link, force=True)
+    assert link.is_symlink() and metadata("savedmodel", target)["recurrent"] == "lstm"
+    assert (target / "notes.txt").read_text() == "mine"
+    assert [p.name for p in here.iterdir()] == ["sm"] and [p.name for p in there.iterdir()] == ["sm"]
