@@ -6,6 +6,7 @@ TensorFlow is imported inside the commands that need it, never at module load, s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from rich.logging import RichHandler
 from rdpg_cli import __version__
 from rdpg_cli.errors import RdpgError, one_line
 from rdpg_cli.output import (STDOUT, StdoutFailed, emit, open_closed_standard_streams, sane_columns, silence_stdout,
-                             tolerant_encoding)
+                             stdout_to_stderr, tolerant_encoding)
 from rdpg_cli.plot import DEFAULT_METRIC, METRIC_LABELS, Band
 
 try:  # Typer >= 0.22 vendors click; older releases depend on it.
@@ -189,6 +190,18 @@ def note(text: str) -> None:
         pass
 
 
+def _unsuppress_contexts(exc: BaseException) -> None:
+    """Show every exception an error was turned from (``raise ... from None`` hides them), down the whole
+    chain: a failing environment's error is re-raised twice on its way out of ``rdpg train``, and its own
+    frames (the user's code) are what --verbose is asked for."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__
+
+
 @contextmanager
 def user_errors(verbose: bool = False):
     """Project errors -> one line on stderr and their exit code; a traceback only with --verbose."""
@@ -197,10 +210,10 @@ def user_errors(verbose: bool = False):
     except RdpgError as exc:
         from rich.markup import escape  # the message quotes user input: '[x]' or ':x:' must print as typed
 
-        if verbose:  # for a bug report: where it was raised, and the exception it was turned from
+        if verbose:  # for a bug report: where it was raised, and the exceptions it was turned from
             import traceback
 
-            exc.__suppress_context__ = False
+            _unsuppress_contexts(exc)
             sys.stderr.write("".join(traceback.format_exception(exc)))
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
@@ -652,15 +665,19 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
     # By default the episodes of the run's own evaluations: the returns best_eval and metrics.csv report.
     episodes = config.train.eval_episodes if episodes is None else episodes
     seed = config.train.eval_seed if seed is None else seed
+    # --json: stdout is for the one JSON line; what the environment prints goes to stderr.
+    printing = stdout_to_stderr() if as_json else contextlib.nullcontext()
     if video is None:
-        result = run_episodes(policy, config, episodes, seed)
+        with printing:
+            result = run_episodes(policy, config, episodes, seed)
     else:
         from rdpg_cli.recording import VideoRecorder
 
         recorder = VideoRecorder(config, video, episodes, show_stderr=verbose)
         try:
-            result = run_episodes(policy, config, episodes, seed, recorder=recorder)
-            _, divergence = recorder.finish()
+            with printing:
+                result = run_episodes(policy, config, episodes, seed, recorder=recorder)
+                _, divergence = recorder.finish()
         except BaseException:
             recorder.abort()
             raise

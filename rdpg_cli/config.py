@@ -560,7 +560,7 @@ def _to_float32(x: float) -> float | None:
     return None if math.isinf(rounded) else rounded
 
 
-def _float32_bounds_problem(low: float, high: float) -> str | None:
+def float32_bounds_problem(low: float, high: float) -> str | None:
     """What is wrong with bounds that are fine as Python floats but not in float32: beyond its range, equal
     once rounded (the inverted gradient divides by high - low), or a width it cannot hold."""
     low32, high32 = _to_float32(low), _to_float32(high)
@@ -601,7 +601,7 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
             if not lo < hi:
                 raise ConfigError(
                     f"{at('action_bounds')}: action_bounds: dimension {i}: low {lo} must be < high {hi}")
-            problem = _float32_bounds_problem(lo, hi)
+            problem = float32_bounds_problem(lo, hi)
             if problem:
                 raise ConfigError(f"{at('action_bounds')}: action_bounds: dimension {i}: {problem}")
     if config.replay.burn_in and not config.recurrent:

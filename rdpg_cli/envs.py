@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from rdpg_cli.config import Config
+from rdpg_cli.config import Config, float32_bounds_problem
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault, first_line, reason
 from rdpg_cli.extras import install_hint
 
@@ -147,12 +147,13 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
                                         f"{first_line(exc)}") from None
         raise ConfigError(f"env.kwargs: {config.env.id} cannot be made with {config.env.kwargs}: "
                           f"{type(exc).__name__}: {first_line(exc)}") from None
+    # An integer Box is a grid of discrete actions: the actor's continuous ones would not be in it.
     if not isinstance(env.action_space, gym.spaces.Box) or len(env.action_space.shape) != 1 \
-            or env.action_space.shape[0] == 0:
+            or env.action_space.shape[0] == 0 or not np.issubdtype(env.action_space.dtype, np.floating):
         env.close()
         raise ConfigError(
             f"env.id: {config.env.id} has action space {env.action_space}; rdpg needs continuous (Box) actions, at "
-            "least one")
+            "least one (a Box of floats)")
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         env.close()
@@ -194,6 +195,11 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
             raise ConfigError(
                 f"action_bounds: {config.env.id}'s action dimension {flat[0]} has low {low[flat[0]]} >= high "
                 f"{high[flat[0]]}; give action_bounds.low and high (a dimension that cannot move is not an action)")
+        for i in range(dim):  # a float64 space can be finite and still beyond what float32 holds
+            problem = float32_bounds_problem(float(low[i]), float(high[i]))
+            if problem:
+                raise ConfigError(f"action_bounds: {config.env.id}'s action dimension {i}: {problem}; give "
+                                  "action_bounds.low and high")
     else:
         low = np.asarray(config.action_bounds.low, dtype=np.float64)
         high = np.asarray(config.action_bounds.high, dtype=np.float64)
@@ -230,14 +236,27 @@ def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
         raise ConfigError(f"env.kwargs: {config.env.id} fails with {config.env.kwargs}: {exc}") from None
 
 
-def require_policy_spaces(env: gym.Env, env_id: str, policy: tuple[int, int], source: str) -> None:
-    """Refuse a policy of ``policy`` (observations, actions) for an env of other sizes, naming both."""
+def require_policy_fits(env: gym.Env, config: Config, policy: tuple[int, int], source: str) -> None:
+    """Refuse a trained policy of ``policy`` (observations, actions) for an env of other sizes, naming both, or
+    one whose action bounds (``config``'s, from training) no longer lie inside the env's action space: an
+    environment changed since, which the policy would drive outside its space."""
+    env_id = config.env.id
     have = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
     if have != tuple(policy):
         raise EnvironmentSetupError(
             f"{source}: its policy takes {_count(policy[0], 'observation')} and gives "
             f"{_count(policy[1], 'action')}, but {env_id} has {_count(have[0], 'observation')} and "
             f"{_count(have[1], 'action')}")
+    low, high = config.action_bounds.low, config.action_bounds.high
+    if low is None or high is None:
+        return
+    space = env.action_space
+    for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
+        if np.float32(lo) < space.low[i] or np.float32(hi) > space.high[i]:  # compared as env_spec compares
+            raise EnvironmentSetupError(
+                f"{source}: its actions span [{lo}, {hi}] in dimension {i}, outside the action space "
+                f"[{float(space.low[i])}, {float(space.high[i])}] of {env_id} (the environment changed since "
+                "it was trained)")
 
 
 def _count(n: int, noun: str) -> str:
@@ -252,7 +271,7 @@ def resolve_bounds(config: Config, policy: tuple[int, int] | None = None, source
     env = make_env(config)
     try:
         if policy is not None:
-            require_policy_spaces(env, config.env.id, policy, source)
+            require_policy_fits(env, config, policy, source)
         spec = env_spec(config, env)
         _try_kwargs(config, env, spec)
     finally:

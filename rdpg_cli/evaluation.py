@@ -9,9 +9,9 @@ from typing import Protocol
 import numpy as np
 
 from rdpg_cli.config import FLOAT32_MAX, Config
-from rdpg_cli.envs import make_env, require_policy_spaces
+from rdpg_cli.envs import make_env, require_policy_fits
 from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
-from rdpg_cli.errors import TrainingFault, first_line
+from rdpg_cli.errors import TrainingFault, first_line, one_line
 
 
 class Policy(Protocol):
@@ -105,7 +105,7 @@ def check_environment(config: Config, observation_dim: int, action_dim: int, sou
     takes: after the config's masking for a checkpoint, raw for an export (whose config masks nothing)."""
     env = make_env(config)
     try:
-        require_policy_spaces(env, config.env.id, (observation_dim, action_dim), source)
+        require_policy_fits(env, config, (observation_dim, action_dim), source)
     finally:
         env.close()
 
@@ -121,8 +121,8 @@ def checked_reset(env, seed: int, where: str = "") -> np.ndarray:
     anything but gymnasium's ``(observation, info)``, is a TrainingFault naming it."""
     try:
         answer = env.reset(seed=seed)
-    except Exception as exc:  # the environment's own code: any failure is one line, not a traceback
-        raise TrainingFault(f"{where}the environment's reset raised {type(exc).__name__}: {first_line(exc)}") from None
+    except (Exception, SystemExit) as exc:  # the environment's own code: any failure is one line, not a traceback
+        raise TrainingFault(f"{where}the environment's reset {_failure(exc)}") from None
     if not isinstance(answer, tuple) or len(answer) != 2:
         raise TrainingFault(f"{where}the environment's reset returned {_described(answer)}, not gymnasium's "
                             "(observation, info)")
@@ -132,16 +132,40 @@ def checked_reset(env, seed: int, where: str = "") -> np.ndarray:
 def checked_step(env, action: np.ndarray, where: str = "") -> tuple[np.ndarray, float, bool, bool]:
     """``env.step(action)`` as (observation, reward, terminated, truncated), each checked; a step that raises,
     or answers with anything but gymnasium's five values, is a TrainingFault naming it."""
+    if env.action_space.dtype == np.float16:  # float32 actions are not in a float16 space: given in its precision
+        action = np.asarray(action).astype(np.float16)
     try:
         answer = env.step(action)
-    except Exception as exc:  # a broken environment must not lose the run
-        raise TrainingFault(f"{where}the environment raised {type(exc).__name__}: {first_line(exc)}") from None
+    except (Exception, SystemExit) as exc:  # a broken environment must not lose the run, nor end it silently
+        raise TrainingFault(f"{where}the environment {_failure(exc)}") from None
     if not isinstance(answer, tuple) or len(answer) != 5:
         raise TrainingFault(f"{where}the environment's step returned {_described(answer)}, not gymnasium's "
                             "(observation, reward, terminated, truncated, info)")
     observation, reward, terminated, truncated, _ = answer
-    return (checked_observation(observation, env, where), checked_reward(reward, where), bool(terminated),
-            bool(truncated))
+    return (checked_observation(observation, env, where), checked_reward(reward, where),
+            checked_flag(terminated, "terminated", where), checked_flag(truncated, "truncated", where))
+
+
+def _failure(exc: BaseException) -> str:
+    """What the environment's code did, for a one-line error: raised what, or called sys.exit (which would end
+    rdpg as if the run had finished, with the environment's status)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    message = first_line(exc)
+    return f"raised {type(exc).__name__}{': ' + message if message else ''}"
+
+
+def checked_flag(value, name: str, where: str = "") -> bool:
+    """``terminated`` or ``truncated`` as a bool: a bool, numpy's, or one integer 0 or 1 (in an array or not);
+    anything else (several values, None, a string) is a TrainingFault naming it, where ``bool()`` would raise
+    a traceback or guess."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    array = np.asarray(value) if not isinstance(value, str | bytes) else np.asarray(None)
+    if array.size == 1 and (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)) \
+            and array.reshape(()).item() in (0, 1):
+        return bool(array.reshape(()).item())
+    raise TrainingFault(f"{where}the environment returned {name} {one_line(str(value))[:80]}, not one bool")
 
 
 def _described(answer) -> str:

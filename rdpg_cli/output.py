@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -53,6 +55,35 @@ STDOUT = GuardedStdout()
 def emit(text: str, end: str = "\n") -> None:
     """One result line on stdout (a path, JSON): plain text, no Rich markup or wrapping."""
     print(text, end=end, file=STDOUT, flush=True)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """What runs inside prints to stderr what it would print to stdout, Python's ``print`` and C code's
+    writes to file descriptor 1 alike: an environment that prints must not spoil machine-readable output
+    (``rdpg evaluate --json``). Where fd 1 cannot be redirected, Python's prints still are."""
+    _flush(sys.stdout)
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError):
+        saved = None
+    previous, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        _flush(sys.stderr)
+        sys.stdout = previous
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _flush(stream: Any) -> None:
+    try:
+        stream.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def silence_stdout() -> None:

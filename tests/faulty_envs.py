@@ -74,6 +74,17 @@ class FaultyPendulum(PendulumEnv):
                 reward = 1e300
             elif self.fault == "old_step_api":  # gym < 0.26: (observation, reward, done, info)
                 return observation, reward, terminated or truncated, info
+            elif self.fault == "array_terminated":  # several flags: which one would bool() take?
+                terminated = np.array([False, False])
+            elif self.fault == "integer_flags":  # numpy integers 0 / 1: taken as bools
+                terminated, truncated = np.int64(0), np.array([int(truncated)])
+            elif self.fault == "exit":  # ends the process as if rdpg had finished, with status 0
+                sys.exit(0)
+            elif self.fault == "raise_bare":  # an exception with no message
+                raise RuntimeError()
+            elif self.fault == "prints":  # from Python and from "C" (file descriptor 1)
+                print("env says hello")
+                os.write(1, b"env writes to fd 1\n")
             elif self.fault == "unrepeatable":  # noise no seed controls: a replay of the episode differs
                 observation = observation + np.random.default_rng().normal(0.0, 1e-3, observation.shape)
         return observation, reward, terminated, truncated, info
@@ -106,6 +117,34 @@ class FlatAction(PendulumEnv):
         return super().step(action[:1])
 
 
+class HugeAction(PendulumEnv):
+    """A float64 action space whose finite bounds lie beyond float32's range (which rdpg computes in)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=-1e39, high=1e39, shape=(1,), dtype=np.float64)
+
+
+class IntegerAction(PendulumEnv):
+    """Actions on an integer grid: a Box, but of integers."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=-2, high=2, shape=(1,), dtype=np.int64)
+
+
+class HalfPrecisionAction(PendulumEnv):
+    """A float16 action space that checks what it is given, as a strict environment may."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=-2.0, high=2.0, shape=(1,), dtype=np.float16)
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"{action!r} is not in {self.action_space}"
+        return super().step(action.astype(np.float32))
+
+
 class NoAction(PendulumEnv):
     """An action space with no dimensions."""
 
@@ -116,3 +155,6 @@ class NoAction(PendulumEnv):
 
 gym.register("FlatAction-v0", entry_point=FlatAction, max_episode_steps=200)
 gym.register("NoAction-v0", entry_point=NoAction, max_episode_steps=200)
+gym.register("HugeAction-v0", entry_point=HugeAction, max_episode_steps=200)
+gym.register("IntegerAction-v0", entry_point=IntegerAction, max_episode_steps=200)
+gym.register("HalfPrecisionAction-v0", entry_point=HalfPrecisionAction, max_episode_steps=200)

@@ -416,8 +416,10 @@ import numpy as np
 class Sized(gym.Env):
     def __init__(self):
         actions = int(pathlib.Path("actions.txt").read_text())  # the environment's sizes change between sessions
+        reach = pathlib.Path("reach.txt")
+        high = float(reach.read_text()) if reach.exists() else 2.0  # and so may its action bounds
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
-        self.action_space = gym.spaces.Box(-2.0, 2.0, (actions,), np.float32)
+        self.action_space = gym.spaces.Box(-high, high, (actions,), np.float32)
 
     def reset(self, seed=None, options=None):
         super().reset(seed=seed)
@@ -553,3 +555,27 @@ def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: P
         writer.move_into_place()
     gc.collect()
     assert unraisable == []
+
+
+def test_a_policy_whose_bounds_the_environment_narrowed_since_is_refused_by_every_command(tmp_path: Path):
+    """The environment's action space shrank from [-2, 2] to [-1, 1] after training: `rdpg evaluate` and
+    `rdpg export` ran the policy outside it without a word, and a resume named only the bounds, not where
+    they came from."""
+    (tmp_path / "sized_envs.py").write_text(SIZED_ENV)
+    (tmp_path / "actions.txt").write_text("1")
+    trained = rdpg(*TINY_RUN[:3], "--set", "env.id=sized_envs:Sized-v0", "--steps", "150", *TINY_RUN[5:],
+                   "--run-dir", "run", "-q", cwd=tmp_path, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    (tmp_path / "reach.txt").write_text("1.0")
+    before = snapshot(tmp_path)
+    before.pop("run/.lock")  # a resume takes the lock (its process id) before it meets the environment
+    for args in (["train", "--resume", "run", "--steps", "300"], ["evaluate", "run", "--episodes", "1"],
+                 ["export", "run", "--format", "keras"]):
+        result = rdpg(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("error: run") and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert ("its actions span [-2.0, 2.0] in dimension 0, outside the action space [-1.0, 1.0] of "
+                "sized_envs:Sized-v0 (the environment changed since it was trained)") in result.stderr, result.stderr
+    after = snapshot(tmp_path)
+    after.pop("run/.lock")
+    assert after == before

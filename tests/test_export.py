@@ -955,7 +955,7 @@ def test_a_symbolic_link_to_nothing_is_not_replaced_without_force(checkpoints, t
     replaced by the export without --force."""
     output = tmp_path / ("sm" if fmt == "savedmodel" else "p.keras")
     output.symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(ExportError, match="already exists; use --force|exists and is not a folder"):
+    with pytest.raises(ExportError, match=r"already exists; use --force|exists and is not a folder"):
         exporting.export_policy(checkpoints["ff"], fmt, output)
     assert output.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [output.name]
 

@@ -5,6 +5,7 @@ Each must end with a clear message, a non-zero exit, no traceback, and the last 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import shutil
@@ -65,7 +66,11 @@ def checkpoint_steps(path: Path) -> int:
                                               ("huge_observation", "returned an observation beyond float32's "
                                                                    "range"),
                                               ("huge_reward", "returned reward 1e+300, beyond float32's range"),
-                                              ("none_reward", "returned reward None, not one number")])
+                                              ("none_reward", "returned reward None, not one number"),
+                                              ("array_terminated", "returned terminated [False False], not one "
+                                                                   "bool"),
+                                              ("exit", "the environment called sys.exit(0)"),
+                                              ("raise_bare", "the environment raised RuntimeError; checkpoint")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     result = train_faulty(tmp_path, fault, fault_step=350, steps=1000)
     assert result.returncode == 1, result.stderr
@@ -92,8 +97,9 @@ def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_p
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 50  # the evaluation comes before step 100's
 
 
-def test_a_one_element_reward_array_is_taken_as_its_element(tmp_path):
-    preset = faulty_preset(tmp_path, "array_reward", 1)
+@pytest.mark.parametrize("fault", ["array_reward", "integer_flags"])
+def test_a_one_element_reward_array_and_integer_flags_are_taken_as_they_mean(tmp_path, fault):
+    preset = faulty_preset(tmp_path, fault, 1)
     rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
          env=FAULTY_ENV)
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 200
@@ -750,6 +756,11 @@ def test_a_diverged_actor_before_the_first_checkpoint_says_none_was_written(tmp_
 @pytest.mark.parametrize(("env_id", "words"), [
     ("FlatAction-v0", "action_bounds: faulty_envs:FlatAction-v0's action dimension 1 has low 1.0 >= high 1.0; "
                       "give action_bounds.low and high"),
+    ("HugeAction-v0", "action_bounds: faulty_envs:HugeAction-v0's action dimension 0: low -1e+39 is beyond "
+                      "float32's range (±3.4e38), the precision actions are computed in; give action_bounds.low "
+                      "and high"),
+    ("IntegerAction-v0", "env.id: faulty_envs:IntegerAction-v0 has action space Box(-2, 2, (1,), int64); rdpg "
+                         "needs continuous (Box) actions, at least one (a Box of floats)"),
     ("NoAction-v0", "env.id: faulty_envs:NoAction-v0 has action space Box([], [], (0,), float32); rdpg needs "
                     "continuous (Box) actions, at least one"),
 ])
@@ -762,3 +773,36 @@ def test_an_action_space_rdpg_cannot_act_in_is_named_with_the_preset(tmp_path, e
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # gymnasium warns too
     assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), result.stderr
+
+
+def test_a_float16_action_space_gets_its_actions_in_float16(tmp_path):
+    """rdpg's float32 actions are not in a float16 space (``contains`` says no): an environment that checks
+    them failed at its first step."""
+    preset = tmp_path / "task.yaml"
+    preset.write_text("env: {id: 'faulty_envs:HalfPrecisionAction-v0'}\n")
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 200
+
+
+def test_verbose_shows_the_environments_own_frames_when_it_breaks_a_run(tmp_path):
+    """The environment's error is re-raised twice on its way out of `rdpg train` (as a fault, then as the
+    run's fault at its env step), each time ``from None``: --verbose showed only rdpg's frames, never the line
+    of the user's environment that raised (`rdpg evaluate --verbose` did)."""
+    preset = faulty_preset(tmp_path, "raise", 150)
+    result = rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "--verbose",
+                  cwd=tmp_path, check=False, env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert 'faulty_envs.py", line' in result.stderr and "RuntimeError: simulated crash" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: env step 149: the environment raised")
+
+
+def test_an_environment_that_prints_leaves_evaluate_json_alone(tmp_path):
+    """stdout of `rdpg evaluate --json` is for its one JSON line: an environment's prints (Python's or a C
+    library's on file descriptor 1) came before it, and the output no longer parsed."""
+    preset = faulty_preset(tmp_path, "prints", 1)
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    result = rdpg("evaluate", "run", "--episodes", "1", "--json", cwd=tmp_path, env=FAULTY_ENV)
+    assert json.loads(result.stdout)["episodes"] == 1, result.stdout
+    assert result.stderr.count("env says hello") == 200 and result.stderr.count("env writes to fd 1") == 200
