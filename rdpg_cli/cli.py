@@ -53,14 +53,15 @@ _log_flags = {"verbose": False, "quiet": False}
 class LogHandler(RichHandler):
     """Rich's log handler: level column, colours and wrapping on a terminal. Off a terminal (a log file, a
     pipe) Rich would still wrap at 80 columns and pad every line with spaces, so there each record is one
-    plain line, ``LEVEL: message``."""
+    plain line, ``level: message``."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.console.is_terminal:
             super().emit(record)
             return
         try:
-            self.console.print(f"{record.levelname}: {self.format(record)}", soft_wrap=True, markup=False,
+            # Lower case, as rdpg's own "error:" and "warning:" lines.
+            self.console.print(f"{record.levelname.lower()}: {self.format(record)}", soft_wrap=True, markup=False,
                                highlight=False)
         except Exception:
             self.handleError(record)
@@ -436,6 +437,7 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
         RunLock,
         clear_run_files,
         refuse_existing_run,
+        refuse_foreign_files,
         remove_orphaned_temporaries,
         write_run_files,
     )
@@ -453,8 +455,8 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
     with RunLock(run_dir):
         if stop.requested:
             return None
-        if resume_data is None and not force:
-            refuse_existing_run(run_dir)
+        if resume_data is None:  # again, with the lock held: a run may have started and ended there meanwhile
+            refuse_foreign_files(run_dir) if force else refuse_existing_run(run_dir)
         elif resume_data is not None and _file_state(run_dir / "checkpoint.h5") != resume_state:
             raise ConfigError(f"{run_dir}/checkpoint.h5: changed while it was being read (another rdpg train "
                               "there?); try again")
@@ -505,16 +507,31 @@ class StdoutClosed(Exception):
 
 
 def _remove_if_unused(run_dir: Path, created: bool) -> None:
-    """Remove the run folder this command created, when nothing but its lock file is in it."""
+    """Remove the run folder this command created, when nothing but its lock file is in it, and only with
+    its lock held: a process that lost the lock to another must not remove the folder the winner is about to
+    train in (it holds only the lock file until the winner's first write)."""
+    import fcntl
+
     if not created:
         return
     try:
+        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:  # stopped before the lock was made
+        fd = None
+    except OSError:
+        return
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: another process holds it
         if {entry.name for entry in run_dir.iterdir()} - {".lock"}:
             return  # the run wrote something: the folder, its lock included, stays
         (run_dir / ".lock").unlink(missing_ok=True)
         run_dir.rmdir()
     except OSError:
         pass
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
@@ -525,7 +542,6 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
-    from rdpg_cli.input_files import may_exist
     from rdpg_cli.memory import require_networks_fit
     from rdpg_cli.runs import new_run_dir
 
@@ -535,10 +551,10 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
-    # A folder this command makes is removed again if the run stops before it starts (new_run_dir names a bad path).
-    created = resume_data is None and (run_dir is None or not may_exist(Path(run_dir)))
+    # A folder this command makes is removed again if the run stops before it starts.
+    created = False
     if resume_data is None:
-        run_dir = new_run_dir(config, run_dir, force)
+        run_dir, created = new_run_dir(config, run_dir, force)
     total = config.train.steps
     if resume_data is not None and resume_data.counters["env_steps"] >= total:
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "

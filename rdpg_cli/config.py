@@ -911,8 +911,10 @@ def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dic
 
     def locate(error: Exception) -> Exception:  # a ConfigError, or a missing simulator's EnvironmentSetupError
         key = str(error).split(":", 1)[0]
-        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
-            return error  # not about a key of the preset
+        section = key.split(".", 1)[0]
+        # Not about a key of the preset (a run folder named like one: "mine: another rdpg train is using ...").
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key) or section not in (*SECTIONS, *TOP_LEVEL_SCALARS):
+            return error
         return type(error)(f"{_located(path, origins, key)}: {error}")
 
     return locate

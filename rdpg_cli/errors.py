@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -27,6 +28,14 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message ("" when it has none): what a one-line error quotes of it."""
     text = str(exc)
     return text.splitlines()[0] if text else ""
+
+
+def tensorflow_reason(message: str) -> str:
+    """The first line of a TensorFlow op's error without its internals (``{{function_node __wrapped__...}}``,
+    ``[Op:FlushSummaryWriter]``): what a one-line error quotes of it."""
+    text = message.splitlines()[0] if message else ""
+    text = re.sub(r"\s*\{\{[^}]*\}\}", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
 
 
 def reason(exc: BaseException) -> str:

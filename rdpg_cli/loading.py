@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from rdpg_cli.config import Config
@@ -28,7 +29,10 @@ def load_policy(path: Path) -> tuple[Config, object, str]:
             from rdpg_cli.export import load_exported_policy
 
             return load_exported_policy(path)
-        raise CheckpointError(f"{path}: a folder with no checkpoint.h5 (and not a SavedModel)")
+        best = path / "best.h5"
+        hint = f"; its best.h5 holds the best evaluated policy: rdpg evaluate {shlex.quote(str(best))}" \
+            if best.is_file() else ""
+        raise CheckpointError(f"{path}: a folder with no checkpoint.h5 (and not a SavedModel){hint}")
     if path.is_file() and path.suffix.lower() in (".tflite", ".onnx", ".keras"):
         from rdpg_cli.export import load_exported_policy
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib
+import io
 import json
 import logging
 import math
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -143,10 +145,16 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the plot for ever
+            raise PlotError(f"{path}: not a regular file")
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
+            text = f.read()
+        # A last line without its line end is a row being written (a run in progress) or one cut by a crash:
+        # its last number may be cut short (-16 of -1680.87), so it is not drawn.
+        text = text[:text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text))
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PlotError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     if not header:  # created, nothing written yet (a run that has just started): no values, like a header alone

@@ -3,7 +3,9 @@ processes out of one folder. No TensorFlow here: these checks run before it load
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shlex
 import shutil
 import time
@@ -25,15 +27,22 @@ class RunLock:
         import fcntl
 
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # O_NOFOLLOW: a symbolic link named .lock (a run folder copied with cp -rs) would have rdpg lock,
+            # and overwrite with its process id, the file it points to.
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:  # a read-only folder or file system
-            raise ConfigError(f"{self.path.parent}: cannot write in this run folder ({exc.strerror})") from None
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(f"run folder {self.path.parent}: its .lock is a symbolic link; remove it (a run "
+                                  "folder copied as links shares the original's files)") from None
+            raise ConfigError(f"run folder {self.path.parent}: cannot write in it ({exc.strerror})") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = _read_small(self.fd)
             os.close(self.fd)
             self.fd = None
-            raise ConfigError(f"{self.path.parent}: another rdpg train is using this run folder") from None
+            by = f" (process {holder})" if holder.isdigit() else ""
+            raise ConfigError(f"run folder {self.path.parent}: another rdpg train is using it{by}") from None
         try:  # the holder's pid, for a person looking; a full disk is reported by the run's first real write
             os.ftruncate(self.fd, 0)
             os.write(self.fd, str(os.getpid()).encode())
@@ -58,21 +67,37 @@ class RunLock:
             os.close(self.fd)
 
 
+def _read_small(fd: int) -> str:
+    """The lock file's text (its holder's process id), or "" when it cannot be read."""
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
 # What a training run writes into its folder; --force replaces exactly these (exports and other files stay).
 RUN_FILES = ("checkpoint.h5", "best.h5", "metrics.csv", "timing.csv", "config.yaml", "command.txt", "tensorboard")
 
 
-def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
-    """The folder a new run will write into, created if need be. A folder that already holds a run's files is
-    refused without ``force``; with it, they are removed by ``clear_run_files`` once the folder's lock is held."""
+# Linux's limit on a path given to the kernel, and what a run folder's path may take of it: the longest name
+# a run writes inside is TensorBoard's, events.out.tfevents.<time>.<host name>.<pid>.<n>.v2 and a .tmp (a host
+# name takes up to 64 bytes).
+PATH_MAX_BYTES = 4096
+MAX_RUN_DIR_BYTES = PATH_MAX_BYTES - 256
+
+
+def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path, bool]:
+    """The folder a new run will write into, created if need be, and whether this call created it. A folder
+    that already holds a run's files is refused without ``force``; with it, they are removed by
+    ``clear_run_files`` once the folder's lock is held. Without ``run_dir``: ``runs/<name>/<stamp>``, made
+    exclusively, so that runs started in the same second get a folder each."""
     if run_dir is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / config.name / stamp
-        suffix = 1
-        while run_dir.exists():
-            run_dir = Path("runs") / config.name / f"{stamp}-{suffix}"
-            suffix += 1
+        return _new_stamped_folder(Path("runs") / config.name), True
     run_dir = Path(run_dir)
+    length = len(os.fsencode(str(run_dir)))
+    if length > MAX_RUN_DIR_BYTES:
+        raise ConfigError(f"--run-dir {run_dir}: a path of {length} bytes leaves no room for the run's files in it "
+                          f"(paths take {PATH_MAX_BYTES} bytes at most; give one under {MAX_RUN_DIR_BYTES})")
     try:
         exists = run_dir.exists()
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
@@ -80,14 +105,39 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> Path:
     if exists and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder")
     RunLock.check_free(run_dir)  # a folder in use is refused, --force or not
-    if run_dir.is_dir() and not force:
-        refuse_existing_run(run_dir)
+    if run_dir.is_dir():
+        refuse_foreign_files(run_dir) if force else refuse_existing_run(run_dir)
+    created = False
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+        created = True
+    except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
+        if not run_dir.is_dir():
+            raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder") from None
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
     require_writable(run_dir, f"--run-dir {run_dir}")
-    return run_dir
+    return run_dir, created
+
+
+def _new_stamped_folder(parent: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{parent}: cannot create the runs folder ({exc.strerror})") from None
+    for suffix in range(10_000):
+        run_dir = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
+        require_writable(run_dir, str(run_dir))
+        return run_dir
+    raise ConfigError(f"{parent}: 10000 run folders stamped {stamp} already; give --run-dir")
 
 
 def require_writable(run_dir: Path, what: str) -> None:
@@ -97,6 +147,40 @@ def require_writable(run_dir: Path, what: str) -> None:
         raise ConfigError(f"{what}: cannot write in this folder (read-only or no permission)")
 
 
+def _written_by_rdpg(path: Path) -> bool:
+    """Whether a file named as one of a run's (RUN_FILES) looks like the one rdpg writes, by its first bytes:
+    a folder of the user's that happens to hold a config.yaml or a tensorboard/ of its own is not a run."""
+    name = path.name
+    try:
+        if name == "tensorboard":
+            return path.is_dir() and not path.is_symlink() and all(
+                entry.name.startswith("events.out.tfevents.") and entry.is_file() for entry in path.iterdir())
+        if path.is_symlink() or not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    if name.endswith(".h5"):
+        return head.startswith(b"\x89HDF\r\n\x1a\n")
+    if name.endswith(".csv"):
+        return re.match(rb"env_steps([,\r\n]|$)", head) is not None or head == b""
+    if name == "config.yaml":
+        return head.startswith((b"env:", b"name:")) or head == b""
+    if name == "command.txt":  # "# 2026-11-27 09:00:00 rdpg 0.1.0"
+        return re.match(rb"# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d rdpg ", head) is not None or head == b""
+    return False
+
+
+def refuse_foreign_files(run_dir: Path) -> None:
+    """--force replaces a run's files: refuse it where a file of that name is not one rdpg wrote (the user's
+    own config.yaml, a tensorboard/ folder of other logs), rather than remove it."""
+    foreign = [name for name in RUN_FILES if os.path.lexists(run_dir / name) and not _written_by_rdpg(run_dir / name)]
+    if foreign:
+        raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; --force "
+                          "replaces only a run's own files: give another folder")
+
+
 def refuse_existing_run(run_dir: Path) -> None:
     """A ConfigError when the folder holds a run's files. Checked when the folder is chosen, and again once
     its lock is held (a run may have started and ended there while TensorFlow loaded)."""
@@ -104,7 +188,11 @@ def refuse_existing_run(run_dir: Path) -> None:
         raise ConfigError(
             f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
             "it or --force to start over")
-    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    found = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]
+    foreign = [name for name in found if not _written_by_rdpg(run_dir / name)]
+    if foreign:
+        raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; give "
+                          "another folder")
     if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
         raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
                           "use --force to start over")
@@ -143,5 +231,8 @@ def remove_orphaned_temporaries(run_dir: Path) -> None:
     or cut metrics.csv back). Call with the folder's lock held: no other process can be writing them."""
     for pattern in (".checkpoint.h5.tmp-*", ".best.h5.tmp-*", "metrics.csv.tmp", "timing.csv.tmp", "config.yaml.tmp",
                     "tensorboard/events.out.tfevents.*.tmp"):
-        for path in run_dir.glob(pattern):
-            path.unlink(missing_ok=True)
+        try:
+            for path in run_dir.glob(pattern):
+                path.unlink(missing_ok=True)
+        except OSError:  # one it cannot remove stays (the next session tries again); it is never read
+            pass

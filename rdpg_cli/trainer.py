@@ -27,8 +27,9 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, checked_training_state, write_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec, make_env
-from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason
+from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason, tensorflow_reason
 from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
+from rdpg_cli.input_files import FileMessages, regular_file_size
 from rdpg_cli.memory import networks_do_not_fit
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
@@ -354,7 +355,7 @@ class Trainer:
                     tf.summary.scalar(name, value, step=self.env_steps)
             self._summary_writer.flush()
         except tf.errors.OpError as exc:
-            raise OSError(None, exc.message.splitlines()[0], str(self.run_dir / "tensorboard")) from None
+            raise OSError(None, tensorflow_reason(exc.message), str(self.run_dir / "tensorboard")) from None
 
     def _tensorboard(self, row: dict[str, Any], timing: dict[str, Any]) -> None:
         # metrics.csv repeats the latest evaluation on every row; TensorBoard gets each evaluation once, at
@@ -624,16 +625,27 @@ def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:
     return step == up_to_step and up_to_step % log_every != 0
 
 
+_LOG_FILE_MESSAGES = FileMessages(
+    not_found="{shown}: a link to nothing; repair or remove it to resume",
+    unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
+    folder="{shown}: is a folder, not the run's log; remove it to resume",
+    not_regular="{shown}: not a regular file; remove it to resume")
+
+
 def read_log(path: Path) -> list[list[str]]:
     """The rows of a run's metrics.csv or timing.csv, header first (none when the file is missing). A file
     that is not one (text cut by a crash, a zero-filled tail left by a power loss, an edit) is one line
     naming its first bad line, so that a resume stops before it changes anything."""
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
+    # Not a regular file (a folder, a FIFO that would block the resume for ever): refused before it is opened.
+    regular_file_size(path, str(path), ConfigError, _LOG_FILE_MESSAGES)
     try:
         with open(path, newline="", encoding="utf-8") as f:
             text = f.read()
         rows = list(csv.reader(io.StringIO(text)))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); repair or remove it to resume") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a log rdpg wrote (byte {exc.start} is not text); repair or remove it "
                           "to resume") from None

@@ -286,6 +286,9 @@ CASES = [
     Case("checkpoint missing", ["evaluate", "missing.h5"], ["missing.h5: not found"]),
     Case("folder with no checkpoint", ["evaluate", "empty"], ["empty: a folder with no checkpoint.h5"],
          files={"empty/notes.txt": "x"}),
+    Case("run folder with only best.h5", ["evaluate", "run"],
+         ["run: a folder with no checkpoint.h5 (and not a SavedModel); its best.h5 holds the best evaluated "
+          "policy: rdpg evaluate run/best.h5"], files={"run/best.h5": "x"}),
     Case("checkpoint not HDF5", ["evaluate", "ckpt.h5"], ["ckpt.h5: not an HDF5 file"],
          files={"ckpt.h5": "this is text\n" * 100}),
     Case("--episodes 0", ["evaluate", "ckpt.h5", "--episodes", "0"], ["--episodes: 0 must be > 0"],

@@ -806,3 +806,13 @@ def test_an_environment_that_prints_leaves_evaluate_json_alone(tmp_path):
     result = rdpg("evaluate", "run", "--episodes", "1", "--json", cwd=tmp_path, env=FAULTY_ENV)
     assert json.loads(result.stdout)["episodes"] == 1, result.stdout
     assert result.stderr.count("env says hello") == 200 and result.stderr.count("env writes to fd 1") == 200
+
+
+def test_a_tensorflow_error_is_quoted_without_its_internals():
+    from rdpg_cli.errors import tensorflow_reason
+
+    message = ("runs/x/tensorboard/events.out.tfevents.1.host.2.0.v2; No space left on device "
+               "{{function_node __wrapped__FlushSummaryWriter_device_/job:localhost/replica:0/task:0/device:CPU:0}}"
+               " [Op:FlushSummaryWriter]\nsecond line")
+    assert tensorflow_reason(message) == "runs/x/tensorboard/events.out.tfevents.1.host.2.0.v2; No space left on device"
+    assert tensorflow_reason("") == ""

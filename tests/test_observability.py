@@ -239,11 +239,11 @@ def test_plot_logs_runs_left_out_through_rich(synthetic_runs: Path, tmp_path: Pa
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     # Off a terminal: one plain line per record, neither wrapped nor padded.
-    assert result.stderr == f"WARNING: {fresh}: no value of eval/mean_return yet; left out of the plot\n"
+    assert result.stderr == f"warning: {fresh}: no value of eval/mean_return yet; left out of the plot\n"
     verbose = CliRunner().invoke(app, [*args, "--verbose", "--force"])
-    assert f"DEBUG: {fresh}: pendulum, seed 7, 1 log rows\n" in verbose.stderr
+    assert f"debug: {fresh}: pendulum, seed 7, 1 log rows\n" in verbose.stderr
     quiet = CliRunner().invoke(app, [*args, "--quiet", "--force"])
-    assert quiet.stderr.startswith("WARNING: ")  # --quiet keeps warnings and errors
+    assert quiet.stderr.startswith("warning: ")  # --quiet keeps warnings and errors
     handlers = [h for h in logging.getLogger("rdpg_cli").handlers if isinstance(h, RichHandler)]
     assert len(handlers) == 1  # configured once, however many commands ran
 

@@ -312,3 +312,22 @@ def test_names_near_the_limit_links_and_unwritable_folders(tmp_path: Path, monke
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(plotting.PlotError, match=r"^--output .*c\.png: cannot write it \(Read-only file system\)$"):
         plotting.render([run], output=tmp_path / "c.png")
+
+
+def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
+    """A row being written (a run in progress) or cut by a crash: "-1680.87" read as -16 was drawn."""
+    run = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
+    text = (run / "metrics.csv").read_text()
+    cut_at = text.rindex(f",{eval_return(600)},") + 4  # the last row, cut inside its evaluation: ",-94"
+    (run / "metrics.csv").write_text(text[:cut_at])
+    assert plotting.read_run(run).columns["eval/mean_return"] == {200: eval_return(200), 400: eval_return(400)}
+
+
+def test_a_metrics_file_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path: Path):
+    """A FIFO named metrics.csv blocked `rdpg plot` for ever."""
+    import os
+
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "metrics.csv")
+    with pytest.raises(plotting.PlotError, match=r"metrics\.csv: not a regular file"):
+        plotting.read_run(tmp_path / "run")

@@ -588,7 +588,7 @@ def test_a_run_folder_that_cannot_be_written_is_refused_before_training(tmp_path
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(runs.os, "open", read_only)
-    with pytest.raises(ConfigError, match=r"cannot write in this run folder \(Read-only file system\)"):
+    with pytest.raises(ConfigError, match=r"cannot write in it \(Read-only file system\)"):
         with runs.RunLock(tmp_path):
             pass
 
@@ -859,3 +859,105 @@ def test_a_stdout_closed_while_training_keeps_the_run(tmp_path):
     assert err.strip() == "stdout was closed (a pipe whose reader ended); the run finished at env step 300"
     with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
         assert int(f.attrs["env_steps"]) == 300
+
+
+# ------------------------------------------------------------------------------ run folders under contention
+
+
+def test_a_process_that_lost_the_lock_never_removes_the_folder(tmp_path):
+    """Two trains started at once into one new folder: the one refused by the lock removed the folder (it held
+    only the lock file yet) that the other was about to train in, and both failed."""
+    from rdpg_cli.cli import _remove_if_unused
+    from rdpg_cli.runs import RunLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with RunLock(folder):  # the winner, before its first write
+        _remove_if_unused(folder, created=True)
+        assert (folder / ".lock").exists()
+    _remove_if_unused(folder, created=True)  # nobody holds it: the folder this command made goes
+    assert not folder.exists()
+
+
+def test_runs_started_in_the_same_second_get_a_stamped_folder_each(tmp_path, monkeypatch):
+    from rdpg_cli import runs
+    from rdpg_cli.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261127-120000")
+    config = load_config("pendulum")
+    made = [runs.new_run_dir(config, None, force=False) for _ in range(3)]
+    assert made == [(Path("runs/pendulum/20261127-120000"), True), (Path("runs/pendulum/20261127-120000-1"), True),
+                    (Path("runs/pendulum/20261127-120000-2"), True)]
+    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), True)
+    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), False)  # there already
+
+
+def test_a_folder_in_use_is_named_as_a_run_folder_with_its_holder(tmp_path):
+    """A run folder named like a preset key ("mine") was blamed on the preset file: "pendulum.yaml: mine:
+    another rdpg train is using this run folder"."""
+    from rdpg_cli.runs import RunLock
+
+    (tmp_path / "mine").mkdir()
+    with RunLock(tmp_path / "mine"):
+        result = rdpg("train", "--preset", "pendulum", *TINY, "--run-dir", "mine", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: run folder mine: another rdpg train is using it (process {os.getpid()})\n"
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+    """A run folder copied as links (cp -rs): rdpg locked, and overwrote with its process id, the file the
+    link pointed to."""
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    (tmp_path / "victim.txt").write_text("important")
+    (tmp_path / "run" / ".lock").unlink()
+    (tmp_path / "run" / ".lock").symlink_to(tmp_path / "victim.txt")
+    result = rdpg("train", "--resume", "run", "--steps", "240", cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == ("error: run folder run: its .lock is a symbolic link; remove it (a run folder copied "
+                             "as links shares the original's files)\n")
+    assert (tmp_path / "victim.txt").read_text() == "important"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_log_that_is_not_a_regular_file_stops_a_resume_in_one_line(tmp_path, kind):
+    """metrics.csv made a folder ended the resume in a traceback (IsADirectoryError); a FIFO blocked it for
+    ever."""
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    log = tmp_path / "run" / "metrics.csv"
+    log.unlink()
+    log.mkdir() if kind == "folder" else os.mkfifo(log)
+    result = rdpg("train", "--resume", "run", "--steps", "240", cwd=tmp_path, check=False, timeout=120)
+    assert result.returncode == 2, result.stderr
+    words = "is a folder, not the run's log; remove it to resume" if kind == "folder" else \
+        "not a regular file; remove it to resume"
+    assert result.stderr == f"error: run/metrics.csv: {words}\n", result.stderr
+
+
+def test_a_run_folder_path_with_no_room_for_the_runs_files_is_refused_up_front(tmp_path):
+    """Near the kernel's 4096-byte limit the run's own files could not be named: a traceback, and a folder
+    holding only its lock left behind."""
+    deep = "/".join(["abcdefghij"] * 360)  # 3959 bytes
+    result = rdpg("train", "--preset", "pendulum", *TINY, "--run-dir", deep, cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "a path of 3959 bytes leaves no room for the run's files" in \
+        result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_files_named_as_a_runs_that_rdpg_did_not_write_are_never_replaced(tmp_path, force):
+    """A folder of the user's holding a config.yaml, a command.txt and a tensorboard/ of other logs was called
+    "a run's files", and --force overwrote the first two and removed the whole tensorboard/ tree."""
+    folder = tmp_path / "proj"
+    (folder / "tensorboard" / "other").mkdir(parents=True)
+    (folder / "tensorboard" / "other" / "events.out.tfevents.1").write_text("theirs")
+    (folder / "config.yaml").write_text("db: prod\n")
+    (folder / "command.txt").write_text("notes\n")
+    before = _snapshot(folder)
+    result = rdpg("train", "--preset", "pendulum", *TINY, "--run-dir", "proj", *(["--force"] if force else []),
+                  cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --run-dir proj: holds config.yaml, command.txt, tensorboard that rdpg "
+                                    "did not write;") and result.stderr.count("\n") == 1, result.stderr
+    assert _snapshot(folder) == before and not (folder / ".lock").exists()
