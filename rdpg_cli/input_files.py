@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdpg_cli.errors import RdpgError
+from rdpg_cli.signals import stop_signals_deferred
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ def cannot_write_in(folder: Path, prefix: str) -> str | None:
     """Why no file can be created in ``folder`` (None when one can). A file named ``prefix...`` is made and
     removed: the test that also holds for root in a folder made immutable, where os.access says yes."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=prefix, dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        with stop_signals_deferred():  # a Ctrl-C between the two would leave the probe in the user's folder
+            fd, probe = tempfile.mkstemp(prefix=prefix, dir=folder)
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
         return exc.strerror or str(exc)
     return None

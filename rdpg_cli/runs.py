@@ -114,7 +114,9 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         created = True
     except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
         if not run_dir.is_dir():
-            raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder") from None
+            why = "exists and is not a folder" if os.path.lexists(run_dir) else \
+                f"cannot create it ({os.strerror(errno.ENOTDIR)})"  # a file where a folder above it should be
+            raise ConfigError(f"--run-dir {run_dir}: {why}") from None
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
     require_writable(run_dir, f"--run-dir {run_dir}")
