@@ -484,13 +484,15 @@ def test_a_video_of_an_environment_that_does_not_repeat_itself_says_so(tmp_path)
     assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
 
 
-def _mujoco_renders_here() -> bool:
-    """Whether MuJoCo can draw with EGL in a process without TensorFlow (a machine with Mesa or a GPU)."""
+def _mujoco_renders_here(folder: Path) -> bool:
+    """Whether MuJoCo can draw with EGL in a process without TensorFlow (a machine with Mesa or a GPU). Run in
+    ``folder``: plain MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working folder."""
     probe = ("import gymnasium as gym; e = gym.make('HalfCheetah-v5', render_mode='rgb_array'); "
              "e.reset(seed=0); assert e.render().std() > 0")
+    folder.mkdir(exist_ok=True)
     try:
         return subprocess.run([sys.executable, "-c", probe], env={**os.environ, "MUJOCO_GL": "egl"},
-                              capture_output=True, timeout=120).returncode == 0
+                              capture_output=True, timeout=120, cwd=folder).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -500,7 +502,7 @@ def test_a_mujoco_video_renders_beside_tensorflow(tmp_path):
     frames now come from a child without it. Runs where MuJoCo and EGL are installed (not in CI)."""
     pytest.importorskip("mujoco")
     pytest.importorskip("imageio")
-    if not _mujoco_renders_here():
+    if not _mujoco_renders_here(tmp_path / "probe"):
         pytest.skip("MuJoCo cannot render with EGL on this machine")
     rdpg("train", "--preset", "halfcheetah", "--steps", "30", "--run-dir", "run", "-q",
          "--set", "env.max_episode_steps=10", "--set", "agent.batch_size=8", "--set", "train.eval_every=1000",
