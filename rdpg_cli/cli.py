@@ -82,12 +82,14 @@ def configure_logging() -> None:
     logger.setLevel(level)
 
 
-def _logging_flag(name: str):
+def _logging_flag(name: str, exclusive: bool = True):
     # An option callback runs for every command that takes the option (with its default when not given),
     # so --verbose / --quiet configure logging in one place instead of in each command's body.
     def callback(value: bool) -> bool:
         other = "quiet" if name == "verbose" else "verbose"
-        if value and _log_flags[other]:  # more detail and less at once: say so rather than pick one silently
+        # More detail and less at once: said rather than one picked silently. Not where the two flags mean
+        # things that go together (`presets show`: the resolved preset, printed plain).
+        if exclusive and value and _log_flags[other]:
             raise typer.BadParameter(f"not with --{other}: one asks for more detail, the other for less")
         _log_flags[name] = _log_flags[name] or bool(value)
         configure_logging()
@@ -689,14 +691,14 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
     else:
         from rdpg_cli.recording import VideoRecorder
 
-        recorder = VideoRecorder(config, video, episodes, show_stderr=verbose)
-        try:
-            with printing:
+        with printing:  # the recorder's process too, started here: its environment prints as the other
+            recorder = VideoRecorder(config, video, episodes, show_stderr=verbose)
+            try:
                 result = run_episodes(policy, config, episodes, seed, recorder=recorder)
                 _, divergence = recorder.finish()
-        except BaseException:
-            recorder.abort()
-            raise
+            except BaseException:
+                recorder.abort()
+                raise
         if divergence is not None:
             note(f"warning: --video: {config.env.id} did not repeat episode {divergence.episode + 1} under the same "
                  f"seed and actions (from step {divergence.step} on): the video shows another run of it")
@@ -834,8 +836,9 @@ def presets_show(
     name: Annotated[str, typer.Argument(help="Preset name or YAML path.", autocompletion=_complete_preset)],
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Show the resolved preset: every key, defaults filled in, each with its doc.",
-        callback=_logging_flag("verbose"))] = False,
-    quiet: Quiet = False,
+        callback=_logging_flag("verbose", exclusive=False))] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the YAML plain, without highlighting.",
+                                        callback=_logging_flag("quiet", exclusive=False))] = False,
 ) -> None:
     """Print a preset's YAML (highlighted on a terminal; plain with --quiet or through a pipe), once it has been
     checked as `rdpg train` checks it."""

@@ -200,6 +200,7 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
             if problem:
                 raise ConfigError(f"action_bounds: {config.env.id}'s action dimension {i}: {problem}; give "
                                   "action_bounds.low and high")
+        low, high = float32_inside(low, high)
     else:
         low = np.asarray(config.action_bounds.low, dtype=np.float64)
         high = np.asarray(config.action_bounds.high, dtype=np.float64)
@@ -207,9 +208,9 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
             raise ConfigError(
                 f"action_bounds: {low.shape[0]} entries but {config.env.id} has {dim} action dimensions")
         for i in range(dim):
-            # Compared in float32, the precision both the space and the agent use: 0.7 written in a preset
-            # is the space's float32 0.7, not outside it.
-            if np.float32(low[i]) < space.low[i] or np.float32(high[i]) > space.high[i]:
+            # Compared in float32, the precision the agent uses: 0.7 written in a preset is the space's float32
+            # 0.7, not outside it (a float64 space's too, whose 0.7 float32 rounds up).
+            if _f32(low[i]) < _f32(space.low[i]) or _f32(high[i]) > _f32(space.high[i]):
                 raise ConfigError(
                     f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
                     f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
@@ -220,6 +221,21 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
         low=low.astype(np.float32),
         high=high.astype(np.float32),
     )
+
+
+def _f32(value: float) -> np.float32:
+    """``value`` in float32; beyond its range, its infinity (without numpy's overflow warning)."""
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
+def float32_inside(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 bounds in float32, each moved one step inward where rounding took it outward: a float64 action
+    space's 0.1 is 0.10000000149 in float32, and actions up to it would not be in the space."""
+    low32, high32 = np.asarray(low).astype(np.float32), np.asarray(high).astype(np.float32)
+    low32 = np.where(low32.astype(np.float64) < low, np.nextafter(low32, np.float32(np.inf)), low32)
+    high32 = np.where(high32.astype(np.float64) > high, np.nextafter(high32, np.float32(-np.inf)), high32)
+    return low32.astype(np.float32), high32.astype(np.float32)
 
 
 def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
@@ -252,7 +268,8 @@ def require_policy_fits(env: gym.Env, config: Config, policy: tuple[int, int], s
         return
     space = env.action_space
     for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
-        if np.float32(lo) < space.low[i] or np.float32(hi) > space.high[i]:  # compared as env_spec compares
+        # In float32 on both sides, as env_spec compares: bounds a float64 space's rounded to, or inside.
+        if _f32(lo) < _f32(space.low[i]) or _f32(hi) > _f32(space.high[i]):
             raise EnvironmentSetupError(
                 f"{source}: its actions span [{lo}, {hi}] in dimension {i}, outside the action space "
                 f"[{float(space.low[i])}, {float(space.high[i])}] of {env_id} (the environment changed since "

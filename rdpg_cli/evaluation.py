@@ -156,13 +156,16 @@ def _failure(exc: BaseException) -> str:
 
 
 def checked_flag(value, name: str, where: str = "") -> bool:
-    """``terminated`` or ``truncated`` as a bool: a bool, numpy's, or one integer 0 or 1 (in an array or not);
+    """``terminated`` or ``truncated`` as a bool: a bool, numpy's, or one number 0 or 1 (in an array or not);
     anything else (several values, None, a string) is a TrainingFault naming it, where ``bool()`` would raise
     a traceback or guess."""
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    array = np.asarray(value) if not isinstance(value, str | bytes) else np.asarray(None)
-    if array.size == 1 and (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)) \
+    try:
+        array = np.asarray(value) if not isinstance(value, str | bytes) else np.asarray(None)
+    except ValueError:  # ragged: [1, [2, 3]]
+        array = np.asarray(None)
+    if array.size == 1 and (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number)) \
             and array.reshape(()).item() in (0, 1):
         return bool(array.reshape(()).item())
     raise TrainingFault(f"{where}the environment returned {name} {one_line(str(value))[:80]}, not one bool")

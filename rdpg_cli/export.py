@@ -799,7 +799,11 @@ def check_output(output: Path, format_: str, force: bool) -> None:
         if os.path.lexists(output):  # a symbolic link to nothing too: the user's, not to be replaced unasked
             if not output.is_dir():
                 raise ExportError(f"--output {output}: exists and is not a folder")
-            if any(output.iterdir()) and not (output / "saved_model.pb").exists():
+            try:
+                holds_something = any(output.iterdir())
+            except OSError as exc:
+                raise ExportError(f"--output {output}: cannot read the folder ({exc.strerror})") from None
+            if holds_something and not (output / "saved_model.pb").exists():
                 raise ExportError(f"--output {output}: a folder that is not a SavedModel; rdpg will not replace "
                                   "it, even with --force")
             if not force:

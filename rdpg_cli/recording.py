@@ -33,6 +33,7 @@ import numpy as np
 
 from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
+from rdpg_cli.evaluation import checked_step
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, reason
 
 FPS = 30
@@ -225,7 +226,9 @@ def _replay(connection, env, config: Config, writer, episodes: int) -> bool:
         if done:  # the evaluation went on where the replay had ended
             divergence = divergence or Divergence(episode, step)
             continue
-        observation, _, terminated, truncated, _ = env.step(action)
+        # As the evaluation stepped it (float16 spaces get float16 actions, flags checked), so that the replay
+        # takes the same path.
+        observation, _, terminated, truncated = checked_step(env, action)
         done = terminated or truncated
         if divergence is None and not np.array_equal(np.asarray(observation, np.float32), seen):
             divergence = Divergence(episode, step)

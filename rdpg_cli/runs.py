@@ -37,6 +37,11 @@ class RunLock:
             raise ConfigError(f"run folder {self.path.parent}: cannot write in it ({exc.strerror})") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(self.fd).st_nlink == 0:  # a command that made the folder removed it as this one opened it
+                os.close(self.fd)
+                self.fd = None
+                raise ConfigError(f"run folder {self.path.parent}: removed by another rdpg command as this one "
+                                  "started; try again")
         except BlockingIOError:
             holder = _read_small(self.fd)
             os.close(self.fd)
@@ -149,10 +154,19 @@ def require_writable(run_dir: Path, what: str) -> None:
         raise ConfigError(f"{what}: cannot write in this folder (read-only or no permission)")
 
 
+# The names of a run's files that a folder of the user's may well hold of its own (a project's config.yaml).
+# The others (checkpoint.h5, metrics.csv, ...) are rdpg's whatever their content: a damaged one is still a
+# run's, which --force is there to replace.
+COMMON_NAMES = ("config.yaml", "command.txt", "tensorboard")
+
+
 def _written_by_rdpg(path: Path) -> bool:
-    """Whether a file named as one of a run's (RUN_FILES) looks like the one rdpg writes, by its first bytes:
-    a folder of the user's that happens to hold a config.yaml or a tensorboard/ of its own is not a run."""
+    """Whether a file named as one of a run's looks like the one rdpg writes, by its first bytes: a folder of
+    the user's that happens to hold a config.yaml or a tensorboard/ of its own is not a run. Empty or zeroed
+    (a power loss) counts as rdpg's."""
     name = path.name
+    if name not in COMMON_NAMES:
+        return True
     try:
         if name == "tensorboard":
             return path.is_dir() and not path.is_symlink() and all(
@@ -163,38 +177,33 @@ def _written_by_rdpg(path: Path) -> bool:
             head = f.read(64)
     except OSError:
         return False
-    if name.endswith(".h5"):
-        return head.startswith(b"\x89HDF\r\n\x1a\n")
-    if name.endswith(".csv"):
-        return re.match(rb"env_steps([,\r\n]|$)", head) is not None or head == b""
+    if head.strip(b"\0") == b"":
+        return True
     if name == "config.yaml":
-        return head.startswith((b"env:", b"name:")) or head == b""
-    if name == "command.txt":  # "# 2026-11-27 09:00:00 rdpg 0.1.0"
-        return re.match(rb"# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d rdpg ", head) is not None or head == b""
-    return False
+        return head.startswith((b"env:", b"name:"))
+    # command.txt: "# 2026-11-27 09:00:00 rdpg 0.1.0"
+    return re.match(rb"# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d rdpg ", head) is not None
 
 
 def refuse_foreign_files(run_dir: Path) -> None:
     """--force replaces a run's files: refuse it where a file of that name is not one rdpg wrote (the user's
     own config.yaml, a tensorboard/ folder of other logs), rather than remove it."""
-    foreign = [name for name in RUN_FILES if os.path.lexists(run_dir / name) and not _written_by_rdpg(run_dir / name)]
+    foreign = [name for name in COMMON_NAMES if os.path.lexists(run_dir / name)
+               and not _written_by_rdpg(run_dir / name)]
     if foreign:
-        raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; --force "
-                          "replaces only a run's own files: give another folder")
+        raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; rdpg "
+                          "replaces only a run's own files, even with --force: give another folder")
 
 
 def refuse_existing_run(run_dir: Path) -> None:
     """A ConfigError when the folder holds a run's files. Checked when the folder is chosen, and again once
     its lock is held (a run may have started and ended there while TensorFlow loaded)."""
+    refuse_foreign_files(run_dir)  # first: "use --force" would not help there
     if (run_dir / "checkpoint.h5").exists():
         raise ConfigError(
             f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
             "it or --force to start over")
     found = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]
-    foreign = [name for name in found if not _written_by_rdpg(run_dir / name)]
-    if foreign:
-        raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; give "
-                          "another folder")
     if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
         raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
                           "use --force to start over")

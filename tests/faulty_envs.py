@@ -78,6 +78,10 @@ class FaultyPendulum(PendulumEnv):
                 terminated = np.array([False, False])
             elif self.fault == "integer_flags":  # numpy integers 0 / 1: taken as bools
                 terminated, truncated = np.int64(0), np.array([int(truncated)])
+            elif self.fault == "float_flags":  # floats 0.0 / 1.0: taken as bools
+                terminated, truncated = 0.0, np.float32(truncated)
+            elif self.fault == "ragged_terminated":
+                terminated = [1, [2, 3]]
             elif self.fault == "exit":  # ends the process as if rdpg had finished, with status 0
                 sys.exit(0)
             elif self.fault == "raise_bare":  # an exception with no message
@@ -125,6 +129,19 @@ class HugeAction(PendulumEnv):
         self.action_space = gym.spaces.Box(low=-1e39, high=1e39, shape=(1,), dtype=np.float64)
 
 
+class TenthAction(PendulumEnv):
+    """A float64 action space of [-0.1, 0.1], whose bounds float32 rounds outward, and a step that checks its
+    actions are in it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.action_space = gym.spaces.Box(low=-0.1, high=0.1, shape=(1,), dtype=np.float64)
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"{action!r} is not in {self.action_space}"
+        return super().step(np.asarray(action, np.float32))
+
+
 class IntegerAction(PendulumEnv):
     """Actions on an integer grid: a Box, but of integers."""
 
@@ -157,4 +174,5 @@ gym.register("FlatAction-v0", entry_point=FlatAction, max_episode_steps=200)
 gym.register("NoAction-v0", entry_point=NoAction, max_episode_steps=200)
 gym.register("HugeAction-v0", entry_point=HugeAction, max_episode_steps=200)
 gym.register("IntegerAction-v0", entry_point=IntegerAction, max_episode_steps=200)
+gym.register("TenthAction-v0", entry_point=TenthAction, max_episode_steps=200)
 gym.register("HalfPrecisionAction-v0", entry_point=HalfPrecisionAction, max_episode_steps=200)

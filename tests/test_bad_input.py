@@ -331,7 +331,7 @@ CASES = [
     Case("-q with -v", ["evaluate", "ckpt.h5", "-q", "-v"], ["'--verbose' / '-v': not with --quiet"]),
     Case("--quiet with --verbose in export", ["export", "--quiet", "--verbose"], ["not with --quiet"]),
     Case("--verbose with --quiet in plot", ["plot", "-v", "-q"], ["not with --verbose"]),
-    Case("presets -q show -v", ["presets", "-q", "show", "-v", "pendulum"], ["not with --quiet"]),
+    Case("presets -v -q", ["presets", "-v", "-q"], ["not with --verbose"]),
 ]
 
 
@@ -582,3 +582,11 @@ def test_a_policy_whose_bounds_the_environment_narrowed_since_is_refused_by_ever
     after = snapshot(tmp_path)
     after.pop("run/.lock")
     assert after == before
+
+
+def test_presets_show_takes_verbose_and_quiet_together(tmp_path: Path):
+    """There they go together (the resolved preset, printed plain), unlike in the commands where they set how
+    much is logged."""
+    result = rdpg("presets", "show", "-v", "-q", "pendulum", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\nagent:  # " in result.stdout and "\x1b[" not in result.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 from conftest import TINY, rdpg
 
 from rdpg_cli.checkpoint import read_checkpoint
@@ -70,6 +71,8 @@ def checkpoint_steps(path: Path) -> int:
                                               ("array_terminated", "returned terminated [False False], not one "
                                                                    "bool"),
                                               ("exit", "the environment called sys.exit(0)"),
+                                              ("ragged_terminated", "returned terminated [1, [2, 3]], not one "
+                                                                    "bool"),
                                               ("raise_bare", "the environment raised RuntimeError; checkpoint")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     result = train_faulty(tmp_path, fault, fault_step=350, steps=1000)
@@ -97,7 +100,7 @@ def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_p
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 50  # the evaluation comes before step 100's
 
 
-@pytest.mark.parametrize("fault", ["array_reward", "integer_flags"])
+@pytest.mark.parametrize("fault", ["array_reward", "integer_flags", "float_flags"])
 def test_a_one_element_reward_array_and_integer_flags_are_taken_as_they_mean(tmp_path, fault):
     preset = faulty_preset(tmp_path, fault, 1)
     rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
@@ -818,3 +821,39 @@ def test_a_tensorflow_error_is_quoted_without_its_internals():
                " [Op:FlushSummaryWriter]\nsecond line")
     assert tensorflow_reason(message) == "runs/x/tensorboard/events.out.tfevents.1.host.2.0.v2; No space left on device"
     assert tensorflow_reason("") == ""
+
+
+def test_a_float64_action_space_whose_bounds_float32_rounds_outward(tmp_path):
+    """[-0.1, 0.1] in float64: float32's 0.1 is 0.10000000149, outside the space. The bounds taken from it are
+    moved one float32 step inward, so every action is in the space; and the run's own bounds were refused by
+    `rdpg evaluate` / `export` as if the environment had changed."""
+    preset = tmp_path / "task.yaml"
+    preset.write_text("env: {id: 'faulty_envs:TenthAction-v0'}\n")
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    low, high = config["action_bounds"]["low"][0], config["action_bounds"]["high"][0]
+    assert -0.1 <= low < -0.0999999 and 0.0999999 < high <= 0.1
+    rdpg("evaluate", "run", "--episodes", "1", cwd=tmp_path, env=FAULTY_ENV)
+    rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    rdpg("evaluate", "run", "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path, env=FAULTY_ENV)
+
+
+def test_a_float16_action_space_is_replayed_for_a_video_in_float16(tmp_path):
+    pytest.importorskip("imageio")
+    preset = tmp_path / "task.yaml"
+    preset.write_text("env: {id: 'faulty_envs:HalfPrecisionAction-v0'}\n")
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    rdpg("evaluate", "run", "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(tmp_path):
+    """The video's replay runs in a process of its own, started before stdout was pointed away."""
+    pytest.importorskip("imageio")
+    preset = faulty_preset(tmp_path, "prints", 1)
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    result = rdpg("evaluate", "run", "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path, env=FAULTY_ENV)
+    assert json.loads(result.stdout)["episodes"] == 1, result.stdout

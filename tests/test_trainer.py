@@ -961,3 +961,20 @@ def test_files_named_as_a_runs_that_rdpg_did_not_write_are_never_replaced(tmp_pa
     assert result.stderr.startswith("error: --run-dir proj: holds config.yaml, command.txt, tensorboard that rdpg "
                                     "did not write;") and result.stderr.count("\n") == 1, result.stderr
     assert _snapshot(folder) == before and not (folder / ".lock").exists()
+
+
+def test_force_still_replaces_a_damaged_run(tmp_path):
+    """A run's checkpoint.h5 left empty and its metrics.csv zeroed (a power loss): the resume refuses them, and
+    --force, the way out, must not take them for files rdpg did not write."""
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    (tmp_path / "run" / "checkpoint.h5").write_bytes(b"")
+    size = (tmp_path / "run" / "metrics.csv").stat().st_size
+    (tmp_path / "run" / "metrics.csv").write_bytes(b"\0" * size)
+    (tmp_path / "run" / "command.txt").write_bytes(b"\0" * 40)
+    refused = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
+                   check=False)
+    assert refused.returncode == 2 and "--force to start over" in refused.stderr, refused.stderr
+    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "--force", "-q",
+         cwd=tmp_path)
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
+        assert int(f.attrs["env_steps"]) == 120
