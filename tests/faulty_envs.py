@@ -74,18 +74,8 @@ class FaultyPendulum(PendulumEnv):
                 reward = 1e300
             elif self.fault == "old_step_api":  # gym < 0.26: (observation, reward, done, info)
                 return observation, reward, terminated or truncated, info
-            elif self.fault == "array_terminated":  # several flags: which one would bool() take?
-                terminated = np.array([False, False])
-            elif self.fault == "integer_flags":  # numpy integers 0 / 1: taken as bools
-                terminated, truncated = np.int64(0), np.array([int(truncated)])
-            elif self.fault == "float_flags":  # floats 0.0 / 1.0: taken as bools
-                terminated, truncated = 0.0, np.float32(truncated)
-            elif self.fault == "ragged_terminated":
-                terminated = [1, [2, 3]]
             elif self.fault == "exit":  # ends the process as if rdpg had finished, with status 0
                 sys.exit(0)
-            elif self.fault == "raise_bare":  # an exception with no message
-                raise RuntimeError()
             elif self.fault == "prints":  # from Python and from "C" (file descriptor 1)
                 print("env says hello")
                 os.write(1, b"env writes to fd 1\n")

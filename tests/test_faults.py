@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -68,12 +69,7 @@ def checkpoint_steps(path: Path) -> int:
                                                                    "range"),
                                               ("huge_reward", "returned reward 1e+300, beyond float32's range"),
                                               ("none_reward", "returned reward None, not one number"),
-                                              ("array_terminated", "returned terminated [False False], not one "
-                                                                   "bool"),
-                                              ("exit", "the environment called sys.exit(0)"),
-                                              ("ragged_terminated", "returned terminated [1, [2, 3]], not one "
-                                                                    "bool"),
-                                              ("raise_bare", "the environment raised RuntimeError; checkpoint")])
+                                              ("exit", "the environment called sys.exit(0)")])
 def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path, fault, words):
     result = train_faulty(tmp_path, fault, fault_step=350, steps=1000)
     assert result.returncode == 1, result.stderr
@@ -100,9 +96,8 @@ def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_p
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 50  # the evaluation comes before step 100's
 
 
-@pytest.mark.parametrize("fault", ["array_reward", "integer_flags", "float_flags"])
-def test_a_one_element_reward_array_and_integer_flags_are_taken_as_they_mean(tmp_path, fault):
-    preset = faulty_preset(tmp_path, fault, 1)
+def test_a_one_element_reward_array_is_taken_as_its_element(tmp_path):
+    preset = faulty_preset(tmp_path, "array_reward", 1)
     rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
          env=FAULTY_ENV)
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 200
@@ -802,13 +797,20 @@ def test_verbose_shows_the_environments_own_frames_when_it_breaks_a_run(tmp_path
     assert result.stderr.strip().splitlines()[-1].startswith("error: env step 149: the environment raised")
 
 
-def test_an_environment_that_prints_leaves_evaluate_json_alone(tmp_path):
+@pytest.fixture(scope="module")
+def printing_run(tmp_path_factory) -> Path:
+    """A 200-step run on an environment that prints at every step, from Python and on file descriptor 1."""
+    folder = tmp_path_factory.mktemp("printing")
+    preset = faulty_preset(folder, "prints", 1)
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=folder,
+         env=FAULTY_ENV)
+    return folder / "run"
+
+
+def test_an_environment_that_prints_leaves_evaluate_json_alone(tmp_path, printing_run):
     """stdout of `rdpg evaluate --json` is for its one JSON line: an environment's prints (Python's or a C
     library's on file descriptor 1) came before it, and the output no longer parsed."""
-    preset = faulty_preset(tmp_path, "prints", 1)
-    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
-         env=FAULTY_ENV)
-    result = rdpg("evaluate", "run", "--episodes", "1", "--json", cwd=tmp_path, env=FAULTY_ENV)
+    result = rdpg("evaluate", printing_run, "--episodes", "1", "--json", cwd=tmp_path, env=FAULTY_ENV)
     assert json.loads(result.stdout)["episodes"] == 1, result.stdout
     assert result.stderr.count("env says hello") == 200 and result.stderr.count("env writes to fd 1") == 200
 
@@ -836,7 +838,6 @@ def test_a_float64_action_space_whose_bounds_float32_rounds_outward(tmp_path):
     assert -0.1 <= low < -0.0999999 and 0.0999999 < high <= 0.1
     rdpg("evaluate", "run", "--episodes", "1", cwd=tmp_path, env=FAULTY_ENV)
     rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path, env=FAULTY_ENV)
-    rdpg("evaluate", "run", "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path, env=FAULTY_ENV)
 
 
 def test_a_float16_action_space_is_replayed_for_a_video_in_float16(tmp_path):
@@ -849,11 +850,39 @@ def test_a_float16_action_space_is_replayed_for_a_video_in_float16(tmp_path):
     assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
 
 
-def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(tmp_path):
+def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(tmp_path, printing_run):
     """The video's replay runs in a process of its own, started before stdout was pointed away."""
     pytest.importorskip("imageio")
-    preset = faulty_preset(tmp_path, "prints", 1)
-    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
-         env=FAULTY_ENV)
-    result = rdpg("evaluate", "run", "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path, env=FAULTY_ENV)
+    result = rdpg("evaluate", printing_run, "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path,
+                  env=FAULTY_ENV)
     assert json.loads(result.stdout)["episodes"] == 1, result.stdout
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (True, True), (np.bool_(False), False), (0, False), (1, True), (np.int64(1), True), (np.array([0]), False),
+    (0.0, False), (np.float32(1.0), True)])
+def test_terminated_and_truncated_may_be_any_one_number_0_or_1(value, expected):
+    from rdpg_cli.evaluation import checked_flag
+
+    assert checked_flag(value, "terminated") is expected
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (np.array([False, False]), "[False False]"), ([1, [2, 3]], "[1, [2, 3]]"), (None, "None"), ("yes", "yes"),
+    (2, "2"), (0.5, "0.5")])
+def test_terminated_that_is_not_one_bool_is_a_fault_naming_it(value, shown):
+    """bool() raised a traceback for an array of two (a fault of the environment, which must keep the run's
+    checkpoint) and guessed for the rest."""
+    from rdpg_cli.errors import TrainingFault
+    from rdpg_cli.evaluation import checked_flag
+
+    with pytest.raises(TrainingFault, match=re.escape(f"the environment returned terminated {shown}, not one bool")):
+        checked_flag(value, "terminated")
+
+
+def test_an_error_of_the_environment_is_named_as_raised_or_exited():
+    from rdpg_cli.evaluation import _failure
+
+    assert _failure(RuntimeError()) == "raised RuntimeError"
+    assert _failure(ValueError("bad\nsecond")) == "raised ValueError: bad"
+    assert _failure(SystemExit(3)) == "called sys.exit(3)"

@@ -905,10 +905,10 @@ def test_a_folder_in_use_is_named_as_a_run_folder_with_its_holder(tmp_path):
     assert result.stderr == f"error: run folder mine: another rdpg train is using it (process {os.getpid()})\n"
 
 
-def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, small_run):
     """A run folder copied as links (cp -rs): rdpg locked, and overwrote with its process id, the file the
     link pointed to."""
-    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    shutil.copytree(small_run, tmp_path / "run")
     (tmp_path / "victim.txt").write_text("important")
     (tmp_path / "run" / ".lock").unlink()
     (tmp_path / "run" / ".lock").symlink_to(tmp_path / "victim.txt")
@@ -920,10 +920,10 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
-def test_a_log_that_is_not_a_regular_file_stops_a_resume_in_one_line(tmp_path, kind):
+def test_a_log_that_is_not_a_regular_file_stops_a_resume_in_one_line(tmp_path, small_run, kind):
     """metrics.csv made a folder ended the resume in a traceback (IsADirectoryError); a FIFO blocked it for
     ever."""
-    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    shutil.copytree(small_run, tmp_path / "run")
     log = tmp_path / "run" / "metrics.csv"
     log.unlink()
     log.mkdir() if kind == "folder" else os.mkfifo(log)
@@ -963,10 +963,10 @@ def test_files_named_as_a_runs_that_rdpg_did_not_write_are_never_replaced(tmp_pa
     assert _snapshot(folder) == before and not (folder / ".lock").exists()
 
 
-def test_force_still_replaces_a_damaged_run(tmp_path):
+def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
     """A run's checkpoint.h5 left empty and its metrics.csv zeroed (a power loss): the resume refuses them, and
     --force, the way out, must not take them for files rdpg did not write."""
-    rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    shutil.copytree(small_run, tmp_path / "run")
     (tmp_path / "run" / "checkpoint.h5").write_bytes(b"")
     size = (tmp_path / "run" / "metrics.csv").stat().st_size
     (tmp_path / "run" / "metrics.csv").write_bytes(b"\0" * size)
