@@ -435,14 +435,29 @@ gym.register("Sized-v0", entry_point="sized_envs:Sized", max_episode_steps=50)
 """
 
 
-def test_resuming_after_the_environment_changed_its_action_size(tmp_path: Path):
+def test_resuming_after_the_environment_changed_its_action_size_or_bounds(tmp_path: Path):
     """The stored action bounds were found not to fit first ("action_bounds: 1 entries but ... has 2"): the
-    message now says what changed, as rdpg evaluate's does."""
+    message now says what changed, as rdpg evaluate's does. And an action space that shrank from [-2, 2] to
+    [-1, 1] after training: `rdpg evaluate` (and export) ran the policy outside it without a word, and a resume
+    named only the bounds, not where they came from."""
     (tmp_path / "sized_envs.py").write_text(SIZED_ENV)
     (tmp_path / "actions.txt").write_text("1")
     trained = rdpg(*TINY_RUN[:3], "--set", "env.id=sized_envs:Sized-v0", "--steps", "150", *TINY_RUN[5:],
                    "--run-dir", "run", "-q", cwd=tmp_path, timeout=300)
     assert trained.returncode == 0, trained.stderr
+    (tmp_path / "reach.txt").write_text("1.0")
+    before = snapshot(tmp_path)
+    before.pop("run/.lock")  # a resume takes the lock (its process id) before it meets the environment
+    for args in (["train", "--resume", "run", "--steps", "300"], ["evaluate", "run", "--episodes", "1"]):
+        result = rdpg(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("error: run") and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert (": its actions span [-2.0, 2.0] in dimension 0, outside the action space [-1.0, 1.0] of "
+                "sized_envs:Sized-v0 (the environment changed since it was trained)\n") in result.stderr, result.stderr
+    after = snapshot(tmp_path)
+    after.pop("run/.lock")
+    assert after == before
+    (tmp_path / "reach.txt").unlink()
     (tmp_path / "actions.txt").write_text("2")
     result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -510,21 +525,14 @@ def test_a_video_folder_it_cannot_write_in_is_refused_before_any_episode(tiny_ch
     assert not list(immutable_folder.iterdir())
 
 
-def test_force_replaces_an_existing_video(tiny_checkpoint: Path, tmp_path: Path):
-    pytest.importorskip("imageio")
-    (tmp_path / "v.gif").write_text("mine")
-    result = rdpg("evaluate", str(tiny_checkpoint), "--episodes", "1", "--video", "v.gif", "--force", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"], "temporary files left behind"
-
-
-def test_a_video_name_near_the_file_systems_limit_is_written(tiny_checkpoint: Path, tmp_path: Path):
-    """Its temporary name was the video's own plus ``.tmp-PID``: a legal name of 250 bytes was refused as a
+def test_force_replaces_an_existing_video_even_of_a_name_near_the_file_systems_limit(tiny_checkpoint: Path,
+                                                                                     tmp_path: Path):
+    """The temporary name was the video's own plus ``.tmp-PID``: a legal name of 250 bytes was refused as a
     folder rdpg "cannot write in"."""
     pytest.importorskip("imageio")
     name = "v" * 246 + ".gif"
-    result = rdpg("evaluate", str(tiny_checkpoint), "--episodes", "1", "--video", name, cwd=tmp_path)
+    (tmp_path / name).write_text("mine")
+    result = rdpg("evaluate", str(tiny_checkpoint), "--episodes", "1", "--video", name, "--force", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / name).read_bytes()[:6] == b"GIF89a"
     assert sorted(p.name for p in tmp_path.iterdir()) == [name], "temporary files left behind"
@@ -558,35 +566,3 @@ def test_a_failed_video_write_prints_nothing_after_its_error(immutable_folder: P
         writer.move_into_place()
     gc.collect()
     assert unraisable == []
-
-
-def test_a_policy_whose_bounds_the_environment_narrowed_since_is_refused_by_every_command(tmp_path: Path):
-    """The environment's action space shrank from [-2, 2] to [-1, 1] after training: `rdpg evaluate` and
-    `rdpg export` ran the policy outside it without a word, and a resume named only the bounds, not where
-    they came from."""
-    (tmp_path / "sized_envs.py").write_text(SIZED_ENV)
-    (tmp_path / "actions.txt").write_text("1")
-    trained = rdpg(*TINY_RUN[:3], "--set", "env.id=sized_envs:Sized-v0", "--steps", "150", *TINY_RUN[5:],
-                   "--run-dir", "run", "-q", cwd=tmp_path, timeout=300)
-    assert trained.returncode == 0, trained.stderr
-    (tmp_path / "reach.txt").write_text("1.0")
-    before = snapshot(tmp_path)
-    before.pop("run/.lock")  # a resume takes the lock (its process id) before it meets the environment
-    for args in (["train", "--resume", "run", "--steps", "300"], ["evaluate", "run", "--episodes", "1"],
-                 ["export", "run", "--format", "keras"]):
-        result = rdpg(*args, cwd=tmp_path)
-        assert result.returncode == 2, (args, result.stderr)
-        assert result.stderr.startswith("error: run") and result.stderr.count("\n") == 1, (args, result.stderr)
-        assert ("its actions span [-2.0, 2.0] in dimension 0, outside the action space [-1.0, 1.0] of "
-                "sized_envs:Sized-v0 (the environment changed since it was trained)") in result.stderr, result.stderr
-    after = snapshot(tmp_path)
-    after.pop("run/.lock")
-    assert after == before
-
-
-def test_presets_show_takes_verbose_and_quiet_together(tmp_path: Path):
-    """There they go together (the resolved preset, printed plain), unlike in the commands where they set how
-    much is logged."""
-    result = rdpg("presets", "show", "-v", "-q", "pendulum", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "\nagent:  # " in result.stdout and "\x1b[" not in result.stdout

@@ -775,16 +775,6 @@ def test_an_action_space_rdpg_cannot_act_in_is_named_with_the_preset(tmp_path, e
     assert len(lines) == 1 and lines[0].startswith(f"error: {preset}: {words}"), result.stderr
 
 
-def test_a_float16_action_space_gets_its_actions_in_float16(tmp_path):
-    """rdpg's float32 actions are not in a float16 space (``contains`` says no): an environment that checks
-    them failed at its first step."""
-    preset = tmp_path / "task.yaml"
-    preset.write_text("env: {id: 'faulty_envs:HalfPrecisionAction-v0'}\n")
-    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
-         env=FAULTY_ENV)
-    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 200
-
-
 def test_verbose_shows_the_environments_own_frames_when_it_breaks_a_run(tmp_path):
     """The environment's error is re-raised twice on its way out of `rdpg train` (as a fault, then as the
     run's fault at its env step), each time ``from None``: --verbose showed only rdpg's frames, never the line
@@ -795,24 +785,6 @@ def test_verbose_shows_the_environments_own_frames_when_it_breaks_a_run(tmp_path
     assert result.returncode == 1, result.stderr
     assert 'faulty_envs.py", line' in result.stderr and "RuntimeError: simulated crash" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: env step 149: the environment raised")
-
-
-@pytest.fixture(scope="module")
-def printing_run(tmp_path_factory) -> Path:
-    """A 200-step run on an environment that prints at every step, from Python and on file descriptor 1."""
-    folder = tmp_path_factory.mktemp("printing")
-    preset = faulty_preset(folder, "prints", 1)
-    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=folder,
-         env=FAULTY_ENV)
-    return folder / "run"
-
-
-def test_an_environment_that_prints_leaves_evaluate_json_alone(tmp_path, printing_run):
-    """stdout of `rdpg evaluate --json` is for its one JSON line: an environment's prints (Python's or a C
-    library's on file descriptor 1) came before it, and the output no longer parsed."""
-    result = rdpg("evaluate", printing_run, "--episodes", "1", "--json", cwd=tmp_path, env=FAULTY_ENV)
-    assert json.loads(result.stdout)["episodes"] == 1, result.stdout
-    assert result.stderr.count("env says hello") == 200 and result.stderr.count("env writes to fd 1") == 200
 
 
 def test_a_tensorflow_error_is_quoted_without_its_internals():
@@ -840,7 +812,9 @@ def test_a_float64_action_space_whose_bounds_float32_rounds_outward(tmp_path):
     rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path, env=FAULTY_ENV)
 
 
-def test_a_float16_action_space_is_replayed_for_a_video_in_float16(tmp_path):
+def test_a_float16_action_space_gets_its_actions_in_float16_in_training_and_its_video(tmp_path):
+    """rdpg's float32 actions are not in a float16 space (``contains`` says no): an environment that checks
+    them failed at its first step, and then in the video's replay."""
     pytest.importorskip("imageio")
     preset = tmp_path / "task.yaml"
     preset.write_text("env: {id: 'faulty_envs:HalfPrecisionAction-v0'}\n")
@@ -850,11 +824,15 @@ def test_a_float16_action_space_is_replayed_for_a_video_in_float16(tmp_path):
     assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
 
 
-def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(tmp_path, printing_run):
-    """The video's replay runs in a process of its own, started before stdout was pointed away."""
+def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(tmp_path):
+    """stdout of `rdpg evaluate --json` is for its one JSON line: an environment's prints (Python's or a C
+    library's on file descriptor 1) came before it, and the output no longer parsed; the video's replay, in a
+    process of its own, printed there too."""
     pytest.importorskip("imageio")
-    result = rdpg("evaluate", printing_run, "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path,
-                  env=FAULTY_ENV)
+    preset = faulty_preset(tmp_path, "prints", 1)
+    rdpg("train", "--preset", preset, "--steps", "200", *TINY, "--run-dir", "run", "-q", cwd=tmp_path,
+         env=FAULTY_ENV)
+    result = rdpg("evaluate", "run", "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path, env=FAULTY_ENV)
     assert json.loads(result.stdout)["episodes"] == 1, result.stdout
 
 
