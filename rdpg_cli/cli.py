@@ -439,7 +439,6 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
         RunLock,
         clear_run_files,
         refuse_existing_run,
-        refuse_foreign_files,
         remove_orphaned_temporaries,
         write_run_files,
     )
@@ -458,7 +457,7 @@ def _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, f
         if stop.requested:
             return None
         if resume_data is None:  # again, with the lock held: a run may have started and ended there meanwhile
-            refuse_foreign_files(run_dir) if force else refuse_existing_run(run_dir)
+            refuse_existing_run(run_dir, force)
         elif resume_data is not None and _file_state(run_dir / "checkpoint.h5") != resume_state:
             raise ConfigError(f"{run_dir}/checkpoint.h5: changed while it was being read (another rdpg train "
                               "there?); try again")
@@ -508,34 +507,6 @@ class StdoutClosed(Exception):
         self.failed = failed
 
 
-def _remove_if_unused(run_dir: Path, created: bool) -> None:
-    """Remove the run folder this command created, when nothing but its lock file is in it, and only with
-    its lock held: a process that lost the lock to another must not remove the folder the winner is about to
-    train in (it holds only the lock file until the winner's first write)."""
-    import fcntl
-
-    if not created:
-        return
-    try:
-        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_NOFOLLOW)
-    except FileNotFoundError:  # stopped before the lock was made
-        fd = None
-    except OSError:
-        return
-    try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: another process holds it
-        if {entry.name for entry in run_dir.iterdir()} - {".lock"}:
-            return  # the run wrote something: the folder, its lock included, stays
-        (run_dir / ".lock").unlink(missing_ok=True)
-        run_dir.rmdir()
-    except OSError:
-        pass
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
                   locate=None, resume_state: tuple[int, int] | None = None, warnings: tuple[str, ...] = ()) -> int:
     import shlex
@@ -545,7 +516,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
     from rdpg_cli.memory import require_networks_fit
-    from rdpg_cli.runs import new_run_dir
+    from rdpg_cli.runs import new_run_dir, remove_if_unused
 
     try:
         trained = None if resume_data is None else (resume_data.observation_dim, resume_data.action_dim)
@@ -579,14 +550,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown, warnings)
         except RdpgError as exc:  # bad input found late (networks or replay too large for memory): no empty folder
-            _remove_if_unused(run_dir, created)
+            remove_if_unused(run_dir, created)
             raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         except KeyboardInterrupt:  # a second signal
             note(f"aborted; {_saved_state(run_dir)}")
             return 128 + (stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
             if closed.env_steps is None:
-                _remove_if_unused(run_dir, created)
+                remove_if_unused(run_dir, created)
                 note(f"{closed.failed} before training started; nothing was written")
             elif closed.env_steps >= total:
                 note(f"{closed.failed}; the run finished at env step {closed.env_steps}")
@@ -595,7 +566,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return closed.failed.exit_code
         if summary is None:  # stopped before training started
-            _remove_if_unused(run_dir, created)
+            remove_if_unused(run_dir, created)
             note(f"stopped by {stop.requested} before training started; nothing was written or removed")
             return 128 + signal.Signals[stop.requested]
         if summary.stopped_by:

@@ -208,9 +208,7 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
             raise ConfigError(
                 f"action_bounds: {low.shape[0]} entries but {config.env.id} has {dim} action dimensions")
         for i in range(dim):
-            # Compared in float32, the precision the agent uses: 0.7 written in a preset is the space's float32
-            # 0.7, not outside it (a float64 space's too, whose 0.7 float32 rounds up).
-            if _f32(low[i]) < _f32(space.low[i]) or _f32(high[i]) > _f32(space.high[i]):
+            if _outside_space(low[i], high[i], space, i):
                 raise ConfigError(
                     f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
                     f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
@@ -223,10 +221,12 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
     )
 
 
-def _f32(value: float) -> np.float32:
-    """``value`` in float32; beyond its range, its infinity (without numpy's overflow warning)."""
-    with np.errstate(over="ignore"):
-        return np.float32(value)
+def _outside_space(low: float, high: float, space: gym.spaces.Box, i: int) -> bool:
+    """Whether bounds [low, high] reach outside dimension ``i`` of the action space, compared in float32, the
+    precision the agent uses: 0.7 written in a preset is the space's float32 0.7, not outside it (a float64
+    space's too, whose 0.7 float32 rounds up)."""
+    with np.errstate(over="ignore"):  # beyond float32's range: its infinity, without numpy's warning
+        return bool(np.float32(low) < np.float32(space.low[i]) or np.float32(high) > np.float32(space.high[i]))
 
 
 def float32_inside(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +235,7 @@ def float32_inside(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.nd
     low32, high32 = np.asarray(low).astype(np.float32), np.asarray(high).astype(np.float32)
     low32 = np.where(low32.astype(np.float64) < low, np.nextafter(low32, np.float32(np.inf)), low32)
     high32 = np.where(high32.astype(np.float64) > high, np.nextafter(high32, np.float32(-np.inf)), high32)
-    return low32.astype(np.float32), high32.astype(np.float32)
+    return low32, high32
 
 
 def _try_kwargs(config: Config, env: gym.Env, spec: EnvSpec) -> None:
@@ -268,8 +268,7 @@ def require_policy_fits(env: gym.Env, config: Config, policy: tuple[int, int], s
         return
     space = env.action_space
     for i, (lo, hi) in enumerate(zip(low, high, strict=True)):
-        # In float32 on both sides, as env_spec compares: bounds a float64 space's rounded to, or inside.
-        if _f32(lo) < _f32(space.low[i]) or _f32(hi) > _f32(space.high[i]):
+        if _outside_space(lo, hi, space, i):
             raise EnvironmentSetupError(
                 f"{source}: its actions span [{lo}, {hi}] in dimension {i}, outside the action space "
                 f"[{float(space.low[i])}, {float(space.high[i])}] of {env_id} (the environment changed since "

@@ -111,7 +111,7 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a folder")
     RunLock.check_free(run_dir)  # a folder in use is refused, --force or not
     if run_dir.is_dir():
-        refuse_foreign_files(run_dir) if force else refuse_existing_run(run_dir)
+        refuse_existing_run(run_dir, force)
     created = False
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -165,8 +165,6 @@ def _written_by_rdpg(path: Path) -> bool:
     the user's that happens to hold a config.yaml or a tensorboard/ of its own is not a run. Empty or zeroed
     (a power loss) counts as rdpg's."""
     name = path.name
-    if name not in COMMON_NAMES:
-        return True
     try:
         if name == "tensorboard":
             return path.is_dir() and not path.is_symlink() and all(
@@ -185,20 +183,18 @@ def _written_by_rdpg(path: Path) -> bool:
     return re.match(rb"# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d rdpg ", head) is not None
 
 
-def refuse_foreign_files(run_dir: Path) -> None:
-    """--force replaces a run's files: refuse it where a file of that name is not one rdpg wrote (the user's
-    own config.yaml, a tensorboard/ folder of other logs), rather than remove it."""
+def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
+    """A ConfigError when the folder holds a run's files (with ``force``, which replaces them: only when a file
+    of such a name is not one rdpg wrote, the user's own config.yaml or tensorboard/ of other logs). Checked
+    when the folder is chosen, and again once its lock is held (a run may have started and ended there while
+    TensorFlow loaded)."""
     foreign = [name for name in COMMON_NAMES if os.path.lexists(run_dir / name)
                and not _written_by_rdpg(run_dir / name)]
-    if foreign:
+    if foreign:  # first: "use --force" would not help there
         raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; rdpg "
                           "replaces only a run's own files, even with --force: give another folder")
-
-
-def refuse_existing_run(run_dir: Path) -> None:
-    """A ConfigError when the folder holds a run's files. Checked when the folder is chosen, and again once
-    its lock is held (a run may have started and ended there while TensorFlow loaded)."""
-    refuse_foreign_files(run_dir)  # first: "use --force" would not help there
+    if force:
+        return
     if (run_dir / "checkpoint.h5").exists():
         raise ConfigError(
             f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
@@ -207,6 +203,22 @@ def refuse_existing_run(run_dir: Path) -> None:
     if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
         raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "
                           "use --force to start over")
+
+
+def remove_if_unused(run_dir: Path, created: bool) -> None:
+    """Remove the run folder this command created, when nothing but its lock file is in it, and only with
+    its lock held: a process that lost the lock to another must not remove the folder the winner is about to
+    train in (it holds only the lock file until the winner's first write)."""
+    if not created:
+        return
+    try:
+        with RunLock(run_dir):  # a ConfigError while another process holds it
+            if {entry.name for entry in run_dir.iterdir()} - {".lock"}:
+                return  # the run wrote something: the folder, its lock included, stays
+            (run_dir / ".lock").unlink()
+            run_dir.rmdir()
+    except (ConfigError, OSError):
+        pass
 
 
 def clear_run_files(run_dir: Path) -> None:

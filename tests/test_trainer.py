@@ -867,7 +867,7 @@ def test_a_stdout_closed_while_training_keeps_the_run(tmp_path):
 def test_a_process_that_lost_the_lock_never_removes_the_folder(tmp_path):
     """Two trains started at once into one new folder: the one refused by the lock removed the folder (it held
     only the lock file yet) that the other was about to train in, and both failed."""
-    from rdpg_cli.cli import _remove_if_unused
+    from rdpg_cli.runs import remove_if_unused as _remove_if_unused
     from rdpg_cli.runs import RunLock
 
     folder = tmp_path / "run"
