@@ -208,6 +208,9 @@ def _unsuppress_contexts(exc: BaseException) -> None:
 @contextmanager
 def user_errors(verbose: bool = False):
     """Project errors -> one line on stderr and their exit code; a traceback only with --verbose."""
+    from rdpg_cli.signals import forget_raised_interrupt, raised_interrupt
+
+    forget_raised_interrupt()
     try:
         yield
     except RdpgError as exc:
@@ -227,6 +230,16 @@ def user_errors(verbose: bool = False):
 
         note("aborted")
         raise typer.Exit(exit_code_of(exc)) from None
+    except (typer.Exit, typer.Abort, click_exceptions.ClickException):  # already the outcome the user sees
+        raise
+    except Exception:
+        # A stop signal's Interrupted, turned into another error by the C code it interrupted (TensorFlow
+        # tracing an export's function gave a SystemError, then an AttributeError): still the user's stop.
+        signum = raised_interrupt()
+        if signum is None:
+            raise
+        note("aborted")
+        raise typer.Exit(128 + signum) from None
 
 
 def _parse_sets(values: list[str] | None) -> dict:
@@ -507,6 +520,12 @@ class StdoutClosed(Exception):
         self.failed = failed
 
 
+def _aborted(run_dir: Path, signum: int) -> int:
+    """A second stop signal aborted the run: say what is left of it; the exit status."""
+    note(f"aborted; {_saved_state(run_dir)}")
+    return 128 + signum
+
+
 def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, resume_source: str = "",
                   locate=None, resume_state: tuple[int, int] | None = None, warnings: tuple[str, ...] = ()) -> int:
     import shlex
@@ -553,8 +572,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             remove_if_unused(run_dir, created)
             raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         except KeyboardInterrupt:  # a second signal
-            note(f"aborted; {_saved_state(run_dir)}")
-            return 128 + (stop.aborted_by or signal.SIGINT)
+            return _aborted(run_dir, stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
             if closed.env_steps is None:
                 remove_if_unused(run_dir, created)
@@ -565,6 +583,12 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                 note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return closed.failed.exit_code
+        except Exception:
+            if stop.aborted_by is None:
+                raise
+            # The second signal's KeyboardInterrupt, turned into another error by the C code it interrupted
+            # (TensorFlow tracing the update): still the user's abort.
+            return _aborted(run_dir, stop.aborted_by)
         if summary is None:  # stopped before training started
             remove_if_unused(run_dir, created)
             note(f"stopped by {stop.requested} before training started; nothing was written or removed")

@@ -36,13 +36,30 @@ class Interrupted(KeyboardInterrupt):
 
 # Stop signals held back by ``stop_signals_deferred`` (None: none is being held back).
 _deferred: list[int] | None = None
+# The last stop signal raised as Interrupted since ``forget_raised_interrupt``: C code it interrupted can turn
+# the exception into another one (TensorFlow's tracing gave a SystemError, then an AttributeError).
+_raised: int | None = None
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    global _raised
     if _deferred is not None:
         _deferred.append(signum)
         return
+    _raised = signum
     raise Interrupted(signum)
+
+
+def raised_interrupt() -> int | None:
+    """The stop signal last raised as Interrupted (None: none since ``forget_raised_interrupt``)."""
+    return _raised
+
+
+def forget_raised_interrupt() -> None:
+    """At a command's start: a signal an earlier command (in the same process: tests, a library caller)
+    handled is not this one's."""
+    global _raised
+    _raised = None
 
 
 def interrupt_on_stop_signals() -> None:
