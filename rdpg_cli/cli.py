@@ -213,7 +213,24 @@ def user_errors(verbose: bool = False):
     forget_raised_interrupt()
     try:
         yield
-    except RdpgError as exc:
+    except KeyboardInterrupt as exc:  # rdpg train handles its own (a checkpoint to write or to point at)
+        from rdpg_cli.signals import exit_code_of
+
+        note("aborted")
+        raise typer.Exit(exit_code_of(exc)) from None
+    except (typer.Exit, typer.Abort, click_exceptions.ClickException):  # already the outcome the user sees
+        raise
+    except Exception as exc:
+        # A stop signal's Interrupted can come out of the code it interrupted as another error: C code
+        # (TensorFlow tracing an export's function gave a SystemError, then an AttributeError), or code that
+        # wraps what it catches as one of rdpg's errors (a checkpoint "damaged", an environment "failed").
+        # The user's stop is what happened.
+        signum = raised_interrupt()
+        if signum is not None:
+            note("aborted")
+            raise typer.Exit(128 + signum) from None
+        if not isinstance(exc, RdpgError):
+            raise
         from rich.markup import escape  # the message quotes user input: '[x]' or ':x:' must print as typed
 
         if verbose:  # for a bug report: where it was raised, and the exceptions it was turned from
@@ -225,21 +242,6 @@ def user_errors(verbose: bool = False):
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
                           soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt as exc:  # rdpg train handles its own (a checkpoint to write or to point at)
-        from rdpg_cli.signals import exit_code_of
-
-        note("aborted")
-        raise typer.Exit(exit_code_of(exc)) from None
-    except (typer.Exit, typer.Abort, click_exceptions.ClickException):  # already the outcome the user sees
-        raise
-    except Exception:
-        # A stop signal's Interrupted, turned into another error by the C code it interrupted (TensorFlow
-        # tracing an export's function gave a SystemError, then an AttributeError): still the user's stop.
-        signum = raised_interrupt()
-        if signum is None:
-            raise
-        note("aborted")
-        raise typer.Exit(128 + signum) from None
 
 
 def _parse_sets(values: list[str] | None) -> dict:
@@ -568,9 +570,6 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         try:
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown, warnings)
-        except RdpgError as exc:  # bad input found late (networks or replay too large for memory): no empty folder
-            remove_if_unused(run_dir, created)
-            raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         except KeyboardInterrupt:  # a second signal
             return _aborted(run_dir, stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
@@ -583,12 +582,16 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                 note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return closed.failed.exit_code
-        except Exception:
-            if stop.aborted_by is None:
+        except Exception as exc:
+            if stop.aborted_by is not None:
+                # The second signal's KeyboardInterrupt, turned into another error by the code it interrupted
+                # (C code: TensorFlow tracing the update; or wrapped as one of rdpg's errors): the user's abort.
+                return _aborted(run_dir, stop.aborted_by)
+            if not isinstance(exc, RdpgError):
                 raise
-            # The second signal's KeyboardInterrupt, turned into another error by the C code it interrupted
-            # (TensorFlow tracing the update): still the user's abort.
-            return _aborted(run_dir, stop.aborted_by)
+            # Bad input found late (networks or replay too large for memory): no empty folder.
+            remove_if_unused(run_dir, created)
+            raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         if summary is None:  # stopped before training started
             remove_if_unused(run_dir, created)
             note(f"stopped by {stop.requested} before training started; nothing was written or removed")

@@ -46,7 +46,7 @@ from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
 from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem
 from rdpg_cli.output import emit
-from rdpg_cli.signals import stop_signals_deferred
+from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
 
 FORMATS = ("savedmodel", "tflite", "onnx", "keras")
@@ -1047,6 +1047,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         if not difference <= PARITY_TOLERANCE:
             raise ExportError(f"the {format_} artifact's actions differ from the checkpoint's by {difference:.3g} "
                               f"(> {PARITY_TOLERANCE:g}); nothing was written")
+        stop_if_a_signal_was_swallowed()
         # The file and its sidecar move together: a Ctrl-C between the two renames left the old file beside the
         # new sidecar, which describes another file (neither evaluated), or a sidecar with no file.
         with stop_signals_deferred():

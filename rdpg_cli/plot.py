@@ -29,6 +29,7 @@ from typing import Any
 
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
+from rdpg_cli.signals import stop_if_a_signal_was_swallowed
 from rdpg_cli.input_files import name_problem
 
 log = logging.getLogger(__name__)
@@ -501,6 +502,7 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     tmp = target.with_name(f".rdpg-plot-{os.getpid()}.tmp")
     try:
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
+        stop_if_a_signal_was_swallowed()
         os.replace(tmp, target)
     except OSError as exc:
         raise PlotError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None

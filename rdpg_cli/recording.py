@@ -35,6 +35,7 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
 from rdpg_cli.evaluation import checked_step
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, reason
+from rdpg_cli.signals import stop_if_a_signal_was_swallowed
 
 FPS = 30
 # What a GIF may hold in memory until it is written (its frames at a byte a pixel): beyond, MP4 is the format.
@@ -92,6 +93,7 @@ class VideoRecorder:
         differed, if it did."""
         self._send(("finish",))
         frames, divergence = self._reply("written")
+        stop_if_a_signal_was_swallowed()
         try:
             os.replace(self._temporary, self._path)
         except OSError as exc:

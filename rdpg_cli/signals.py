@@ -55,6 +55,15 @@ def raised_interrupt() -> int | None:
     return _raised
 
 
+def stop_if_a_signal_was_swallowed() -> None:
+    """Just before a command puts its output in place: a stop signal raised earlier whose exception never got
+    here was swallowed on the way (raised inside a finalizer or a weak-reference callback, which Python only
+    reports as "Exception ignored"; TensorFlow runs many): it stops the command now, before anything is
+    replaced, instead of being lost."""
+    if _raised is not None:
+        raise Interrupted(_raised)
+
+
 def forget_raised_interrupt() -> None:
     """At a command's start: a signal an earlier command (in the same process: tests, a library caller)
     handled is not this one's."""
@@ -67,6 +76,15 @@ def interrupt_on_stop_signals() -> None:
     command is (rdpg train installs SignalStop over them)."""
     for sig in stop_signals():
         signal.signal(sig, _interrupt)
+    previous = sys.unraisablehook
+
+    def unraisable(report: Any) -> None:
+        # Raised in a finalizer or a callback, Interrupted cannot propagate: Python would print it as
+        # "Exception ignored" with a traceback. stop_if_a_signal_was_swallowed stops the command instead.
+        if not isinstance(report.exc_value, Interrupted):
+            previous(report)
+
+    sys.unraisablehook = unraisable
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -110,6 +112,55 @@ def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
         raise AssertionError(f"rdpg {' '.join(map(str, args))} exited {result.returncode}\n"
                              f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
+
+
+def rdpg_command(*args: str | Path, setup: str = "") -> list[str]:
+    """``python -m rdpg_cli ARGS`` as a command line, run after ``setup``: Python code for the new process (a
+    signal's action, a resource limit), which it keeps through the exec into rdpg. Instead of subprocess's
+    ``preexec_fn``, which runs Python between fork and exec: unsafe in a test process whose TensorFlow runs
+    threads (a lock one of them held at the fork would hang the child)."""
+    if not setup:
+        return [sys.executable, "-m", "rdpg_cli", *map(str, args)]
+    code = f"{setup}\nimport os, sys\nos.execv(sys.executable, [sys.executable, '-m', 'rdpg_cli', *sys.argv[1:]])\n"
+    return [sys.executable, "-c", code, *map(str, args)]
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """What an in-process command leaves behind is put back after each test: environment variables (a changed
+    start-up setting sends every later command of the test process to a fresh interpreter instead of the
+    zygote), the rdpg logger's level (DEBUG after a --verbose command, which caplog then saw) and a stop
+    signal recorded by rdpg_cli.signals."""
+    from rdpg_cli import signals
+
+    environ = dict(os.environ)
+    logger = logging.getLogger("rdpg_cli")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    yield
+    if dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    signals.forget_raised_interrupt()
+
+
+@pytest.fixture
+def command_line_signals():
+    """The stop-signal handlers ``rdpg`` runs its commands with (a signal raises Interrupted where the
+    command is; one raised where it cannot propagate is not printed), for in-process tests; the test
+    process's own put back afterwards."""
+    from rdpg_cli.signals import interrupt_on_stop_signals, stop_signals
+
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals()}
+    hook = sys.unraisablehook
+    sys.unraisablehook = sys.__unraisablehook__  # Python's, which rdpg's wraps (not pytest's collector)
+    interrupt_on_stop_signals()
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    sys.unraisablehook = hook
 
 
 @pytest.fixture

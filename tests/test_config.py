@@ -272,10 +272,10 @@ def test_anchors_expanding_to_billions_of_values_are_refused_at_once(tmp_path):
         lines.append(f"    {name}: &{name} [{', '.join([f'*{previous}'] * 10)}]")
     preset = tmp_path / "laughs.yaml"
     preset.write_text("\n".join(lines) + "\n")
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: the other test process's load does not count
     with pytest.raises(ConfigError, match=r"laughs\.yaml: env\.kwargs: holds more than 1,000,000 values"):
         load_config(str(preset))
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
 
 
 def test_shared_but_not_looping_structures_are_fine():

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, rdpg
+from conftest import TINY, rdpg, rdpg_command
 
 from rdpg_cli.checkpoint import read_checkpoint
 
@@ -243,12 +243,9 @@ def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
     trainer.close()
 
 
-def _file_size_limit(limit: int):
-    def apply() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
+def _file_size_limit(limit: int) -> str:
+    """``rdpg_command`` set-up: no file of the process can grow past ``limit`` bytes."""
+    return f"import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
 
 
 @pytest.mark.parametrize(("limit", "first_failure"), [
@@ -260,9 +257,9 @@ def test_a_file_size_limit_stops_the_run_in_one_line(tmp_path, limit, first_fail
     and TensorBoard's writer each fail in their own way; each is one line, exit code 1, with no temporary file
     left behind."""
     proc = subprocess.run(
-        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
-         "--set", "train.checkpoint_every=100", "--run-dir", "run", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(limit))
+        rdpg_command("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.checkpoint_every=100",
+                     "--run-dir", "run", "-q", setup=_file_size_limit(limit)),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: env step "), lines
@@ -273,9 +270,9 @@ def test_a_file_size_limit_stops_the_run_in_one_line(tmp_path, limit, first_fail
 
 def test_a_run_file_that_cannot_be_written_is_named(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
-         "--run-dir", "run", "-q"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(500))
+        rdpg_command("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", "-q",
+                     setup=_file_size_limit(500)),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip() == "error: run/config.yaml: cannot write it (File too large)"
 
@@ -327,9 +324,9 @@ def test_a_write_failure_while_tensorboard_is_cut_back_on_resume_is_one_line(tmp
          "--run-dir", "run", "-q", cwd=tmp_path)
     (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
     assert events.stat().st_size > 4_000  # 15 rows of scalars: the rewrite cannot fit under the limit below
-    proc = subprocess.run([sys.executable, "-m", "rdpg_cli", "train", "--resume", "run", "--steps", "250", "-q"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          preexec_fn=_file_size_limit(2_000))
+    proc = subprocess.run(rdpg_command("train", "--resume", "run", "--steps", "250", "-q",
+                                       setup=_file_size_limit(2_000)),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     expected = f"error: env step 150: cannot write {events.relative_to(tmp_path)}"
@@ -426,12 +423,12 @@ def test_ctrl_c_during_a_video_leaves_no_file_and_no_process(tmp_path):
     pytest.importorskip("imageio")
     marker = tmp_path / "drawn-by"
     checkpoint = faulty_checkpoint(tmp_path, "render_watch", marker=marker)
-    process = subprocess.Popen([sys.executable, "-m", "rdpg_cli", "evaluate", str(checkpoint), "--episodes", "20",
-                                "--video", "v.gif"], cwd=tmp_path, env={**os.environ, **FAULTY_ENV},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               # Ctrl-C as a terminal delivers it, even where the suite itself was started in the
-                               # background by a shell, which leaves SIGINT ignored for everything it starts.
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Ctrl-C as a terminal delivers it, even where the suite itself was started in the background by a shell,
+    # which leaves SIGINT ignored for everything it starts.
+    process = subprocess.Popen(rdpg_command("evaluate", checkpoint, "--episodes", "20", "--video", "v.gif",
+                                            setup="import signal\nsignal.signal(signal.SIGINT, signal.SIG_DFL)"),
+                               cwd=tmp_path, env={**os.environ, **FAULTY_ENV}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
@@ -440,7 +437,7 @@ def test_ctrl_c_during_a_video_leaves_no_file_and_no_process(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".v.")]
+    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".rdpg-video-")]
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)
 
@@ -455,7 +452,7 @@ def test_a_gif_too_large_to_hold_is_refused_before_it_is_played(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: --video v.gif: up to 50 x 201 frames of 500 x 500 are 2.3 GB held in memory until a GIF is "
         "written; give a .mp4 path (written as it goes) or fewer --episodes"]
-    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".v.")]
+    assert not [p.name for p in tmp_path.iterdir() if p.name == "v.gif" or p.name.startswith(".rdpg-video-")]
 
 
 def test_a_frame_that_is_not_an_image_is_one_line(tmp_path):

@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
 import pytest
 
-from conftest import TINY, rdpg
+from conftest import TINY, rdpg, rdpg_command
 
 LONG_NAME = "a" * 300  # one path component over the usual 255-byte limit
 
@@ -126,17 +127,16 @@ def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path, run, 
     assert result.stderr.count("\n") == 1 and result.stderr.rstrip().endswith(": File name too long"), result.stderr
 
 
-def _signal_after(args: list[str | Path], cwd: Path, signum: int, seconds: float, ready: Path | None = None
+def _signal_after(args: list[str | Path], cwd: Path, signum: int, ready: Callable[[], bool]
                   ) -> subprocess.CompletedProcess:
+    """Run ``rdpg ARGS`` and send it ``signum`` once ``ready()`` holds."""
     # SIGHUP as a terminal would leave it, even where the suite runs under nohup (which ignores it, and rdpg
     # keeps an ignored SIGHUP ignored).
-    proc = subprocess.Popen([sys.executable, "-m", "rdpg_cli", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    proc = subprocess.Popen(rdpg_command(*args, setup="import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)"),
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while ready is not None and not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(seconds)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -145,48 +145,88 @@ def _signal_after(args: list[str | Path], cwd: Path, signum: int, seconds: float
 def test_sigterm_during_an_export_cleans_up(tmp_path, run):
     """Python's default SIGTERM ended the process on the spot, leaving a hidden temporary folder behind."""
     result = _signal_after(["export", run / "checkpoint.h5", "--output", tmp_path / "out" / "sm"], tmp_path,
-                           signal.SIGTERM, 0.0, ready=tmp_path / "out")  # the folder is made once the model is
+                           signal.SIGTERM, (tmp_path / "out").exists)  # the folder is made once the model is
     assert result.returncode == 128 + signal.SIGTERM, result.stderr
     assert result.stderr.strip().endswith("aborted"), result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def _signal_lost_in_c_code(signum: int) -> None:
+def _signal_lost_in_c_code(signum: int, error: type[Exception]) -> None:
     """What C code did with a stop signal's exception in CI: TensorFlow's tracing, interrupted by SIGTERM
     while it called back into Python, dropped the Interrupted and raised an unrelated error instead."""
     try:
         signal.raise_signal(signum)
     except KeyboardInterrupt:
         pass
-    raise AttributeError("'dict' object has no attribute '_type_spec'")
+    raise error("'dict' object has no attribute '_type_spec'")
 
 
-def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys):
+@pytest.mark.parametrize("turned_into", [AttributeError, "ConfigError"])
+def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys, command_line_signals,
+                                                                          turned_into):
     """SIGTERM while an export traced its function ended in a SystemError/AttributeError traceback and exit
-    status 1 (seen once in CI, timing-dependent): a command a stop signal reached ends as aborted, 128 + it."""
+    status 1 (seen once in CI, timing-dependent); code that wraps what it catches as rdpg's own error (a
+    "damaged checkpoint") made it a one-line error with that error's status. A command a stop signal reached
+    ends as aborted, 128 + the signal."""
     import typer
 
+    from rdpg_cli import errors
     from rdpg_cli.cli import user_errors
-    from rdpg_cli.signals import interrupt_on_stop_signals, stop_signals
 
-    handlers = {sig: signal.getsignal(sig) for sig in stop_signals()}
-    interrupt_on_stop_signals()  # the command line's handlers
-    try:
-        with pytest.raises(typer.Exit) as ended, user_errors():
-            _signal_lost_in_c_code(signal.SIGTERM)
-        assert ended.value.exit_code == 128 + signal.SIGTERM
-        assert capsys.readouterr().err.strip() == "aborted"
-        with pytest.raises(AttributeError), user_errors():  # the next command: a bug stays a bug's traceback
-            raise AttributeError("a bug")
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    error = getattr(errors, turned_into) if isinstance(turned_into, str) else turned_into
+    with pytest.raises(typer.Exit) as ended, user_errors():
+        _signal_lost_in_c_code(signal.SIGTERM, error)
+    assert ended.value.exit_code == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == "aborted"
+    with pytest.raises(typer.Exit if error is not AttributeError else AttributeError), user_errors():
+        raise error("the next command: its own error, told as before")
+
+
+# A stop signal raised in a finalizer, where Python can only report its exception as "Exception ignored" and
+# drop it (TensorFlow runs many finalizers and callbacks), right after the video's frames are written.
+_SWALLOWED_STOP_AFTER_THE_FRAMES = """
+import signal
+from rdpg_cli import recording
+
+class StopSignalInAFinalizer:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+real_reply = recording.VideoRecorder._reply
+
+def reply(self, expected):
+    answer = real_reply(self, expected)
+    if expected == "written":
+        StopSignalInAFinalizer()  # made and freed at once
+    return answer
+
+recording.VideoRecorder._reply = reply
+"""
+
+
+def test_a_stop_signal_swallowed_on_the_way_stops_a_video_before_it_replaces_anything(tmp_path, run):
+    """The evaluation went on, replaced the user's video with --force and ended with status 0, as if no stop
+    had been asked for (and Python printed the dropped exception as a traceback)."""
+    pytest.importorskip("imageio")
+    (tmp_path / "v.gif").write_text("mine")
+    code = (f"import sys\n{_SWALLOWED_STOP_AFTER_THE_FRAMES}\nsys.argv = ['rdpg', *sys.argv[1:]]\n"
+            "from rdpg_cli.cli import main\nmain()\n")
+    result = subprocess.run([sys.executable, "-c", code, "evaluate", str(run), "--episodes", "1", "--video",
+                             "v.gif", "--force"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip() == "aborted", result.stderr
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("v.gif", "mine")]  # nor temporaries
+
+
+def _rows_written(metrics: Path) -> bool:
+    """Whether training has logged a row (its first env steps are done): the header alone comes before."""
+    return metrics.exists() and len(metrics.read_text().splitlines()) > 1
 
 
 def test_sighup_stops_training_with_a_checkpoint(tmp_path):
     """Closing the terminal (SIGHUP) killed the run and lost everything since its last checkpoint."""
     result = _signal_after(["train", "--preset", "pendulum", "--steps", "100000", *TINY, "--run-dir", "run"],
-                           tmp_path, signal.SIGHUP, 1.0, ready=tmp_path / "run" / "metrics.csv")
+                           tmp_path, signal.SIGHUP, lambda: _rows_written(tmp_path / "run" / "metrics.csv"))
     assert result.returncode == 128 + signal.SIGHUP, result.stderr
     assert "stopped by SIGHUP at env step" in result.stderr and "rdpg train --resume run" in result.stderr
     with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:

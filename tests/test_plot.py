@@ -103,6 +103,35 @@ def test_without_config_each_new_evaluation_is_kept_once(tmp_path: Path):
     assert run.columns["eval/mean_return"] == {600: eval_return(500), 1000: eval_return(1000)}
 
 
+def test_a_stop_signal_swallowed_on_the_way_stops_the_plot_before_it_replaces_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command_line_signals):
+    """A SIGTERM whose exception Python dropped (raised in a finalizer: "Exception ignored") while the figure
+    was drawn: the plot replaced the user's image with --force and ended with status 0."""
+    pytest.importorskip("matplotlib")
+    import signal
+
+    from matplotlib.figure import Figure
+
+    class StopSignalInAFinalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)
+
+    real_savefig = Figure.savefig
+
+    def savefig_with_a_swallowed_stop(self, *args, **kwargs):
+        real_savefig(self, *args, **kwargs)
+        StopSignalInAFinalizer()  # made and freed at once
+
+    folder = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
+    (tmp_path / "curve.png").write_text("mine")
+    monkeypatch.setattr(Figure, "savefig", savefig_with_a_swallowed_stop)
+    result = CliRunner().invoke(app, ["plot", str(folder), "-o", str(tmp_path / "curve.png"), "--force"])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert result.stderr.strip() == "aborted", result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "run"]  # no temporary left
+    assert (tmp_path / "curve.png").read_text() == "mine"
+
+
 def test_rows_before_the_first_evaluation_hold_none(tmp_path: Path):
     run = plotting.read_run(write_trainer_run(tmp_path / "run", 400, log_every=200, eval_every=500))
     assert run.columns["eval/mean_return"] == {}

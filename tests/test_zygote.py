@@ -19,6 +19,8 @@ BASE = {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1"}  # th
     (["train", "--preset", "pendulum", "-qv"], {}, False),
     (["train", "--preset", "pendulum"], {"COLUMNS": "80"}, False),  # read when the consoles are made
     (["export"], {"TF_NUM_INTRAOP_THREADS": "3"}, False),  # read when TensorFlow starts
+    (["export"], {"TF_CPP_MIN_LOG_LEVEL": "0"}, False),  # TensorFlow's start-up log shown
+    (["export"], {"TF_CPP_MIN_LOG_LEVEL": "3"}, True),  # what rdpg sets where it is unset
     (["train", "--preset", "pendulum"], {"RDPG_TESTS_FRESH": "1"}, False),
 ])
 def test_only_commands_a_fork_runs_as_a_fresh_interpreter_would_are_forked(args, env, forked):
@@ -31,9 +33,13 @@ def test_only_commands_a_fork_runs_as_a_fresh_interpreter_would_are_forked(args,
     ["evaluate", "missing.h5"],
 ])
 def test_a_forked_command_answers_as_a_fresh_one(tmp_path, args):
+    zygote = _zygote[0] if _zygote else None
+    sent = zygote.commands if zygote else 0
     forked = rdpg(*args, cwd=tmp_path, check=False)
+    # This command, not an earlier one (the test process's environment, changed by an in-process command,
+    # once sent every later command to a fresh interpreter).
+    assert _zygote and _zygote[0].commands == (sent + 1 if _zygote[0] is zygote else 1), "not sent to the zygote"
     fresh = rdpg(*args, cwd=tmp_path, check=False, fresh=True)
-    assert _zygote, "the command did not go to the zygote"
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == 2
 

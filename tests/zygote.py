@@ -34,7 +34,12 @@ START_UP_ENV = ("PYTHON", "TF_", "KERAS", "OMP_", "MKL", "OPENBLAS", "LC_", "LAN
 
 
 def _start_up_settings(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(START_UP_ENV) and k != "PYTHONPATH"}
+    settings = {k: v for k, v in env.items() if k.startswith(START_UP_ENV) and k != "PYTHONPATH"}
+    # Where it is unset rdpg sets it to 3 before TensorFlow loads (only --verbose, never forked, leaves it
+    # unset): the two start TensorFlow alike. An in-process command in the test process sets it there, which
+    # sent every later command of that process to a fresh interpreter.
+    settings.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return settings
 
 
 def runs_forked(args: list[str], env: dict[str, str], zygote_env: dict[str, str]) -> bool:
