@@ -227,6 +227,8 @@ def user_errors(verbose: bool = False):
         # The user's stop is what happened.
         signum = raised_interrupt()
         if signum is not None:
+            if verbose:  # what the signal was turned into, for a bug report
+                _print_traceback(exc)
             note("aborted")
             raise typer.Exit(128 + signum) from None
         if not isinstance(exc, RdpgError):
@@ -234,14 +236,20 @@ def user_errors(verbose: bool = False):
         from rich.markup import escape  # the message quotes user input: '[x]' or ':x:' must print as typed
 
         if verbose:  # for a bug report: where it was raised, and the exceptions it was turned from
-            import traceback
-
             _unsuppress_contexts(exc)
-            sys.stderr.write("".join(traceback.format_exception(exc)))
+            _print_traceback(exc)
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, emoji=False,
                           soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    finally:
+        forget_raised_interrupt()  # this command's: not a library caller's next one
+
+
+def _print_traceback(exc: BaseException) -> None:
+    import traceback
+
+    sys.stderr.write("".join(traceback.format_exception(exc)))
 
 
 def _parse_sets(values: list[str] | None) -> dict:
@@ -522,8 +530,12 @@ class StdoutClosed(Exception):
         self.failed = failed
 
 
-def _aborted(run_dir: Path, signum: int) -> int:
-    """A second stop signal aborted the run: say what is left of it; the exit status."""
+def _aborted(run_dir: Path, created: bool, signum: int) -> int:
+    """A second stop signal aborted the run: a folder this command made and left unused is removed again;
+    say what is left of the run; the exit status."""
+    from rdpg_cli.runs import remove_if_unused
+
+    remove_if_unused(run_dir, created)
     note(f"aborted; {_saved_state(run_dir)}")
     return 128 + signum
 
@@ -554,7 +566,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
                       f"(budget {total}, train.steps); raise --steps to train more")
         return 0
-    from rdpg_cli.signals import SignalStop
+    from rdpg_cli.signals import FinishedRunStop, SignalStop
 
     shown: list = []  # the reporter, once made: where the first signal's note goes
 
@@ -571,7 +583,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown, warnings)
         except KeyboardInterrupt:  # a second signal
-            return _aborted(run_dir, stop.aborted_by or signal.SIGINT)
+            return _aborted(run_dir, created, stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
             if closed.env_steps is None:
                 remove_if_unused(run_dir, created)
@@ -582,11 +594,15 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                 note(f"{closed.failed}: stopped at env step {closed.env_steps}; "
                      f"checkpoint written. Resume with: rdpg train --resume {shlex.quote(str(run_dir))}")
             return closed.failed.exit_code
+        except FinishedRunStop:  # the run is complete: not an abort, whatever came before
+            raise
         except Exception as exc:
             if stop.aborted_by is not None:
-                # The second signal's KeyboardInterrupt, turned into another error by the code it interrupted
-                # (C code: TensorFlow tracing the update; or wrapped as one of rdpg's errors): the user's abort.
-                return _aborted(run_dir, stop.aborted_by)
+                # The second signal's Interrupted, turned into another error by the code it interrupted (C
+                # code: TensorFlow tracing the update; or wrapped as one of rdpg's errors): the user's abort.
+                if verbose:  # what the signal was turned into, for a bug report
+                    _print_traceback(exc)
+                return _aborted(run_dir, created, stop.aborted_by)
             if not isinstance(exc, RdpgError):
                 raise
             # Bad input found late (networks or replay too large for memory): no empty folder.

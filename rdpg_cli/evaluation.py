@@ -11,6 +11,7 @@ import numpy as np
 from rdpg_cli.config import FLOAT32_MAX, Config
 from rdpg_cli.envs import make_env, require_policy_fits
 from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
+from rdpg_cli.signals import stop_if_a_signal_was_swallowed
 from rdpg_cli.errors import TrainingFault, first_line, one_line
 
 
@@ -92,6 +93,7 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                     recorder.step(action, observation)
             result.returns.append(total)
             result.lengths.append(length)
+            stop_if_a_signal_was_swallowed()  # an episode can take minutes
     finally:
         if own_env:
             env.close()

@@ -1036,6 +1036,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
             if not _is_tf_write_error(exc):
                 raise
             raise OSError(None, reason(exc)) from None
+        stop_if_a_signal_was_swallowed()  # before the check, which loads the file in its runtime (seconds)
         if format_ != "savedmodel":
             size, sha256 = size_and_sha256(tmp.read_bytes())
             meta = dataclasses.replace(meta, file_bytes=size, file_sha256=sha256)
@@ -1047,10 +1048,10 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         if not difference <= PARITY_TOLERANCE:
             raise ExportError(f"the {format_} artifact's actions differ from the checkpoint's by {difference:.3g} "
                               f"(> {PARITY_TOLERANCE:g}); nothing was written")
-        stop_if_a_signal_was_swallowed()
         # The file and its sidecar move together: a Ctrl-C between the two renames left the old file beside the
         # new sidecar, which describes another file (neither evaluated), or a sidecar with no file.
         with stop_signals_deferred():
+            stop_if_a_signal_was_swallowed()  # here, where no signal can be dropped any more
             if format_ != "savedmodel":
                 _place(sidecar_tmp, metadata_path(output, format_))
             _place(tmp, destination)

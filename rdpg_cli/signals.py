@@ -36,18 +36,24 @@ class Interrupted(KeyboardInterrupt):
 
 # Stop signals held back by ``stop_signals_deferred`` (None: none is being held back).
 _deferred: list[int] | None = None
-# The last stop signal raised as Interrupted since ``forget_raised_interrupt``: C code it interrupted can turn
-# the exception into another one (TensorFlow's tracing gave a SystemError, then an AttributeError).
+# The last stop signal raised as Interrupted since ``forget_raised_interrupt``: the code it interrupted can
+# turn the exception into another one (TensorFlow's tracing gave a SystemError, then an AttributeError), or
+# drop it (raised in a finalizer).
 _raised: int | None = None
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def raise_interrupted(signum: int) -> None:
+    """Stop the command where it is: Interrupted, recorded for ``raised_interrupt``."""
     global _raised
+    _raised = signum
+    raise Interrupted(signum)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
     if _deferred is not None:
         _deferred.append(signum)
         return
-    _raised = signum
-    raise Interrupted(signum)
+    raise_interrupted(signum)
 
 
 def raised_interrupt() -> int | None:
@@ -56,17 +62,17 @@ def raised_interrupt() -> int | None:
 
 
 def stop_if_a_signal_was_swallowed() -> None:
-    """Just before a command puts its output in place: a stop signal raised earlier whose exception never got
-    here was swallowed on the way (raised inside a finalizer or a weak-reference callback, which Python only
-    reports as "Exception ignored"; TensorFlow runs many): it stops the command now, before anything is
-    replaced, instead of being lost."""
+    """At the points where a command commits to its output (and between long steps): a stop signal raised
+    earlier whose exception never got here was dropped on the way (raised inside a finalizer or a
+    weak-reference callback, which Python only reports as "Exception ignored"; TensorFlow runs many): it
+    stops the command now, instead of being lost."""
     if _raised is not None:
         raise Interrupted(_raised)
 
 
 def forget_raised_interrupt() -> None:
-    """At a command's start: a signal an earlier command (in the same process: tests, a library caller)
-    handled is not this one's."""
+    """At a command's start and end: a signal another command handled (in the same process: tests, a
+    library caller) is not this one's."""
     global _raised
     _raised = None
 
@@ -76,6 +82,8 @@ def interrupt_on_stop_signals() -> None:
     command is (rdpg train installs SignalStop over them)."""
     for sig in stop_signals():
         signal.signal(sig, _interrupt)
+    if getattr(sys.unraisablehook, "rdpg_drops_interrupted", False):  # installed already: not wrapped twice
+        return
     previous = sys.unraisablehook
 
     def unraisable(report: Any) -> None:
@@ -84,6 +92,7 @@ def interrupt_on_stop_signals() -> None:
         if not isinstance(report.exc_value, Interrupted):
             previous(report)
 
+    unraisable.rdpg_drops_interrupted = True  # type: ignore[attr-defined]
     sys.unraisablehook = unraisable
 
 
@@ -104,7 +113,7 @@ def stop_signals_deferred() -> Iterator[None]:
     finally:
         _deferred = None
         if pending:
-            raise Interrupted(pending[0])
+            raise_interrupted(pending[0])
 
 
 def _flush_standard_streams() -> None:
@@ -151,9 +160,10 @@ class SignalStop:
 
     The first signal is recorded: before training starts the command stops without writing anything; once a
     trainer is attached, its loop stops after the current step and checkpoints. A second SIGINT/SIGTERM
-    aborts at once (KeyboardInterrupt); the previous checkpoint is intact since every write is atomic. Once
-    the run has finished (``finished``), a signal ends the command (FinishedRunStop): it is only printing its
-    summary."""
+    aborts at once (Interrupted, a KeyboardInterrupt); the previous checkpoint is intact since every write is
+    atomic. Once the run has finished (``finished``), a signal ends the command (FinishedRunStop): it is only
+    printing its summary. A signal raised before (rdpg's handler for every command) whose exception was
+    dropped on the way here counts as the first."""
 
     def __init__(self, on_first: Callable[[str], None]):
         self.on_first = on_first
@@ -173,7 +183,7 @@ class SignalStop:
         name = signal.Signals(signum).name
         if self.requested is not None:
             self.aborted_by = signum
-            raise KeyboardInterrupt
+            raise_interrupted(signum)
         self.requested = name
         if self.trainer is not None:
             self.trainer.stop_requested = name
@@ -182,6 +192,9 @@ class SignalStop:
     def __enter__(self) -> SignalStop:
         for sig in stop_signals():
             self.previous[sig] = signal.signal(sig, self._handle)
+        if _raised is not None:  # raised before, but dropped on the way here (in a finalizer): a stop request
+            self.requested = signal.Signals(_raised).name
+            forget_raised_interrupt()
         return self
 
     def __exit__(self, *exc: object) -> None:

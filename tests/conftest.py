@@ -147,20 +147,19 @@ def _process_state_restored():
 
 
 @pytest.fixture
-def command_line_signals():
+def command_line_signals(monkeypatch: pytest.MonkeyPatch):
     """The stop-signal handlers ``rdpg`` runs its commands with (a signal raises Interrupted where the
     command is; one raised where it cannot propagate is not printed), for in-process tests; the test
-    process's own put back afterwards."""
+    process's own put back afterwards (by monkeypatch, which undoes in reverse order: a test that patches
+    the hook again gets pytest's back last)."""
     from rdpg_cli.signals import interrupt_on_stop_signals, stop_signals
 
     handlers = {sig: signal.getsignal(sig) for sig in stop_signals()}
-    hook = sys.unraisablehook
-    sys.unraisablehook = sys.__unraisablehook__  # Python's, which rdpg's wraps (not pytest's collector)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's, which rdpg's wraps
     interrupt_on_stop_signals()
     yield
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
-    sys.unraisablehook = hook
 
 
 @pytest.fixture

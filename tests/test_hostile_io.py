@@ -173,13 +173,27 @@ def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys
     from rdpg_cli import errors
     from rdpg_cli.cli import user_errors
 
+    from rdpg_cli.signals import interrupt_on_stop_signals, raised_interrupt
+
     error = getattr(errors, turned_into) if isinstance(turned_into, str) else turned_into
     with pytest.raises(typer.Exit) as ended, user_errors():
         _signal_lost_in_c_code(signal.SIGTERM, error)
     assert ended.value.exit_code == 128 + signal.SIGTERM
     assert capsys.readouterr().err.strip() == "aborted"
-    with pytest.raises(typer.Exit if error is not AttributeError else AttributeError), user_errors():
+    assert raised_interrupt() is None  # the command is over: a library caller's next call starts clean
+    with pytest.raises(typer.Exit if error is not AttributeError else AttributeError) as next_one, user_errors():
         raise error("the next command: its own error, told as before")
+    if error is not AttributeError:
+        assert next_one.value.exit_code == error("").exit_code
+    capsys.readouterr()
+    with pytest.raises(typer.Exit) as ended, user_errors(verbose=True):
+        _signal_lost_in_c_code(signal.SIGTERM, error)
+    shown = capsys.readouterr().err  # --verbose: what the signal was turned into, for a bug report
+    assert ended.value.exit_code == 128 + signal.SIGTERM and "Traceback" in shown and "_type_spec" in shown
+    assert shown.rstrip().endswith("aborted"), shown
+    hook = sys.unraisablehook
+    interrupt_on_stop_signals()  # a second command in the same process: the hook is not wrapped again
+    assert sys.unraisablehook is hook
 
 
 # A stop signal raised in a finalizer, where Python can only report its exception as "Exception ignored" and
@@ -221,6 +235,32 @@ def test_a_stop_signal_swallowed_on_the_way_stops_a_video_before_it_replaces_any
 def _rows_written(metrics: Path) -> bool:
     """Whether training has logged a row (its first env steps are done): the header alone comes before."""
     return metrics.exists() and len(metrics.read_text().splitlines()) > 1
+
+
+def test_a_stop_signal_dropped_in_an_episode_stops_evaluate_after_it(run, monkeypatch, command_line_signals):
+    """The evaluation ran every episode (minutes, for long ones) and printed its result with status 0."""
+    from typer.testing import CliRunner
+
+    from rdpg_cli import evaluation
+    from rdpg_cli.cli import app
+
+    class StopSignalInAFinalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)
+
+    real_step, steps = evaluation.checked_step, []
+
+    def step_with_a_dropped_stop(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 1:
+            StopSignalInAFinalizer()  # made and freed at once
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "checked_step", step_with_a_dropped_stop)
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--episodes", "3", "--json"])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert result.stdout == "" and result.stderr.strip() == "aborted", result.output
+    assert len(steps) == 200  # the episode in progress ended, no other began
 
 
 def test_sighup_stops_training_with_a_checkpoint(tmp_path):

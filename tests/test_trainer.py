@@ -745,14 +745,15 @@ def test_a_signal_during_the_summary_of_a_finished_run_ends_it_with_status_0(tmp
 
 def test_a_second_signal_that_c_code_turned_into_another_error_still_aborts(tmp_path, monkeypatch):
     """The second signal's KeyboardInterrupt, raised while TensorFlow traced the update, can come out of its C
-    code as another error (seen with an export in CI): that was a traceback and exit status 1."""
+    code as another error (seen with an export in CI): that was a traceback and exit status 1. (SIGTERM
+    twice: a suite started in the background has SIGINT ignored, and rdpg keeps it so.)"""
     from rdpg_cli.cli import app
     from rdpg_cli.trainer import Trainer
 
     def stopped_then_aborted_in_c_code(self, *args, **kwargs):
         signal.raise_signal(signal.SIGTERM)  # the first: a stop at the end of this step
         try:
-            signal.raise_signal(signal.SIGINT)  # the second: abort at once
+            signal.raise_signal(signal.SIGTERM)  # the second: abort at once
         except KeyboardInterrupt:
             pass  # lost in C code, which raised something else instead
         raise AttributeError("'dict' object has no attribute '_type_spec'")
@@ -760,8 +761,33 @@ def test_a_second_signal_that_c_code_turned_into_another_error_still_aborts(tmp_
     monkeypatch.setattr(Trainer, "run", stopped_then_aborted_in_c_code)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run"])
-    assert result.exit_code == 128 + signal.SIGINT, result.output
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert "aborted; no checkpoint was written yet" in result.stderr, result.stderr
+
+
+def test_a_signal_dropped_before_the_run_started_stops_it_before_anything_is_written(tmp_path, monkeypatch,
+                                                                                    command_line_signals):
+    """A SIGTERM raised while the environment was checked, in a finalizer (Python drops the exception), was
+    lost: the run trained to the end; worse, its record then turned a real error hours later into "aborted"."""
+    from rdpg_cli import memory
+    from rdpg_cli.cli import app
+
+    class StopSignalInAFinalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)
+
+    real_fit = memory.require_networks_fit
+
+    def fit_with_a_dropped_stop(*args, **kwargs):
+        StopSignalInAFinalizer()  # made and freed at once
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(memory, "require_networks_fit", fit_with_a_dropped_stop)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run"])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert "stopped by SIGTERM before training started; nothing was written" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_signal_while_tensorflow_loads_stops_before_anything_is_written(tmp_path):
