@@ -765,6 +765,23 @@ def test_a_second_signal_that_c_code_turned_into_another_error_still_aborts(tmp_
     assert "aborted; no checkpoint was written yet" in result.stderr, result.stderr
 
 
+def test_a_second_signal_before_training_starts_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """Two SIGTERMs while TensorFlow loaded: the abort left the run folder this command had made (holding only
+    its lock) behind."""
+    from rdpg_cli import cli
+
+    def load_then_two_signals(verbose):
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "load_tensorflow", load_then_two_signals)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run"])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert result.stderr.strip().endswith("aborted; nothing was written"), result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_signal_dropped_before_the_run_started_stops_it_before_anything_is_written(tmp_path, monkeypatch,
                                                                                     command_line_signals):
     """A SIGTERM raised while the environment was checked, in a finalizer (Python drops the exception), was
