@@ -863,11 +863,27 @@ def presets_show(
         from rdpg_cli.config import documented_yaml, load_config, read_preset_text, resolve_preset_path
 
         config = load_config(name)  # a preset train would refuse is refused here too, not shown as if fine
+        _check_preset_against_its_environment(config, name)
         text = documented_yaml(config) if verbose else read_preset_text(resolve_preset_path(name))
         if console.is_terminal and not quiet:
             console.print(Syntax(text, "yaml"))
         else:
             emit(text, end="")
+
+
+def _check_preset_against_its_environment(config, name: str) -> None:
+    """What ``rdpg train`` checks against the environment (its id, kwargs, bounds, time limit), for a preset
+    about to be shown; a simulator that is not installed is a warning here: the preset can still be read."""
+    from rdpg_cli.config import key_locator
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import ConfigError, MissingSimulator
+
+    try:
+        resolve_bounds(config)
+    except MissingSimulator as exc:
+        note(f"warning: {exc}; the preset was checked without its environment")
+    except ConfigError as exc:
+        raise key_locator(name)(exc) from None
 
 
 # ------------------------------------------------------------------------------------------------- main

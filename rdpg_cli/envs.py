@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from rdpg_cli.config import Config, float32_bounds_problem
-from rdpg_cli.errors import ConfigError, EnvironmentSetupError, TrainingFault, first_line, reason
+from rdpg_cli.errors import ConfigError, EnvironmentSetupError, MissingSimulator, TrainingFault, first_line, reason
 from rdpg_cli.extras import install_hint
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     except gym.error.NameNotFound:
         raise ConfigError(f"env.id: unknown environment {config.env.id!r}") from None
     except gym.error.DependencyNotInstalled as exc:
-        raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None
+        raise MissingSimulator(_missing_dependency(config.env.id, exc)) from None
     except gym.error.Error as exc:
         raise ConfigError(f"env.id: {config.env.id!r}: {exc}") from None
     except TypeError as exc:
@@ -140,7 +140,7 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
                                         f"{first_line(exc)}") from None
         raise ConfigError(f"env.kwargs: {config.env.id} rejects them: {exc}") from None
     except ImportError as exc:
-        raise EnvironmentSetupError(_missing_dependency(config.env.id, exc)) from None
+        raise MissingSimulator(_missing_dependency(config.env.id, exc)) from None
     except Exception as exc:  # an environment's constructor may raise anything at values it cannot take
         if not config.env.kwargs:  # nothing of the user's to blame but the environment itself
             raise EnvironmentSetupError(f"env.id: {config.env.id}'s constructor raised {type(exc).__name__}: "

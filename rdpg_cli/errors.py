@@ -60,6 +60,10 @@ class EnvironmentSetupError(RdpgError):
     """The environment cannot be made or does not fit the preset."""
 
 
+class MissingSimulator(EnvironmentSetupError):
+    """A package the environment needs (its simulator: an rdpg extra) is not installed."""
+
+
 class CheckpointError(RdpgError):
     """A checkpoint is missing, damaged, or not an rdpg checkpoint."""
 

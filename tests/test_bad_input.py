@@ -226,6 +226,12 @@ CASES = [
     Case("presets show --verbose of an unknown key", ["presets", "show", "p.yaml", "-v"],
          ["p.yaml: agent.gammma: unknown key (did you mean 'agent.gamma'?)"],
          files={"p.yaml": "agent:\n  gammma: 0.9\n"}),
+    # ... and against its environment, as train checks it (these were shown with exit code 0).
+    Case("presets show of an environment that does not exist", ["presets", "show", "p.yaml"],
+         ["p.yaml: env.id: unknown environment 'NoSuchEnv-v0'"], files={"p.yaml": "env:\n  id: NoSuchEnv-v0\n"}),
+    Case("presets show of bounds outside the action space", ["presets", "show", "p.yaml", "-q"],
+         ["p.yaml: action_bounds: dimension 0: [-3.0, 3.0] lies outside the action space [-2.0, 2.0]"],
+         files={"p.yaml": "env:\n  id: Pendulum-v1\naction_bounds:\n  low: [-3.0]\n  high: [3.0]\n"}),
     # --- --set
     Case("--set without =", ["train", "--preset", "pendulum", "--set", "agent.gamma"],
          ["--set agent.gamma: expected section.key=value"]),

@@ -498,6 +498,12 @@ def test_missing_simulator_names_the_extra(tmp_path: Path, preset: str, module: 
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert f"pip install '.[{extra}]' in rdpg's source folder" in result.stderr
     assert not (tmp_path / "runs").exists()
+    # `presets show` checks a preset against its environment as train does, but one whose simulator is
+    # missing can still be read: a warning, and the preset.
+    shown = run_cli(["presets", "show", preset, "-q"], cwd=tmp_path, prelude=f"sys.modules[{module!r}] = None")
+    assert shown.returncode == 0 and shown.stdout == shipped_presets()[preset].read_text(), shown
+    assert shown.stderr.count("\n") == 1 and shown.stderr.startswith("warning: env.id: "), shown.stderr
+    assert f"pip install '.[{extra}]'" in shown.stderr and "checked without its environment" in shown.stderr
 
 
 @pytest.mark.slow
