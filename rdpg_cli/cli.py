@@ -210,7 +210,6 @@ def user_errors(verbose: bool = False):
     """Project errors -> one line on stderr and their exit code; a traceback only with --verbose."""
     from rdpg_cli.signals import forget_raised_interrupt, raised_interrupt
 
-    forget_raised_interrupt()
     try:
         yield
     except KeyboardInterrupt as exc:  # rdpg train handles its own (a checkpoint to write or to point at)
@@ -894,7 +893,7 @@ def main() -> None:
     import atexit
 
     from rdpg_cli.signals import (exit_code_of, exit_on_stop_signals, ignore_stop_signals_at_teardown,
-                                  interrupt_on_stop_signals)
+                                  interrupt_on_stop_signals, raised_interrupt)
 
     open_closed_standard_streams()
     tolerant_encoding()
@@ -921,6 +920,12 @@ def main() -> None:
         except click_exceptions.ClickException as exc:
             print(one_line(f"error: {exc.format_message()}"), file=sys.stderr)
             sys.exit(exc.exit_code)
+        signum = raised_interrupt()  # left set only where no command's own handling saw it
+        if code == 130 and signum is not None:
+            # Typer turns a KeyboardInterrupt outside a command's body (while it read the options) into a
+            # silent exit status 130, whatever the signal was.
+            note("aborted")
+            code = 128 + signum
         sys.exit(code if isinstance(code, int) else 0)
     finally:
         # The command is over, its outcome decided: a stop signal now ends the process with that outcome.

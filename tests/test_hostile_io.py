@@ -263,6 +263,23 @@ def test_a_stop_signal_dropped_in_an_episode_stops_evaluate_after_it(run, monkey
     assert len(steps) == 200  # the episode in progress ended, no other began
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_while_the_options_are_read_says_aborted_with_its_own_status(tmp_path, signum):
+    """Typer turns a KeyboardInterrupt outside a command's body (while it reads the options: about the first
+    0.3 s of every command) into exit status 130 without a word, whatever the signal was."""
+    prelude = ("import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)\n"  # as a terminal leaves it
+               "from rdpg_cli import cli\nreal = cli.configure_logging\n"
+               "def configure_then_stop():\n"
+               f"    signal.raise_signal({int(signum)})\n"
+               "    real()\n"
+               "cli.configure_logging = configure_then_stop\n")  # called as the options are read
+    code = f"import sys\n{prelude}sys.argv = ['rdpg', *sys.argv[1:]]\ncli.main()\n"
+    result = subprocess.run([sys.executable, "-c", code, "train", "--preset", "pendulum", "--run-dir", "run"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (128 + signum, "aborted\n"), result
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sighup_stops_training_with_a_checkpoint(tmp_path):
     """Closing the terminal (SIGHUP) killed the run and lost everything since its last checkpoint."""
     result = _signal_after(["train", "--preset", "pendulum", "--steps", "100000", *TINY, "--run-dir", "run"],
