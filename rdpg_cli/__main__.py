@@ -1,3 +1,3 @@
-from rdpg_cli.cli import main
+from rdpg_cli.launch import main
 
 main()

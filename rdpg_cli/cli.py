@@ -902,6 +902,9 @@ def main() -> None:
     try:
         try:
             code = app(standalone_mode=False)
+        except KeyboardInterrupt as exc:  # a stop signal while Typer built the command line, before it parsed
+            note("aborted")
+            sys.exit(exit_code_of(exc))
         except StdoutFailed as failed:  # rdpg train handles its own (a checkpoint to write); here all was done
             silence_stdout()
             if not failed.closed_pipe:  # a closed pipe is the reader's choice (`rdpg presets | head -1`): silent

@@ -263,17 +263,43 @@ def test_a_stop_signal_dropped_in_an_episode_stops_evaluate_after_it(run, monkey
     assert len(steps) == 200  # the episode in progress ended, no other began
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_a_stop_signal_while_the_options_are_read_says_aborted_with_its_own_status(tmp_path, signum):
-    """Typer turns a KeyboardInterrupt outside a command's body (while it reads the options: about the first
-    0.3 s of every command) into exit status 130 without a word, whatever the signal was."""
-    prelude = ("import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)\n"  # as a terminal leaves it
-               "from rdpg_cli import cli\nreal = cli.configure_logging\n"
-               "def configure_then_stop():\n"
-               f"    signal.raise_signal({int(signum)})\n"
-               "    real()\n"
-               "cli.configure_logging = configure_then_stop\n")  # called as the options are read
-    code = f"import sys\n{prelude}sys.argv = ['rdpg', *sys.argv[1:]]\ncli.main()\n"
+# Where a stop signal lands in a command's first few tenths of a second, as set-up run before the console
+# script's code (``rdpg_cli.launch.main``): SIGNAL is the signal's number.
+_EARLY_STOPS = {
+    # Importing the command line (Typer, Rich, rdpg's modules): Ctrl-C printed Python's KeyboardInterrupt
+    # traceback, SIGTERM killed the process without a word.
+    "importing": "class StopOnImport:\n"
+                 "    def find_spec(self, name, path=None, target=None):\n"
+                 "        if name == 'rdpg_cli.plot':\n"
+                 "            sys.meta_path.remove(self)\n"
+                 "            signal.raise_signal(SIGNAL)\n"
+                 "sys.meta_path.insert(0, StopOnImport())\n",
+    # Typer building the command from the app, before its own handling: a traceback, exit status 1.
+    "building": "import typer.main\nreal = typer.main.get_command\n"
+                "def get_command(app):\n"
+                "    signal.raise_signal(SIGNAL)\n"
+                "    return real(app)\n"
+                "typer.main.get_command = get_command\n",
+    # Reading the options: Typer turned the KeyboardInterrupt into a silent exit status 130, whatever the signal.
+    "reading options": "from rdpg_cli import cli\nreal = cli.configure_logging\n"
+                       "def configure_then_stop():\n"
+                       "    signal.raise_signal(SIGNAL)\n"
+                       "    real()\n"
+                       "cli.configure_logging = configure_then_stop\n",
+}
+
+
+@pytest.mark.parametrize("where", _EARLY_STOPS)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_a_stop_signal_in_a_commands_first_moments_says_aborted_with_its_own_status(tmp_path, where, signum):
+    code = ("import signal, sys\n"
+            # As a terminal leaves them, even where the suite runs in the background or under nohup.
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+            f"{_EARLY_STOPS[where].replace('SIGNAL', str(int(signum)))}"
+            "sys.argv = ['rdpg', *sys.argv[1:]]\n"
+            "from rdpg_cli.launch import main\n"
+            "main()\n")
     result = subprocess.run([sys.executable, "-c", code, "train", "--preset", "pendulum", "--run-dir", "run"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (128 + signum, "aborted\n"), result

@@ -3,7 +3,7 @@
 A tiny ``rdpg train`` takes about 7 s on a 2-core CI machine, 4-5 s of them importing TensorFlow and rdpg's
 modules; the suite runs a few hundred such commands. Each command still gets a process of its own (own pid,
 file descriptors, signal handlers, exit status, working folder, environment) and runs the console script's
-code (``rdpg_cli.cli.main``); only the interpreter's start-up and those imports are shared. What a fresh
+code (``rdpg_cli.launch.main``); only the interpreter's start-up and those imports are shared. What a fresh
 interpreter would do differently is kept out: ``conftest.rdpg`` sends here only the commands that import
 TensorFlow anyway (train, evaluate, export) without ``--verbose`` (whose TensorFlow start-up log this process
 has already swallowed) and without environment settings that act at start-up; everything else, and every test
