@@ -876,9 +876,11 @@ def _check_preset_against_its_environment(config, name: str) -> None:
     from rdpg_cli.config import key_locator
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, MissingSimulator
+    from rdpg_cli.output import stdout_to_stderr
 
     try:
-        resolve_bounds(config)
+        with stdout_to_stderr():  # stdout is for the preset (`rdpg presets show X > my_task.yaml`), not the env's
+            resolve_bounds(config)
     except MissingSimulator as exc:
         note(f"warning: {exc}; the preset was checked without its environment")
     except ConfigError as exc:

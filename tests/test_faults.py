@@ -831,6 +831,9 @@ def test_an_environment_that_prints_leaves_evaluate_json_alone_with_a_video_too(
          env=FAULTY_ENV)
     result = rdpg("evaluate", "run", "--episodes", "1", "--json", "--video", "v.gif", cwd=tmp_path, env=FAULTY_ENV)
     assert json.loads(result.stdout)["episodes"] == 1, result.stdout
+    # `presets show` makes the environment to check the preset: stdout is for the preset's YAML.
+    shown = rdpg("presets", "show", preset, "-q", cwd=tmp_path, env=FAULTY_ENV)
+    assert shown.stdout == preset.read_text() and "env says hello" in shown.stderr, shown
 
 
 @pytest.mark.parametrize(("value", "expected"), [
