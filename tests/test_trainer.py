@@ -899,9 +899,17 @@ def test_resume_reads_the_episode_from_replay_in_older_checkpoints_and_refuses_a
 
 
 def _train_into_a_pipe(tmp_path: Path, lines_read: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    """``rdpg train`` whose stdout is a pipe that its reader closes after ``lines_read`` lines (as `| head`)."""
+    """``rdpg train`` whose stdout is a pipe that its reader closes after ``lines_read`` lines (as `| head`).
+    Its progress lines come at the end only, not every 10 s: on a slow machine one would fail before it."""
+    code = ("import sys\nfrom rdpg_cli import cli\nload = cli.load_tensorflow\n"
+            "def load_then_report_at_the_end(verbose):\n"
+            "    load(verbose)  # display imports TensorFlow: after rdpg has silenced its start-up log\n"
+            "    from rdpg_cli import display\n"
+            "    display.PlainReporter.__init__.__defaults__ = (None, float('inf'))  # (stream, every)\n"
+            "cli.load_tensorflow = load_then_report_at_the_end\n"
+            "sys.argv = ['rdpg', *sys.argv[1:]]\nfrom rdpg_cli.launch import main\nmain()\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rdpg_cli", "train", "--preset", "pendulum", "--steps", "300", *TINY,
+        [sys.executable, "-c", code, "train", "--preset", "pendulum", "--steps", "300", *TINY,
          "--run-dir", "run", *extra], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(lines_read):
         proc.stdout.readline()
