@@ -125,7 +125,10 @@ def main_callback(
     """rdpg: recurrent deterministic policy gradients with inverting gradients."""
     # Runs before any subcommand's options are parsed: each invocation starts from the default log level,
     # and a flag given to a group (``rdpg presets -q show X``) is not undone by its subcommand's default.
+    from rdpg_cli.signals import forget_raised_interrupt
+
     _log_flags.update(verbose=False, quiet=False)
+    forget_raised_interrupt()  # a stop signal an earlier command in this process (a library caller's) ended on
     configure_logging()
 
 
@@ -872,19 +875,26 @@ def presets_show(
 
 def _check_preset_against_its_environment(config, name: str) -> None:
     """What ``rdpg train`` checks against the environment (its id, kwargs, bounds, time limit), for a preset
-    about to be shown; a simulator that is not installed is a warning here: the preset can still be read."""
+    about to be shown. An environment that cannot be made here (a simulator not installed, no display) or
+    that fails in its own code is a warning: the preset can still be read."""
     from rdpg_cli.config import key_locator
     from rdpg_cli.envs import resolve_bounds
-    from rdpg_cli.errors import ConfigError, MissingSimulator
+    from rdpg_cli.errors import ConfigError, EnvironmentSetupError, first_line
     from rdpg_cli.output import stdout_to_stderr
+    from rdpg_cli.signals import raised_interrupt
 
     try:
         with stdout_to_stderr():  # stdout is for the preset (`rdpg presets show X > my_task.yaml`), not the env's
             resolve_bounds(config)
-    except MissingSimulator as exc:
-        note(f"warning: {exc}; the preset was checked without its environment")
-    except ConfigError as exc:
+    except ConfigError as exc:  # the preset's own values: refused, as train refuses them
         raise key_locator(name)(exc) from None
+    except EnvironmentSetupError as exc:  # the machine's (a simulator not installed) or the environment's
+        note(f"warning: {exc}; the preset was checked without its environment")
+    except (Exception, SystemExit) as exc:  # the environment's own code failing (its close(), a sys.exit())
+        if raised_interrupt() is not None:
+            raise
+        note(f"warning: {config.env.id} failed while the preset was checked against it "
+             f"({type(exc).__name__}: {first_line(exc)}); the preset was checked without its environment")
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -894,8 +904,8 @@ def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
     import atexit
 
-    from rdpg_cli.signals import (exit_code_of, exit_on_stop_signals, ignore_stop_signals_at_teardown,
-                                  interrupt_on_stop_signals, raised_interrupt)
+    from rdpg_cli.signals import (exit_code_of, exit_on_stop_signals, forget_raised_interrupt,
+                                  ignore_stop_signals_at_teardown, interrupt_on_stop_signals, raised_interrupt)
 
     open_closed_standard_streams()
     tolerant_encoding()
@@ -934,6 +944,7 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     finally:
         # The command is over, its outcome decided: a stop signal now ends the process with that outcome.
+        forget_raised_interrupt()
         ending = sys.exc_info()[1]
         code = ending.code if isinstance(ending, SystemExit) else 1
         exit_on_stop_signals(0 if code is None else code if isinstance(code, int) else 1)

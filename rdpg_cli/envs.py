@@ -106,7 +106,7 @@ def _import_env_module(env_id: str) -> None:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name != module.split(".")[0] and exc.name != module:
-            raise EnvironmentSetupError(_missing_dependency(env_id, exc)) from None  # a package it imports
+            raise MissingSimulator(_missing_dependency(env_id, exc)) from None  # a package it imports
         raise ConfigError(f"env.id: {env_id}: no module {module!r} (put {module.replace('.', '/')}.py in the folder "
                           "rdpg runs from, or its folder on PYTHONPATH)") from None
     except Exception as exc:  # the user's module: a SyntaxError, or anything it raises when imported

@@ -14,8 +14,9 @@ def main() -> None:
     interrupt_on_stop_signals()
     try:
         from rdpg_cli.cli import main as run_command_line
-    except KeyboardInterrupt as exc:  # nothing has been done yet: nothing to undo
+
+        run_command_line()
+    except KeyboardInterrupt as exc:  # before the command line's own handling starts: nothing done to undo
         with contextlib.suppress(Exception):  # stderr may be closed (`2>&-`)
             print("aborted", file=sys.stderr, flush=True)
         sys.exit(exit_code_of(exc))
-    run_command_line()

@@ -71,8 +71,8 @@ def stop_if_a_signal_was_swallowed() -> None:
 
 
 def forget_raised_interrupt() -> None:
-    """At a command's end: a signal this command handled is not the next one's (in the same process: tests,
-    a library caller)."""
+    """At a command's end and the next one's start: a signal one command ended on is not the next one's (in
+    the same process: tests, a library caller)."""
     global _raised
     _raised = None
 

@@ -568,6 +568,29 @@ def test_a_damaged_log_stops_a_resume_before_it_changes_anything(tmp_path, small
 # ------------------------------------------------------------------------------------ your own environment
 
 
+def test_presets_show_warns_where_the_environment_cannot_be_made_or_fails_and_still_shows_the_preset(tmp_path):
+    """`presets show` checks a preset against its environment, as train does; one this machine cannot make (a
+    package not installed) or whose own code fails (its close()) stopped the preset from being read: an
+    error line, or a traceback."""
+    (tmp_path / "needs_envs.py").write_text("import a_simulator_not_installed_here\n")
+    (tmp_path / "closing_envs.py").write_text(
+        "import gymnasium as gym\n"
+        "from gymnasium.envs.classic_control.pendulum import PendulumEnv\n"
+        "class BadClose(PendulumEnv):\n"
+        "    def close(self):\n"
+        "        raise RuntimeError('the renderer would not close')\n"
+        "gym.register('BadClose-v0', entry_point=BadClose, max_episode_steps=200)\n")
+    for module, env_id, warning in (
+            ("needs_envs", "X-v0", "warning: env.id: needs_envs:X-v0 needs a package that is not installed"),
+            ("closing_envs", "BadClose-v0", "warning: closing_envs:BadClose-v0 failed while the preset was "
+                                            "checked against it (RuntimeError: the renderer would not close)")):
+        preset = tmp_path / f"{module}.yaml"
+        preset.write_text(f"env:\n  id: '{module}:{env_id}'\n")
+        result = rdpg("presets", "show", preset, "-q", cwd=tmp_path)
+        assert result.stdout == preset.read_text(), result
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(warning), result.stderr
+
+
 def test_an_environment_module_in_the_working_folder_is_found(tmp_path):
     """``env.id: "my_envs:MyPendulum-v0"`` with my_envs.py beside the preset: the ``rdpg`` command (a script in
     the venv's bin, whose folder, not the working one, starts sys.path) finds it, as ``python -m`` would."""

@@ -263,6 +263,26 @@ def test_a_stop_signal_dropped_in_an_episode_stops_evaluate_after_it(run, monkey
     assert len(steps) == 200  # the episode in progress ended, no other began
 
 
+def test_a_stop_signal_one_command_ended_on_is_not_the_next_ones(tmp_path, monkeypatch, command_line_signals):
+    """Two commands in one process (a library caller, CliRunner): the first ended on SIGTERM while its options
+    were read; the second, a preset with an unknown environment, said "aborted" with 143 instead of its error."""
+    from typer.testing import CliRunner
+
+    from rdpg_cli import cli
+
+    real = cli.configure_logging
+
+    def stopped_once():
+        monkeypatch.setattr(cli, "configure_logging", real)
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "configure_logging", stopped_once)
+    assert CliRunner().invoke(cli.app, ["presets"]).exit_code == 130  # Typer's, in a caller's own process
+    (tmp_path / "p.yaml").write_text("env:\n  id: NoSuchEnv-v0\n")
+    result = CliRunner().invoke(cli.app, ["presets", "show", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2 and "unknown environment 'NoSuchEnv-v0'" in result.stderr, result.output
+
+
 # Where a stop signal lands in a command's first few tenths of a second, as set-up run before the console
 # script's code (``rdpg_cli.launch.main``): SIGNAL is the signal's number.
 _EARLY_STOPS = {
