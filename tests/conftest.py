@@ -114,15 +114,36 @@ def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
     return result
 
 
-def rdpg_command(*args: str | Path, setup: str = "") -> list[str]:
-    """``python -m rdpg_cli ARGS`` as a command line, run after ``setup``: Python code for the new process (a
-    signal's action, a resource limit), which it keeps through the exec into rdpg. Instead of subprocess's
-    ``preexec_fn``, which runs Python between fork and exec: unsafe in a test process whose TensorFlow runs
-    threads (a lock one of them held at the fork would hang the child)."""
-    if not setup:
+def rdpg_command(*args: str | Path, prelude: str = "") -> list[str]:
+    """``python -m rdpg_cli ARGS`` as a command line; with ``prelude``, Python code that runs first in that
+    process (a signal's action, a resource limit, a patch of rdpg's code), then the console script's code.
+    Instead of subprocess's ``preexec_fn``, which runs Python between fork and exec: unsafe in a test process
+    whose TensorFlow runs threads (a lock one of them held at the fork would hang the child)."""
+    if not prelude:
         return [sys.executable, "-m", "rdpg_cli", *map(str, args)]
-    code = f"{setup}\nimport os, sys\nos.execv(sys.executable, [sys.executable, '-m', 'rdpg_cli', *sys.argv[1:]])\n"
+    code = f"import sys\n{prelude}\nsys.argv = ['rdpg', *sys.argv[1:]]\nfrom rdpg_cli.launch import main\nmain()\n"
     return [sys.executable, "-c", code, *map(str, args)]
+
+
+class _StopSignalInAFinalizer:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+
+def drop_a_stop_signal() -> None:
+    """SIGTERM raised where Python can only drop the handler's exception ("Exception ignored"): in a
+    finalizer, as those TensorFlow runs in numbers."""
+    _StopSignalInAFinalizer()  # made and freed at once
+
+
+def signal_lost_in_c_code(signum: int, error: type[Exception]) -> None:
+    """What C code did with a stop signal's exception in CI: TensorFlow's tracing, interrupted by SIGTERM
+    while it called back into Python, dropped the Interrupted and raised an unrelated error instead."""
+    try:
+        signal.raise_signal(signum)
+    except KeyboardInterrupt:
+        pass
+    raise error("'dict' object has no attribute '_type_spec'")
 
 
 @pytest.fixture(autouse=True)

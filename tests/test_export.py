@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from conftest import TINY as CONFTEST_TINY
-from conftest import rdpg
+from conftest import drop_a_stop_signal, rdpg
 from typer.testing import CliRunner
 
 from rdpg_cli import __version__
@@ -910,14 +910,6 @@ def test_a_second_ctrl_c_during_the_clean_up_still_removes_the_temporary_export(
     assert list(tmp_path.iterdir()) == []
 
 
-class _StopSignalInAFinalizer:
-    """Freed, it raises SIGTERM in its ``__del__``: the handler's exception is one Python can only report as
-    "Exception ignored" and drop, as it does for those raised in TensorFlow's many finalizers and callbacks."""
-
-    def __del__(self):
-        signal.raise_signal(signal.SIGTERM)
-
-
 def test_a_stop_signal_swallowed_on_the_way_still_stops_the_export_before_it_replaces_anything(
         checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, command_line_signals):
     """A SIGTERM whose exception was dropped in a finalizer: the export went on, replaced the user's file
@@ -929,7 +921,7 @@ def test_a_stop_signal_swallowed_on_the_way_still_stops_the_export_before_it_rep
 
     def write_with_a_swallowed_stop(model, meta, path):
         real_writer(model, meta, path)
-        _StopSignalInAFinalizer()  # made and freed at once
+        drop_a_stop_signal()
 
     command_lines_hook, swallowed = sys.unraisablehook, []
 

@@ -244,7 +244,7 @@ def test_failing_disk_keeps_previous_checkpoint(tmp_path, monkeypatch, error):
 
 
 def _file_size_limit(limit: int) -> str:
-    """``rdpg_command`` set-up: no file of the process can grow past ``limit`` bytes."""
+    """``rdpg_command`` prelude: no file of the process can grow past ``limit`` bytes."""
     return f"import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
 
 
@@ -258,7 +258,7 @@ def test_a_file_size_limit_stops_the_run_in_one_line(tmp_path, limit, first_fail
     left behind."""
     proc = subprocess.run(
         rdpg_command("train", "--preset", "pendulum", "--steps", "300", *TINY, "--set", "train.checkpoint_every=100",
-                     "--run-dir", "run", "-q", setup=_file_size_limit(limit)),
+                     "--run-dir", "run", "-q", prelude=_file_size_limit(limit)),
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -271,7 +271,7 @@ def test_a_file_size_limit_stops_the_run_in_one_line(tmp_path, limit, first_fail
 def test_a_run_file_that_cannot_be_written_is_named(tmp_path):
     proc = subprocess.run(
         rdpg_command("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", "-q",
-                     setup=_file_size_limit(500)),
+                     prelude=_file_size_limit(500)),
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip() == "error: run/config.yaml: cannot write it (File too large)"
@@ -325,7 +325,7 @@ def test_a_write_failure_while_tensorboard_is_cut_back_on_resume_is_one_line(tmp
     (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
     assert events.stat().st_size > 4_000  # 15 rows of scalars: the rewrite cannot fit under the limit below
     proc = subprocess.run(rdpg_command("train", "--resume", "run", "--steps", "250", "-q",
-                                       setup=_file_size_limit(2_000)),
+                                       prelude=_file_size_limit(2_000)),
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -426,7 +426,7 @@ def test_ctrl_c_during_a_video_leaves_no_file_and_no_process(tmp_path):
     # Ctrl-C as a terminal delivers it, even where the suite itself was started in the background by a shell,
     # which leaves SIGINT ignored for everything it starts.
     process = subprocess.Popen(rdpg_command("evaluate", checkpoint, "--episodes", "20", "--video", "v.gif",
-                                            setup="import signal\nsignal.signal(signal.SIGINT, signal.SIG_DFL)"),
+                                            prelude="import signal\nsignal.signal(signal.SIGINT, signal.SIG_DFL)"),
                                cwd=tmp_path, env={**os.environ, **FAULTY_ENV}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120

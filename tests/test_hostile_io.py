@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from conftest import TINY, rdpg, rdpg_command
+from conftest import TINY, drop_a_stop_signal, rdpg, rdpg_command, signal_lost_in_c_code
 
 LONG_NAME = "a" * 300  # one path component over the usual 255-byte limit
 
@@ -132,7 +132,7 @@ def _signal_after(args: list[str | Path], cwd: Path, signum: int, ready: Callabl
     """Run ``rdpg ARGS`` and send it ``signum`` once ``ready()`` holds."""
     # SIGHUP as a terminal would leave it, even where the suite runs under nohup (which ignores it, and rdpg
     # keeps an ignored SIGHUP ignored).
-    proc = subprocess.Popen(rdpg_command(*args, setup="import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)"),
+    proc = subprocess.Popen(rdpg_command(*args, prelude="import signal\nsignal.signal(signal.SIGHUP, signal.SIG_DFL)"),
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not ready() and time.monotonic() < deadline and proc.poll() is None:
@@ -151,16 +151,6 @@ def test_sigterm_during_an_export_cleans_up(tmp_path, run):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def _signal_lost_in_c_code(signum: int, error: type[Exception]) -> None:
-    """What C code did with a stop signal's exception in CI: TensorFlow's tracing, interrupted by SIGTERM
-    while it called back into Python, dropped the Interrupted and raised an unrelated error instead."""
-    try:
-        signal.raise_signal(signum)
-    except KeyboardInterrupt:
-        pass
-    raise error("'dict' object has no attribute '_type_spec'")
-
-
 @pytest.mark.parametrize("turned_into", [AttributeError, "ConfigError"])
 def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys, command_line_signals,
                                                                           turned_into):
@@ -177,7 +167,7 @@ def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys
 
     error = getattr(errors, turned_into) if isinstance(turned_into, str) else turned_into
     with pytest.raises(typer.Exit) as ended, user_errors():
-        _signal_lost_in_c_code(signal.SIGTERM, error)
+        signal_lost_in_c_code(signal.SIGTERM, error)
     assert ended.value.exit_code == 128 + signal.SIGTERM
     assert capsys.readouterr().err.strip() == "aborted"
     assert raised_interrupt() is None  # the command is over: a library caller's next call starts clean
@@ -187,7 +177,7 @@ def test_a_stop_signal_that_c_code_turned_into_another_error_still_aborts(capsys
         assert next_one.value.exit_code == error("").exit_code
     capsys.readouterr()
     with pytest.raises(typer.Exit) as ended, user_errors(verbose=True):
-        _signal_lost_in_c_code(signal.SIGTERM, error)
+        signal_lost_in_c_code(signal.SIGTERM, error)
     shown = capsys.readouterr().err  # --verbose: what the signal was turned into, for a bug report
     assert ended.value.exit_code == 128 + signal.SIGTERM and "Traceback" in shown and "_type_spec" in shown
     assert shown.rstrip().endswith("aborted"), shown
@@ -223,10 +213,9 @@ def test_a_stop_signal_swallowed_on_the_way_stops_a_video_before_it_replaces_any
     had been asked for (and Python printed the dropped exception as a traceback)."""
     pytest.importorskip("imageio")
     (tmp_path / "v.gif").write_text("mine")
-    code = (f"import sys\n{_SWALLOWED_STOP_AFTER_THE_FRAMES}\nsys.argv = ['rdpg', *sys.argv[1:]]\n"
-            "from rdpg_cli.cli import main\nmain()\n")
-    result = subprocess.run([sys.executable, "-c", code, "evaluate", str(run), "--episodes", "1", "--video",
-                             "v.gif", "--force"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(rdpg_command("evaluate", run, "--episodes", "1", "--video", "v.gif", "--force",
+                                         prelude=_SWALLOWED_STOP_AFTER_THE_FRAMES),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 128 + signal.SIGTERM, result.stderr
     assert result.stderr.strip() == "aborted", result.stderr
     assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("v.gif", "mine")]  # nor temporaries
@@ -244,16 +233,12 @@ def test_a_stop_signal_dropped_in_an_episode_stops_evaluate_after_it(run, monkey
     from rdpg_cli import evaluation
     from rdpg_cli.cli import app
 
-    class StopSignalInAFinalizer:
-        def __del__(self):
-            signal.raise_signal(signal.SIGTERM)
-
     real_step, steps = evaluation.checked_step, []
 
     def step_with_a_dropped_stop(*args, **kwargs):
         steps.append(1)
         if len(steps) == 1:
-            StopSignalInAFinalizer()  # made and freed at once
+            drop_a_stop_signal()
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(evaluation, "checked_step", step_with_a_dropped_stop)
@@ -312,15 +297,12 @@ _EARLY_STOPS = {
 @pytest.mark.parametrize("where", _EARLY_STOPS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
 def test_a_stop_signal_in_a_commands_first_moments_says_aborted_with_its_own_status(tmp_path, where, signum):
-    code = ("import signal, sys\n"
-            # As a terminal leaves them, even where the suite runs in the background or under nohup.
-            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-            "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
-            f"{_EARLY_STOPS[where].replace('SIGNAL', str(int(signum)))}"
-            "sys.argv = ['rdpg', *sys.argv[1:]]\n"
-            "from rdpg_cli.launch import main\n"
-            "main()\n")
-    result = subprocess.run([sys.executable, "-c", code, "train", "--preset", "pendulum", "--run-dir", "run"],
+    prelude = ("import signal\n"
+               # As a terminal leaves them, even where the suite runs in the background or under nohup.
+               "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+               f"{_EARLY_STOPS[where].replace('SIGNAL', str(int(signum)))}")
+    result = subprocess.run(rdpg_command("train", "--preset", "pendulum", "--run-dir", "run", prelude=prelude),
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (128 + signum, "aborted\n"), result
     assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY as CONFTEST_TINY
+from conftest import rdpg_command
 import yaml
 from rich.logging import RichHandler
 from typer.testing import CliRunner
@@ -37,8 +38,7 @@ def run_cli(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None,
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE", "COLUMNS")}
     env["PYTHONPATH"] = str(REPO)
     env.update(extra_env or {})
-    code = f"import sys\n{prelude}\nsys.argv = ['rdpg', *sys.argv[1:]]\nfrom rdpg_cli.cli import main\nmain()\n"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+    return subprocess.run(rdpg_command(*args, prelude=prelude), cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
 

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import drop_a_stop_signal
+
 from rdpg_cli import plot as plotting
 from rdpg_cli.cli import app
 from rdpg_cli.trainer import METRIC_COLUMNS, TIMING_COLUMNS
@@ -112,15 +114,11 @@ def test_a_stop_signal_swallowed_on_the_way_stops_the_plot_before_it_replaces_an
 
     from matplotlib.figure import Figure
 
-    class StopSignalInAFinalizer:
-        def __del__(self):
-            signal.raise_signal(signal.SIGTERM)
-
     real_savefig = Figure.savefig
 
     def savefig_with_a_swallowed_stop(self, *args, **kwargs):
         real_savefig(self, *args, **kwargs)
-        StopSignalInAFinalizer()  # made and freed at once
+        drop_a_stop_signal()
 
     folder = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
     (tmp_path / "curve.png").write_text("mine")

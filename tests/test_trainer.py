@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import TINY, TINY_RECURRENT, rdpg
+from conftest import TINY, TINY_RECURRENT, drop_a_stop_signal, rdpg, rdpg_command, signal_lost_in_c_code
 from typer.testing import CliRunner
 
 RUN_FILES = {"config.yaml", "command.txt", "metrics.csv", "timing.csv", "checkpoint.h5", "best.h5", "tensorboard"}
@@ -752,11 +752,7 @@ def test_a_second_signal_that_c_code_turned_into_another_error_still_aborts(tmp_
 
     def stopped_then_aborted_in_c_code(self, *args, **kwargs):
         signal.raise_signal(signal.SIGTERM)  # the first: a stop at the end of this step
-        try:
-            signal.raise_signal(signal.SIGTERM)  # the second: abort at once
-        except KeyboardInterrupt:
-            pass  # lost in C code, which raised something else instead
-        raise AttributeError("'dict' object has no attribute '_type_spec'")
+        signal_lost_in_c_code(signal.SIGTERM, AttributeError)  # the second: abort at once
 
     monkeypatch.setattr(Trainer, "run", stopped_then_aborted_in_c_code)
     monkeypatch.chdir(tmp_path)
@@ -789,14 +785,10 @@ def test_a_signal_dropped_before_the_run_started_stops_it_before_anything_is_wri
     from rdpg_cli import memory
     from rdpg_cli.cli import app
 
-    class StopSignalInAFinalizer:
-        def __del__(self):
-            signal.raise_signal(signal.SIGTERM)
-
     real_fit = memory.require_networks_fit
 
     def fit_with_a_dropped_stop(*args, **kwargs):
-        StopSignalInAFinalizer()  # made and freed at once
+        drop_a_stop_signal()
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(memory, "require_networks_fit", fit_with_a_dropped_stop)
@@ -901,16 +893,15 @@ def test_resume_reads_the_episode_from_replay_in_older_checkpoints_and_refuses_a
 def _train_into_a_pipe(tmp_path: Path, lines_read: int, *extra: str) -> tuple[subprocess.Popen, str]:
     """``rdpg train`` whose stdout is a pipe that its reader closes after ``lines_read`` lines (as `| head`).
     Its progress lines come at the end only, not every 10 s: on a slow machine one would fail before it."""
-    code = ("import sys\nfrom rdpg_cli import cli\nload = cli.load_tensorflow\n"
-            "def load_then_report_at_the_end(verbose):\n"
-            "    load(verbose)  # display imports TensorFlow: after rdpg has silenced its start-up log\n"
-            "    from rdpg_cli import display\n"
-            "    display.PlainReporter.__init__.__defaults__ = (None, float('inf'))  # (stream, every)\n"
-            "cli.load_tensorflow = load_then_report_at_the_end\n"
-            "sys.argv = ['rdpg', *sys.argv[1:]]\nfrom rdpg_cli.launch import main\nmain()\n")
+    prelude = ("from rdpg_cli import cli\nload = cli.load_tensorflow\n"
+               "def load_then_report_at_the_end(verbose):\n"
+               "    load(verbose)  # display imports TensorFlow: after rdpg has silenced its start-up log\n"
+               "    from rdpg_cli import display\n"
+               "    display.PlainReporter.__init__.__defaults__ = (None, float('inf'))  # (stream, every)\n"
+               "cli.load_tensorflow = load_then_report_at_the_end\n")
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "train", "--preset", "pendulum", "--steps", "300", *TINY,
-         "--run-dir", "run", *extra], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        rdpg_command("train", "--preset", "pendulum", "--steps", "300", *TINY, "--run-dir", "run", *extra,
+                     prelude=prelude), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(lines_read):
         proc.stdout.readline()
     proc.stdout.close()
