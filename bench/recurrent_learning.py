@@ -1,10 +1,11 @@
 """Recurrent learning benchmark (issue 3): `pendulum-novel` (Pendulum-v1 without the angular velocity).
 
 Seeds 0, 1, 2: mean deterministic eval return (10 episodes) every 2.5k env steps up to 30k, and the wall
-seconds from the first env step until the first evaluation >= -200 (evaluation time included); the same preset
-with `network.recurrent=none` (a memoryless agent, which cannot infer the velocity) side by side.
+seconds from the first env step until the first evaluation >= -200 (evaluation time included); side by side,
+the preset of before (`recurrent-critic`: the critic reads the history through its own LSTM instead of the whole
+observation) and the preset with `network.recurrent=none` (a memoryless actor, which cannot infer the velocity).
 
-    python bench/recurrent_learning.py                       # full: 3 seeds x (lstm, none) x 30k steps
+    python bench/recurrent_learning.py                       # full: 3 seeds x (lstm, recurrent-critic, none) x 30k
     python bench/recurrent_learning.py --steps 10000 --variants lstm
     python bench/recurrent_learning.py --steps 10000 --variants lstm --set agent.critic_lr=3e-4   # a variation
 
@@ -27,6 +28,9 @@ from learning import run_one  # importing it sets TensorFlow up quietly (_common
 
 VARIANTS = {
     "lstm": {},
+    # The preset of before (2026-11-27): the critic reads the history through its own LSTM, rewards scaled down.
+    "recurrent-critic": {"network.critic_input": "history", "network.critic_layers": [128],
+                         "agent.reward_scale": 0.01},
     "none": {"network.recurrent": "none", "replay.burn_in": 0, "replay.sequence_length": 1,
              "agent.batch_size": 256, "network.actor_layers": [256, 256], "network.critic_layers": [256, 256]},
 }

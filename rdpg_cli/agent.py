@@ -9,6 +9,7 @@ with the actor), each traced once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import keras
@@ -83,16 +84,29 @@ class Agent:
             return Actor(net, spec.action_dim, spec.low, spec.high, squash)
 
         n_critics = 2 if agent.twin_critics else 1
-        self.actor, self.target_actor = actor(), actor()
-        self.critics = [Critic(net) for _ in range(n_critics)]
-        self.target_critics = [Critic(net) for _ in range(n_critics)]
+        # An asymmetric critic (Pinto et al. 2018) reads the environment's whole observation, feed-forward: it
+        # is Markov there, so the critic learns as fast as on the fully observed task, while the actor still
+        # acts on the selected components through its recurrent layer. The replay then stores whole
+        # observations and the update selects the actor's components from them.
+        self.full_observation_critic = net.critic_input == "full_observation"
+        critic_net = dataclasses.replace(net, recurrent="none", history="obs") if self.full_observation_critic \
+            else net
+        indices = config.env.observation_indices
+        self.actor_indices = list(indices) if self.full_observation_critic and indices is not None else None
+        self.stored_observation_dim = spec.full_observation_dim if self.full_observation_critic \
+            else spec.observation_dim
 
-        hist = tf.zeros([1, 1, history_dim(net, spec.observation_dim, spec.action_dim)])
+        self.actor, self.target_actor = actor(), actor()
+        self.critics = [Critic(critic_net) for _ in range(n_critics)]
+        self.target_critics = [Critic(critic_net) for _ in range(n_critics)]
+
+        actor_history = tf.zeros([1, 1, history_dim(net, spec.observation_dim, spec.action_dim)])
+        critic_history = tf.zeros([1, 1, history_dim(critic_net, self.stored_observation_dim, spec.action_dim)])
         act = tf.zeros([1, 1, spec.action_dim])
         for model in [self.actor, self.target_actor]:
-            model(hist, model.initial_state(1))
+            model(actor_history, model.initial_state(1))
         for model in [*self.critics, *self.target_critics]:
-            model(hist, act, model.initial_state(1))
+            model(critic_history, act, model.initial_state(1))
         losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
         for target, critic in zip(self.target_critics, self.critics, strict=True):
             losses.hard_update(target.trainable_variables, critic.trainable_variables)
@@ -242,7 +256,7 @@ class Agent:
         units]``); every step's metrics, and the actor's weights after the last step, each returned as one
         flat tensor: every tensor in or out of a compiled call costs Python time, and the feed-forward
         update is only a few milliseconds of arithmetic."""
-        sizes = batch_field_sizes(self.spec.observation_dim, self.spec.action_dim)
+        sizes = batch_field_sizes(self.stored_observation_dim, self.spec.action_dim)
         flat_metrics = []
         for i, (update_actor, update_targets) in enumerate(pattern):
             fields = tf.split(packed[i], sizes, axis=-1)
@@ -262,7 +276,7 @@ class Agent:
         gradient); there the mask keeps steps of another episode from touching the zero state. The trained
         steps need no mask: whatever follows an episode's end is masked out of every loss."""
         b = self.burn_in
-        if b and self.recurrent:
+        if b and model.encoder.gates:
             _, state = model.encode(history[:, :b], state, step_mask[:, :b], fused=True)
             state = tuple(tf.stop_gradient(s) for s in state)
         return model.encode(history[:, b:], state, fused=True, outputs_from=outputs_from)[0]
@@ -274,10 +288,17 @@ class Agent:
         b = self.burn_in
         step_mask = valid > 0
         loss_mask = valid[:, b:]
-        history = make_history(cfg.network, observations, prev_actions)
+        # Whole observations in the replay (an asymmetric critic's); the actor reads its components of them.
+        actor_observations, actor_next_observations = (
+            (observations, next_observations) if self.actor_indices is None else
+            (tf.gather(observations, self.actor_indices, axis=-1),
+             tf.gather(next_observations, self.actor_indices, axis=-1)))
+        history = make_history(cfg.network, actor_observations, prev_actions)
         # History at t+1 is (o_{t+1}, a_t): next_observations carries the true final observation at an
         # episode end, which the next slot of the buffer (another episode) would not.
-        next_history = make_history(cfg.network, next_observations, actions)
+        next_history = make_history(cfg.network, actor_next_observations, actions)
+        critic_history, critic_next_history = (observations, next_observations) if self.full_observation_critic \
+            else (history, next_history)
         zero_critic_state = self.critics[0].initial_state(tf.shape(observations)[0])
 
         # ---- TD target from the target networks (no gradient).
@@ -287,6 +308,9 @@ class Agent:
             first = 1
         else:
             target_history, first = next_history, 0
+        # A feed-forward critic over the whole observation needs no shifted window: o_{t+1} is all it reads.
+        critic_target_history, critic_first = (critic_next_history, 0) if self.full_observation_critic \
+            else (target_history, first)
         target_features = self._encode(self.target_actor, target_history, start_state, step_mask, first)
         next_actions = self.target_actor.head(target_features)
         if agent.target_noise > 0:
@@ -297,7 +321,7 @@ class Agent:
         next_actions = tf.clip_by_value(next_actions, self.low, self.high)
         next_qs = []
         for target in self.target_critics:
-            features = self._encode(target, target_history, zero_critic_state, step_mask, first)
+            features = self._encode(target, critic_target_history, zero_critic_state, step_mask, critic_first)
             next_qs.append(target.head(features, next_actions))
         next_q = tf.reduce_min(tf.stack(next_qs), axis=0)
         y = losses.td_target(rewards[:, b:], terminated[:, b:], next_q, agent.gamma, agent.reward_scale)
@@ -306,7 +330,7 @@ class Agent:
         with tf.GradientTape() as tape:
             critic_loss = 0.0
             for critic in self.critics:
-                features = self._encode(critic, history, zero_critic_state, step_mask)
+                features = self._encode(critic, critic_history, zero_critic_state, step_mask)
                 q = critic.head(features, actions[:, b:])
                 critic_loss += losses.critic_loss(q, y, loss_mask, agent.delta_clip)
                 if critic is self.critics[0]:

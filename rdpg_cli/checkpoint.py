@@ -2,7 +2,8 @@
 
 Layout (``format = "rdpg-checkpoint"``, ``format_version = 1``):
   attrs      format, format_version, rdpg_version, config (YAML), env_id, observation_dim, action_dim,
-             low, high, env_steps, gradient_steps, episodes, trainer_state (JSON), noise_state (JSON)
+             full_observation_dim (before env.observation_indices; files without it: observation_dim), low,
+             high, env_steps, gradient_steps, episodes, trainer_state (JSON), noise_state (JSON)
   /weights/<network>/<0000..>      every variable of actor, critic(s) and their targets, in creation order
   /optimizers/<name>/<0000..>      Adam state (iterations, moments) of the actor and critic optimizers
   /counters/<0000..>               the compiled step's counters
@@ -57,6 +58,7 @@ class CheckpointData:
     replay: dict[str, np.ndarray] | None = None
     rdpg_version: str = __version__
     format_version: int = FORMAT_VERSION
+    full_observation_dim: int = 0  # the environment's whole observation (0: observation_dim)
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -111,6 +113,7 @@ def _hdf5_image(data: CheckpointData) -> memoryview:
         f.attrs["config"] = data.config_yaml
         f.attrs["env_id"] = data.env_id
         f.attrs["observation_dim"] = data.observation_dim
+        f.attrs["full_observation_dim"] = data.full_observation_dim or data.observation_dim
         f.attrs["action_dim"] = data.action_dim
         f.attrs["low"] = np.asarray(data.low, np.float32)
         f.attrs["high"] = np.asarray(data.high, np.float32)
@@ -322,6 +325,9 @@ def _read(r: _Reader, with_replay: bool) -> CheckpointData:
         raise r.damaged(f"unexpected member '{unknown[0]}' (an rdpg checkpoint holds {', '.join(TOP_LEVEL)})")
     action_dim = r.number_attr("action_dim", low=1, high=MAX_DIM)
     observation_dim = r.number_attr("observation_dim", low=1, high=MAX_DIM)
+    # Written since critics could read the whole observation; a file from before has none, and the same.
+    full_observation_dim = r.number_attr("full_observation_dim", low=1, high=MAX_DIM) \
+        if "full_observation_dim" in f.attrs else observation_dim
     low, high = r.bounds_attr("low", action_dim), r.bounds_attr("high", action_dim)
     if not np.all(low < high):
         raise r.damaged(f"bounds low {low.tolist()} are not below high {high.tolist()}")
@@ -358,6 +364,7 @@ def _read(r: _Reader, with_replay: bool) -> CheckpointData:
         replay=replay,
         rdpg_version=r.text_attr(f, "rdpg_version"),
         format_version=int(version),
+        full_observation_dim=int(full_observation_dim),
     )
 
 
@@ -451,6 +458,7 @@ def newest_checkpoint(runs_dir: Path = Path("runs")) -> Path:
 
 def spec_from_checkpoint(data: CheckpointData) -> EnvSpec:
     return EnvSpec(env_id=data.env_id, observation_dim=data.observation_dim, action_dim=data.action_dim,
+                   full_observation_dim=data.full_observation_dim,
                    low=np.asarray(data.low, np.float32), high=np.asarray(data.high, np.float32))
 
 
@@ -458,10 +466,12 @@ def _least_weights(config: Config, observation_dim: int, action_dim: int) -> int
     """A lower bound on the weights of the networks ``config`` describes: the kernels between consecutive
     layers of the actor and critic stacks (observation -> recurrent units -> dense layers -> output)."""
     encoder = [config.network.units] if config.recurrent else []
+    # A critic over the whole observation is feed-forward and reads at least one component.
+    critic_inputs = [1] if config.network.critic_input == "full_observation" else [observation_dim, *encoder]
     total = 0
-    for layers, out in ((config.network.actor_layers, action_dim), (config.network.critic_layers, 1)):
-        sizes = [observation_dim, *encoder, *layers, out]
-        total += sum(a * b for a, b in itertools.pairwise(sizes))
+    for inputs, layers, out in (([observation_dim, *encoder], config.network.actor_layers, action_dim),
+                                (critic_inputs, config.network.critic_layers, 1)):
+        total += sum(a * b for a, b in itertools.pairwise([*inputs, *layers, out]))
     return total
 
 

@@ -126,6 +126,11 @@ class NetworkConfig:
     units: int = _f(64, "units of the recurrent layer", "positive")
     history: Literal["obs", "obs+prev_action"] = _f(
         "obs", "what the recurrent layer reads at each step: the observation, or it and the previous action")
+    critic_input: Literal["history", "full_observation"] = _f(
+        "history", "what the critic reads with the action: the actor's inputs (through its own recurrent layer "
+        "when network.recurrent is set), or the environment's whole observation, before env.observation_indices, "
+        "feed-forward (an asymmetric critic: it is used in training only, the policy still sees only the "
+        "selected components)")
 
 
 @dataclass(frozen=True)
@@ -657,6 +662,10 @@ def inert_settings(config: Config) -> list[str]:
     elif agent.target_noise > 0 and agent.target_noise_clip == 0:
         notes.append(f"agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise "
                      f"{agent.target_noise} does nothing")
+    if config.network.critic_input == "full_observation" and not config.recurrent \
+            and config.env.observation_indices is None:
+        notes.append("network.critic_input: full_observation is what history gives with network.recurrent none and "
+                     "no env.observation_indices (the critic reads the observation either way)")
     if not config.recurrent and given(config.network, "units"):
         notes.append(f"network.units: {config.network.units} does nothing with network.recurrent none")
     if agent.warmup_actor < agent.warmup_critic:
@@ -683,12 +692,18 @@ def inert_settings(config: Config) -> list[str]:
     if agent.policy_delay > updates:
         notes.append(f"agent.policy_delay: {agent.policy_delay} is more than this run's {updates} gradient steps: "
                      "the actor and the target networks move at most once, at the first")
-    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0:
+    whole_observation_critic = config.network.critic_input == "full_observation"  # feed-forward: no recurrent layer
+    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
+            and not (whole_observation_critic and config.replay.store_state):
         # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
         # critics start from zero whatever store_state says.
-        whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
-                 "actor's windows from its recorded state, not the critics')" if config.replay.store_state else
-                 "the recurrent layers on their zero initial state only")
+        if whole_observation_critic:
+            whose = "the actor's recurrent layer on its zero initial state only"
+        elif config.replay.store_state:
+            whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
+                     "actor's windows from its recorded state, not the critics')")
+        else:
+            whose = "the recurrent layers on their zero initial state only"
         notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose}: their recurrent weights never learn "
                      "(give a burn_in or a longer sequence)")
     indices = config.env.observation_indices or []

@@ -27,6 +27,13 @@ class EnvSpec:
     action_dim: int
     low: np.ndarray
     high: np.ndarray
+    # Components of the environment's whole observation, before env.observation_indices (not given: the
+    # observation's): what a critic over the full observation (network.critic_input) reads.
+    full_observation_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.full_observation_dim:
+            object.__setattr__(self, "full_observation_dim", self.observation_dim)
 
 
 class SelectObservation(gym.ObservationWrapper):
@@ -41,8 +48,17 @@ class SelectObservation(gym.ObservationWrapper):
         # Cast first: gymnasium warns ("precision lowered") when handed float64 bounds for a float32 space.
         self.observation_space = gym.spaces.Box(low=low, high=high, dtype=np.float32)
 
+        self.full_observation: np.ndarray | None = None  # the whole one behind the last observation returned
+
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        return np.asarray(observation, dtype=np.float32)[self.indices]
+        # A copy: the environment may hand out the same array every step. Asymmetric critics read it.
+        self.full_observation = np.array(observation, dtype=np.float32)
+        return self.full_observation[self.indices]
+
+
+def full_observation_space(env: gym.Env) -> gym.spaces.Space:
+    """The observation space before ``SelectObservation`` (the environment's own)."""
+    return env.env.observation_space if isinstance(env, SelectObservation) else env.observation_space
 
 
 # The rdpg extra (pyproject.toml) that installs the simulator behind each gymnasium family of environments.
@@ -218,6 +234,7 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
         action_dim=int(dim),
         low=low.astype(np.float32),
         high=high.astype(np.float32),
+        full_observation_dim=int(full_observation_space(env).shape[0]),
     )
 
 

@@ -36,7 +36,10 @@ def _online_weights(config: Config, observation_dim: int, action_dim: int) -> in
         recurrent = gates * (history + network.units) * network.units
         features = network.units
     actor = recurrent + dense_weights([features, *network.actor_layers, action_dim])
-    critic = recurrent + dense_weights([features, *network.critic_layers, 1])
+    if network.critic_input == "full_observation":  # feed-forward over the whole observation: at least one component
+        critic = dense_weights([1, *network.critic_layers, 1])
+    else:
+        critic = recurrent + dense_weights([features, *network.critic_layers, 1])
     return actor + critics_of(config) * critic
 
 

@@ -26,9 +26,9 @@ from rdpg_cli import seeding
 from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, checked_training_state, write_checkpoint
 from rdpg_cli.config import Config
-from rdpg_cli.envs import EnvSpec, make_env
+from rdpg_cli.envs import EnvSpec, SelectObservation, make_env
 from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason, tensorflow_reason
-from rdpg_cli.evaluation import EvalResult, checked_reset, checked_step, evaluate
+from rdpg_cli.evaluation import EvalResult, checked_observation, checked_reset, checked_step, evaluate
 from rdpg_cli.input_files import FileMessages, regular_file_size
 from rdpg_cli.memory import networks_do_not_fit
 from rdpg_cli.noise import ExplorationNoise
@@ -124,7 +124,8 @@ class Trainer:
         state_sizes = tuple(config.network.units for _ in self.agent.initial_state(1)) \
             if config.replay.store_state else ()
         try:
-            self.replay = ReplayBuffer(config.replay.size, spec.observation_dim, spec.action_dim, state_sizes)
+            self.replay = ReplayBuffer(config.replay.size, self.agent.stored_observation_dim, spec.action_dim,
+                                       state_sizes)
         except (MemoryError, ValueError) as exc:  # numpy: "array is too big" or "Unable to allocate 1.09 TiB"
             raise ConfigError(f"replay.size: {config.replay.size} transitions do not fit in memory "
                               f"({reason(exc)})") from None
@@ -146,6 +147,7 @@ class Trainer:
         self.stop_requested: str | None = None
         self.wall_seconds = 0.0
         self.observation: np.ndarray | None = None
+        self.stored_observation: np.ndarray | None = None  # what the replay keeps of it
         self._session_start: float | None = None
         self._summary_writer = None
         self.last_critic_loss: float | None = None
@@ -174,12 +176,21 @@ class Trainer:
     def _reset_episode(self) -> None:
         try:
             self.observation = checked_reset(self.env, self._episode_reset_seed())
+            self.stored_observation = self._the_stored_observation(self.observation)
         except TrainingFault as exc:
             raise self._fault(str(exc)) from None
         self.policy.reset()
         self.noise.reset()
         self.episode_return = 0.0
         self.episode_actions.clear()
+
+    def _the_stored_observation(self, observation: np.ndarray) -> np.ndarray:
+        """What the replay keeps of the observation the environment just returned: the observation itself, or
+        for a critic over the whole observation (``network.critic_input``) the whole one behind it, checked
+        as the observation is."""
+        if not self.agent.full_observation_critic or not isinstance(self.env, SelectObservation):
+            return observation
+        return checked_observation(self.env.full_observation, self.env.env)
 
     def _fault(self, what: str, checkpoint_kept: bool = True, resumable: bool = False) -> TrainingFault:
         """The error that stops a run at this env step. ``checkpoint_kept``: the fault cannot have reached
@@ -222,13 +233,14 @@ class Trainer:
         action = self._choose_action()
         try:
             next_observation, reward, terminated, truncated = checked_step(self.env, action)
+            stored_next = self._the_stored_observation(next_observation)
         except TrainingFault as exc:  # a broken environment must not lose the run
             raise self._fault(str(exc)) from None
-        self.replay.add(self.observation, action, reward, next_observation, terminated, truncated, state_before)
+        self.replay.add(self.stored_observation, action, reward, stored_next, terminated, truncated, state_before)
         self.episode_actions.append(action)
         self.env_steps += 1
         self.episode_return += reward
-        self.observation = next_observation
+        self.observation, self.stored_observation = next_observation, stored_next
         if terminated or truncated:
             self.episodes += 1
             self._accumulate("rollout/episode_return", self.episode_return)
@@ -399,6 +411,7 @@ class Trainer:
             config_yaml=self.config.to_yaml(),
             env_id=self.spec.env_id,
             observation_dim=self.spec.observation_dim,
+            full_observation_dim=self.spec.full_observation_dim,
             action_dim=self.spec.action_dim,
             low=self.spec.low,
             high=self.spec.high,
@@ -470,6 +483,7 @@ class Trainer:
                 f"{source}: the environment did not replay to the saved state (it is not deterministic "
                 "given its seed), so this run cannot resume exactly")
         self.observation = observation
+        self.stored_observation = self._the_stored_observation(observation)
         self.episode_return = state[0]
         self.episode_actions.load(episode_actions)
         self.policy.state, self.policy.prev_action = acting

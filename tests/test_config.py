@@ -805,7 +805,7 @@ def test_a_recurrent_network_trained_on_zero_states_only_is_named():
 
     note = ("replay.sequence_length: 1 with burn_in 0 trains the recurrent layers on their zero initial state "
             "only: their recurrent weights never learn (give a burn_in or a longer sequence)")
-    one_step = {"replay.sequence_length": 1, "replay.burn_in": 0}
+    one_step = {"replay.sequence_length": 1, "replay.burn_in": 0, "network.critic_input": "history"}
     assert inert_settings(load_config("pendulum-novel", one_step)) == [note]
     assert inert_settings(load_config("pendulum-novel", one_step | {"replay.burn_in": 1})) == []
     assert inert_settings(load_config("pendulum-novel", one_step | {"replay.sequence_length": 2})) == []
@@ -814,6 +814,22 @@ def test_a_recurrent_network_trained_on_zero_states_only_is_named():
               "state only (replay.store_state starts the actor's windows from its recorded state, not the "
               "critics'): their recurrent weights never learn (give a burn_in or a longer sequence)")
     assert inert_settings(load_config("pendulum-novel", one_step | {"replay.store_state": True})) == [stored]
+    # A critic over the whole observation has no recurrent layer: a stored state leaves nothing untrained.
+    whole = one_step | {"network.critic_input": "full_observation"}
+    assert inert_settings(load_config("pendulum-novel", whole | {"replay.store_state": True})) == []
+    assert inert_settings(load_config("pendulum-novel", whole)) == [note.replace(
+        "the recurrent layers on their zero initial state", "the actor's recurrent layer on its zero initial state")]
+
+
+def test_a_critic_over_the_whole_observation_of_a_fully_observed_feed_forward_agent_is_named():
+    from rdpg_cli.config import inert_settings
+
+    whole = {"network.critic_input": "full_observation"}
+    assert inert_settings(load_config("pendulum", whole)) == [
+        "network.critic_input: full_observation is what history gives with network.recurrent none and no "
+        "env.observation_indices (the critic reads the observation either way)"]
+    assert inert_settings(load_config("pendulum", whole | {"env.observation_indices": [0, 1]})) == []
+    assert inert_settings(load_config("pendulum-novel")) == []  # its critic reads the whole observation
 
 
 def test_with_one_step_windows_a_stored_state_trains_the_actors_recurrent_weights_not_the_critics():
@@ -827,7 +843,8 @@ def test_with_one_step_windows_a_stored_state_trains_the_actors_recurrent_weight
 
     config, spec = resolve_bounds(load_config("pendulum-novel", {
         "replay.sequence_length": 1, "replay.burn_in": 0, "replay.store_state": True, "network.units": 4,
-        "network.actor_layers": [8], "network.critic_layers": [8], "agent.batch_size": 8}))
+        "network.actor_layers": [8], "network.critic_layers": [8], "agent.batch_size": 8,
+        "network.critic_input": "history"}))
     agent = Agent(config, spec, seed=0, run_eagerly=True)
     rng = np.random.default_rng(0)
     replay = ReplayBuffer(64, 2, 1, state_shapes=(4, 4))

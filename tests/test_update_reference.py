@@ -31,21 +31,24 @@ BURN_IN, LENGTH = 2, 4
 
 def make_agent(low: np.ndarray = LOW2, high: np.ndarray = HIGH2, recurrent: str = "none", seed: int = 0,
                compiled: bool = False, store_state: bool = False, batch_size: int = 16,
-               **agent: object) -> Agent:
+               actor_indices: list[int] | None = None, **agent: object) -> Agent:
     """A small agent on a (obs 3, action len(low)) task; recurrent ones read obs+prev_action with burn-in 2 and
-    sequence length 4. Eager unless ``compiled``."""
+    sequence length 4. ``actor_indices``: the actor sees those components (env.observation_indices) and the
+    critics the whole observation (network.critic_input: full_observation). Eager unless ``compiled``."""
     sequence = {"sequence_length": LENGTH, "burn_in": BURN_IN, "store_state": store_state} \
         if recurrent != "none" else {}
     config = config_from_dict({
-        "env": {"id": "Pendulum-v1"},
+        "env": {"id": "Pendulum-v1", "observation_indices": actor_indices},
         "action_bounds": {"low": np.asarray(low).tolist(), "high": np.asarray(high).tolist()},
         "agent": {"batch_size": batch_size, **agent},
         "network": {"actor_layers": [8], "critic_layers": [8], "recurrent": recurrent, "units": UNITS,
-                    "history": "obs+prev_action" if recurrent != "none" else "obs"},
+                    "history": "obs+prev_action" if recurrent != "none" else "obs",
+                    "critic_input": "history" if actor_indices is None else "full_observation"},
         "replay": {"size": 1000, **sequence},
     })
-    spec = EnvSpec("Pendulum-v1", observation_dim=OBS, action_dim=len(low), low=np.asarray(low, np.float32),
-                   high=np.asarray(high, np.float32))
+    spec = EnvSpec("Pendulum-v1", observation_dim=OBS if actor_indices is None else len(actor_indices),
+                   action_dim=len(low), low=np.asarray(low, np.float32), high=np.asarray(high, np.float32),
+                   full_observation_dim=OBS)
     return Agent(config, spec, seed=seed, run_eagerly=not compiled)
 
 
@@ -142,19 +145,26 @@ def burned_in(net: Net, batch: Batch, history: np.ndarray, start: tuple) -> tupl
     return state
 
 
-def reference_update(agent: Agent, batch: Batch, gamma: float, delta: float):
+def reference_update(agent: Agent, batch: Batch, gamma: float, delta: float,
+                     actor_indices: list[int] | None = None):
     """y_t = r_t + gamma (1 - terminated_t) min_k Q'_k(h_{t+1}, clip(mu'(h_{t+1}))) for every trained step; for a
     recurrent agent h_{t+1} comes from unrolling each target network over the burn-in (masked; the actor from the
     recorded start state, the critics from zero), then o_b .. o_t, then (o_{t+1}, a_t); for a feed-forward one it
     is o_{t+1}. Also the online critics' Q(h_t, a_t), the Huber critic loss summed over critics (each a mean over
-    valid steps), mean_q of critic 0, and the target actor's raw (unclipped) actions."""
+    valid steps), mean_q of critic 0, and the target actor's raw (unclipped) actions. With ``actor_indices`` the
+    actors read those components of each observation and the critics, feed-forward, read o_{t+1} and o_t
+    whole; the actor loss -mean Q_0(o_t, mu(h_t)) of the online actor is returned too."""
     b = BURN_IN if agent.recurrent else 0
     window = batch.valid.shape[1]
     target_actor = Net(agent.target_actor)
     targets = [Net(c) for c in agent.target_critics]
     online = [Net(c) for c in agent.critics]
+    actor_batch = batch if actor_indices is None else batch._replace(
+        observations=batch.observations[..., actor_indices],
+        next_observations=batch.next_observations[..., actor_indices])
+    actor_loss = None
     if agent.recurrent:
-        history, following = histories(batch)
+        history, following = histories(actor_batch)
         zero = (np.zeros((len(history), UNITS)),) * 2
 
         def h_next(net: Net, start: tuple) -> np.ndarray:
@@ -165,16 +175,23 @@ def reference_update(agent: Agent, batch: Batch, gamma: float, delta: float):
                 out.append(net.step(following[:, t], state)[0])  # one more step: h_{t+1}
             return np.stack(out, axis=1)
 
-        def h_now(net: Net) -> np.ndarray:
-            state, out = burned_in(net, batch, history, zero), []
+        def h_now(net: Net, start: tuple = zero) -> np.ndarray:
+            state, out = burned_in(net, batch, history, start), []
             for t in range(b, window):
                 state = net.step(history[:, t], state)
                 out.append(state[0])
             return np.stack(out, axis=1)
 
         actor_next = h_next(target_actor, batch.start_state)
-        critics_next = [h_next(net, zero) for net in targets]
-        critics_now = [h_now(net) for net in online]
+        if actor_indices is None:
+            critics_next = [h_next(net, zero) for net in targets]
+            critics_now = [h_now(net) for net in online]
+        else:
+            critics_next = [np.float64(batch.next_observations[:, b:])] * len(targets)
+            critics_now = [np.float64(batch.observations[:, b:])] * len(online)
+            mu_now = Net(agent.actor).mlp(h_now(Net(agent.actor), batch.start_state))
+            mask = batch.valid[:, b:]
+            actor_loss = -(online[0].q(critics_now[0], mu_now) * mask).sum() / mask.sum()
     else:
         actor_next = np.float64(batch.next_observations)
         critics_next = [actor_next] * len(targets)
@@ -193,6 +210,8 @@ def reference_update(agent: Agent, batch: Batch, gamma: float, delta: float):
 
     loss = sum((huber(q - y) * mask).sum() / mask.sum() for q in qs)
     mean_q = (qs[0] * mask).sum() / mask.sum()
+    if actor_indices is not None:
+        return y, loss, mean_q, raw, actor_loss
     return y, loss, mean_q, raw
 
 
@@ -250,6 +269,37 @@ def test_td_target_critic_loss_and_mean_q_equal_a_step_by_step_reference(monkeyp
     truncated = mask & ~terminated & next_invalid
     assert truncated.sum() >= 2
     assert np.all(np.abs(y[truncated] - rewards[truncated]) > 1e-3)  # a time limit still bootstraps
+
+
+def test_a_critic_over_the_whole_observation_reads_it_whole_and_the_actor_its_components(monkeypatch):
+    """``network.critic_input: full_observation`` with ``env.observation_indices``: the replay holds whole
+    observations; the actors unroll over the selected components (in the indices' order) and the previous
+    actions as before, the critics are feed-forward over the whole o_{t+1} (targets) and o_t (online). The TD
+    target, the critic loss, mean_q and the actor loss equal the reference's."""
+    gamma, delta, indices = 0.9, 0.7, [2, 0]
+    agent = make_agent(recurrent="lstm", store_state=True, twin_critics=True, gamma=gamma, delta_clip=delta,
+                       target_update=0.3, actor_indices=indices)
+    assert agent.actor.encoder.kernel.shape[0] == len(indices) + 2  # selected components, previous action
+    assert not agent.critics[0].encoder.gates and agent.critics[0].hidden[0].kernel.shape[0] == OBS + 2
+    perturb(agent, seed=0)
+    batch = sample(filled_replay(state_sizes=(UNITS, UNITS)), seed=1)
+    y_ref, loss_ref, mean_q_ref, _, actor_loss_ref = reference_update(agent, batch, gamma, delta, indices)
+
+    captured = {}
+    td_target = losses.td_target
+
+    def capturing(*args, **kwargs):
+        y = td_target(*args, **kwargs)
+        captured["y"] = y.numpy()
+        return y
+
+    monkeypatch.setattr(losses, "td_target", capturing)
+    metrics = agent.train_step(batch, update_actor=True)
+    mask = batch.valid[:, BURN_IN:] > 0
+    np.testing.assert_allclose(captured["y"][mask], y_ref[mask], rtol=1e-5, atol=1e-5)
+    assert metrics["critic_loss"] == pytest.approx(loss_ref, rel=1e-5, abs=1e-6)
+    assert metrics["mean_q"] == pytest.approx(mean_q_ref, rel=1e-5, abs=1e-6)
+    assert metrics["actor_loss"] == pytest.approx(actor_loss_ref, rel=1e-5, abs=1e-6)
 
 
 # -- T2, T4: masked steps change nothing -----------------------------------------------------------------------
