@@ -58,7 +58,10 @@ class CheckpointData:
     replay: dict[str, np.ndarray] | None = None
     rdpg_version: str = __version__
     format_version: int = FORMAT_VERSION
-    full_observation_dim: int = 0  # the environment's whole observation (0: observation_dim)
+    full_observation_dim: int = 0  # the environment's whole observation (not given: observation_dim)
+
+    def __post_init__(self) -> None:
+        self.full_observation_dim = self.full_observation_dim or self.observation_dim
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def _hdf5_image(data: CheckpointData) -> memoryview:
         f.attrs["config"] = data.config_yaml
         f.attrs["env_id"] = data.env_id
         f.attrs["observation_dim"] = data.observation_dim
-        f.attrs["full_observation_dim"] = data.full_observation_dim or data.observation_dim
+        f.attrs["full_observation_dim"] = data.full_observation_dim
         f.attrs["action_dim"] = data.action_dim
         f.attrs["low"] = np.asarray(data.low, np.float32)
         f.attrs["high"] = np.asarray(data.high, np.float32)

@@ -46,7 +46,7 @@ def sample_data(shift: float = 0.0) -> CheckpointData:
 
 def assert_same(a: CheckpointData, b: CheckpointData) -> None:
     for name in ("config_yaml", "env_id", "observation_dim", "action_dim", "counters", "trainer_state",
-                 "noise_state", "rdpg_version", "format_version"):
+                 "noise_state", "rdpg_version", "format_version", "full_observation_dim"):
         assert getattr(a, name) == getattr(b, name), name
     for name in ("low", "high"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
@@ -75,6 +75,21 @@ def test_every_part_of_a_checkpoint_round_trips(tmp_path):
     for group, names in data.variable_names.items():
         assert back.variable_names[group] == names
     assert read_checkpoint(path, with_replay=False).replay is None
+
+
+def test_the_whole_observation_size_round_trips_and_files_from_before_it_read_as_the_observation_size(tmp_path):
+    """``full_observation_dim`` (what a critic over the whole observation reads) is kept; a checkpoint written
+    before it was recorded holds none, and its critics read the observation: it reads back as observation_dim."""
+    import h5py
+
+    path = tmp_path / "checkpoint.h5"
+    data = sample_data()
+    data.full_observation_dim = 5
+    write_checkpoint(path, data)
+    assert read_checkpoint(path).full_observation_dim == 5
+    with h5py.File(path, "r+") as f:
+        del f.attrs["full_observation_dim"]
+    assert read_checkpoint(path).full_observation_dim == data.observation_dim == 3
 
 
 def test_a_checkpoint_is_renamed_into_place_from_a_temporary_file_beside_it(tmp_path, monkeypatch):
