@@ -150,22 +150,30 @@ def rdpg_command() -> list[str]:
 
 def fill_replay(config, spec, steps: int, seed: int = 0):
     """A replay memory holding ``steps`` transitions of uniform random actions on the real environment
-    (episode boundaries included), for benchmarks that need realistic batches."""
+    (episode boundaries included), for benchmarks that need realistic batches. With a critic over the whole
+    observation (``network.critic_input``) it holds whole observations, as the trainer's does."""
     import numpy as np
 
-    from rdpg_cli.envs import make_env
+    from rdpg_cli.envs import SelectObservation, make_env
     from rdpg_cli.replay import ReplayBuffer
 
     env = make_env(config)
+    whole = config.network.critic_input == "full_observation" and isinstance(env, SelectObservation)
+
+    def stored(observation):
+        return env.full_observation if whole else observation
+
     rng = np.random.default_rng(seed)
-    replay = ReplayBuffer(max(steps, 1), spec.observation_dim, spec.action_dim)
-    observation, _ = env.reset(seed=seed)
+    width = spec.full_observation_dim if whole else spec.observation_dim
+    replay = ReplayBuffer(max(steps, 1), width, spec.action_dim)
+    observation = stored(env.reset(seed=seed)[0])
     for _ in range(steps):
         action = rng.uniform(spec.low, spec.high).astype(np.float32)
         next_observation, reward, terminated, truncated, _ = env.step(action)
+        next_observation = stored(next_observation)
         replay.add(observation, action, float(reward), next_observation, terminated, truncated)
         observation = next_observation
         if terminated or truncated:
-            observation, _ = env.reset()
+            observation = stored(env.reset()[0])
     env.close()
     return replay

@@ -28,7 +28,8 @@ from learning import run_one  # importing it sets TensorFlow up quietly (_common
 
 VARIANTS = {
     "lstm": {},
-    # The preset of before (2026-11-27): the critic reads the history through its own LSTM, rewards scaled down.
+    # pendulum-novel's preset of before (2026-11-27): the critic reads the history through its own LSTM, rewards
+    # scaled down (with --preset pendulum-velocity: that preset's critic reading the history, not its own of before).
     "recurrent-critic": {"network.critic_input": "history", "network.critic_layers": [128],
                          "agent.reward_scale": 0.01},
     "none": {"network.recurrent": "none", "replay.burn_in": 0, "replay.sequence_length": 1,

@@ -21,9 +21,9 @@ of the loop is ``other``. A slowdown can then be pinned on one part (the report 
 env step, first quarter -> last quarter). The evaluation returns (2 episodes each) are printed too.
 
 Replay memory. ``ReplayBuffer`` allocates its arrays with ``np.zeros``; the OS commits those pages lazily, so
-RSS would creep up by 33 bytes per transition (Pendulum, 25 for pendulum-novel) as the ring is first
-written, up to 33 MB at 1M, and hide or fake a trend. The child therefore pre-touches the whole replay
-memory (``fill(0)`` on every array: contents unchanged) right after building the Trainer: from then on
+RSS would creep up by 33 bytes per transition (Pendulum, and pendulum-novel, which keeps whole observations)
+as the ring is first written, up to 33 MB at 1M, and hide or fake a trend. The child therefore pre-touches the
+whole replay memory (``fill(0)`` on every array: contents unchanged) right after building the Trainer: from then on
 "the replay's memory is allocated", and any RSS growth during training is something else.
 
 Criteria (PASS needs both, for each run):

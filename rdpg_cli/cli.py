@@ -548,7 +548,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     from rich.table import Table
 
-    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.envs import require_whole_observation_fits, resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
     from rdpg_cli.memory import require_networks_fit
     from rdpg_cli.runs import new_run_dir, remove_if_unused
@@ -556,6 +556,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     try:
         trained = None if resume_data is None else (resume_data.observation_dim, resume_data.action_dim)
         config, spec = resolve_bounds(config, trained, resume_source)  # a custom env may have changed since
+        if resume_data is not None:
+            require_whole_observation_fits(config, spec, resume_data.full_observation_dim, resume_source)
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None

@@ -663,7 +663,7 @@ def inert_settings(config: Config) -> list[str]:
         notes.append(f"agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise "
                      f"{agent.target_noise} does nothing")
     if config.network.critic_input == "full_observation" and not config.recurrent \
-            and config.env.observation_indices is None:
+            and config.env.observation_indices is None and config.network.history == "obs":
         notes.append("network.critic_input: full_observation is what history gives with network.recurrent none and "
                      "no env.observation_indices (the critic reads the observation either way)")
     if not config.recurrent and given(config.network, "units"):
@@ -698,14 +698,14 @@ def inert_settings(config: Config) -> list[str]:
         # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
         # critics start from zero whatever store_state says.
         if whole_observation_critic:
-            whose = "the actor's recurrent layer on its zero initial state only"
+            whose = "the actor's recurrent layer on its zero initial state only: its recurrent weights never learn"
         elif config.replay.store_state:
             whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
-                     "actor's windows from its recorded state, not the critics')")
+                     "actor's windows from its recorded state, not the critics'): their recurrent weights never "
+                     "learn")
         else:
-            whose = "the recurrent layers on their zero initial state only"
-        notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose}: their recurrent weights never learn "
-                     "(give a burn_in or a longer sequence)")
+            whose = "the recurrent layers on their zero initial state only: their recurrent weights never learn"
+        notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose} (give a burn_in or a longer sequence)")
     indices = config.env.observation_indices or []
     repeated = sorted({i for i in indices if indices.count(i) > 1})
     if repeated:

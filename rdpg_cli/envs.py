@@ -292,6 +292,15 @@ def require_policy_fits(env: gym.Env, config: Config, policy: tuple[int, int], s
                 "it was trained)")
 
 
+def require_whole_observation_fits(config: Config, spec: EnvSpec, trained: int, source: str) -> None:
+    """Refuse to resume a critic over the whole observation (``network.critic_input``) on an environment whose
+    whole observation has another size: the policy's selected components may still fit, the critic would not."""
+    if config.network.critic_input == "full_observation" and spec.full_observation_dim != trained:
+        raise EnvironmentSetupError(
+            f"{source}: its critic reads the whole observation of {_count(trained, 'component')}, but "
+            f"{config.env.id} now has {spec.full_observation_dim} (the environment changed since it was trained)")
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 

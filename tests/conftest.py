@@ -21,6 +21,14 @@ from zygote import runs_forked
 # In-process tests run TensorFlow with the thread pools the CLI uses (before anything imports it).
 default_thread_pools()
 
+# The tests of Ctrl-C test what a terminal delivers. A suite started in the background by a non-interactive shell
+# (`.ci/run &`) inherits SIGINT ignored (POSIX ignores it in asynchronous commands), through every exec: Python
+# then installs no KeyboardInterrupt handler, rdpg keeps the signal ignored as it should (signals.py), and those
+# tests would fail for the harness's reason, not rdpg's. Each worker takes Python's usual handler back; the
+# commands it starts then begin with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # A few hundred env steps with 16-unit networks: seconds, not minutes, yet every code path runs. One gradient
 # step per env step and the online policy, as the tests written for them expect (the `pendulum` preset takes
 # two and the averaged policy; tests of those set them).

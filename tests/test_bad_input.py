@@ -417,6 +417,25 @@ def test_resuming_in_an_environment_of_other_sizes_names_both(tiny_checkpoint: P
     assert snapshot(tmp_path) == before
 
 
+def test_resuming_a_critic_over_the_whole_observation_after_that_changed_size_names_it(tiny_checkpoint: Path,
+                                                                                     tmp_path: Path):
+    """The policy's components still fit, the critic's whole observation does not: named as an environment change,
+    not as the first weight array's shape (the config's networks)."""
+    (tmp_path / "run").mkdir()
+    shutil.copy(tiny_checkpoint, tmp_path / "run" / "checkpoint.h5")
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:  # trained where the whole observation had 4
+        config = yaml.safe_load(f.attrs["config"])
+        config["network"]["critic_input"] = "full_observation"
+        f.attrs["config"] = yaml.safe_dump(config)
+        f.attrs["full_observation_dim"] = 4
+    before = snapshot(tmp_path)
+    result = rdpg("train", "--resume", "run", "--steps", "600", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == ("error: run: its critic reads the whole observation of 4 components, but Pendulum-v1 "
+                             "now has 3 (the environment changed since it was trained)\n"), result.stderr
+    assert snapshot(tmp_path) == before
+
+
 SIZED_ENV = """
 import pathlib
 import gymnasium as gym

@@ -395,6 +395,25 @@ def test_a_stored_config_asking_for_giant_networks_is_refused_before_building_th
     assert message.endswith("the config does not match the weights")
 
 
+def test_a_giant_whole_observation_for_the_critic_is_refused_before_building_it(tiny_checkpoint, tmp_path,
+                                                                               monkeypatch):
+    """A critic over the whole observation (network.critic_input) is sized by the file's full_observation_dim:
+    the guard counts it, so a crafted size cannot make the agent allocate gigabytes before its shapes are read."""
+    import rdpg_cli.policy
+
+    def no_agent(*args, **kwargs):
+        raise AssertionError("the agent was built: its networks were allocated before the check")
+
+    def craft(f: h5py.File) -> None:
+        stored_config(lambda c: c["network"].update(critic_input="full_observation", critic_layers=[4096]))(f)
+        f.attrs["full_observation_dim"] = 1_000_000
+
+    monkeypatch.setattr(rdpg_cli.policy, "Agent", no_agent)
+    message = load(crafted(tiny_checkpoint, tmp_path, craft))
+    assert "the stored config's networks need at least 4096" in message, message
+    assert message.endswith("the config does not match the weights")
+
+
 def test_a_plausible_stored_config_mismatch_is_caught_by_shape(tiny_checkpoint, tmp_path):
     path = crafted(tiny_checkpoint, tmp_path, stored_config(lambda c: c["network"].update(critic_layers=[24])))
     assert load(path) == f"{path}: 'critic_0' array 0 has shape (4, 16), the config's networks need (4, 24)"

@@ -818,7 +818,8 @@ def test_a_recurrent_network_trained_on_zero_states_only_is_named():
     whole = one_step | {"network.critic_input": "full_observation"}
     assert inert_settings(load_config("pendulum-novel", whole | {"replay.store_state": True})) == []
     assert inert_settings(load_config("pendulum-novel", whole)) == [note.replace(
-        "the recurrent layers on their zero initial state", "the actor's recurrent layer on its zero initial state")]
+        "the recurrent layers on their zero initial state only: their", "the actor's recurrent layer on its zero "
+        "initial state only: its")]
 
 
 def test_a_critic_over_the_whole_observation_of_a_fully_observed_feed_forward_agent_is_named():
@@ -829,6 +830,8 @@ def test_a_critic_over_the_whole_observation_of_a_fully_observed_feed_forward_ag
         "network.critic_input: full_observation is what history gives with network.recurrent none and no "
         "env.observation_indices (the critic reads the observation either way)"]
     assert inert_settings(load_config("pendulum", whole | {"env.observation_indices": [0, 1]})) == []
+    # With the previous action in the history the critic of the history reads more than the observation.
+    assert inert_settings(load_config("pendulum", whole | {"network.history": "obs+prev_action"})) == []
     assert inert_settings(load_config("pendulum-novel")) == []  # its critic reads the whole observation
 
 
