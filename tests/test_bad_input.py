@@ -400,39 +400,35 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case: Case, tmp_path: 
     assert snapshot(tmp_path) == before, "bad input changed or added files"
 
 
-def test_resuming_in_an_environment_of_other_sizes_names_both(tiny_checkpoint: Path, tmp_path: Path):
-    """A custom environment whose spaces changed since the run began: the same message as evaluate's, not the
-    first weight array's shape."""
+def _now_shows_two_of_three(f: h5py.File, config: dict) -> None:
+    config["env"]["observation_indices"] = [0, 1]
+
+
+def _critic_had_four(f: h5py.File, config: dict) -> None:
+    config["network"]["critic_input"] = "full_observation"
+    f.attrs["full_observation_dim"] = 4
+
+
+@pytest.mark.parametrize("change, error", [
+    # A custom environment whose spaces changed since the run began: the same message as evaluate's.
+    pytest.param(_now_shows_two_of_three, "run: its policy takes 3 observations and gives 1 action, but Pendulum-v1 "
+                 "has 2 observations and 1 action", id="policy"),
+    # The policy's components still fit, the whole observation a critic reads (network.critic_input) does not.
+    pytest.param(_critic_had_four, "run: its critic reads the whole observation of 4 components, but Pendulum-v1 now "
+                 "has 3 (the environment changed since it was trained)", id="whole-observation-critic"),
+])
+def test_resuming_in_an_environment_of_other_sizes_names_them(tiny_checkpoint: Path, tmp_path: Path, change, error):
+    """Named as an environment change, not as the first weight array's shape (the config's networks)."""
     (tmp_path / "run").mkdir()
     shutil.copy(tiny_checkpoint, tmp_path / "run" / "checkpoint.h5")
-    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:  # the environment now shows 2 of the 3
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:
         config = yaml.safe_load(f.attrs["config"])
-        config["env"]["observation_indices"] = [0, 1]
+        change(f, config)
         f.attrs["config"] = yaml.safe_dump(config)
     before = snapshot(tmp_path)
     result = rdpg("train", "--resume", "run", "--steps", "600", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr == ("error: run: its policy takes 3 observations and gives 1 action, but "
-                             "Pendulum-v1 has 2 observations and 1 action\n"), result.stderr
-    assert snapshot(tmp_path) == before
-
-
-def test_resuming_a_critic_over_the_whole_observation_after_that_changed_size_names_it(tiny_checkpoint: Path,
-                                                                                     tmp_path: Path):
-    """The policy's components still fit, the critic's whole observation does not: named as an environment change,
-    not as the first weight array's shape (the config's networks)."""
-    (tmp_path / "run").mkdir()
-    shutil.copy(tiny_checkpoint, tmp_path / "run" / "checkpoint.h5")
-    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:  # trained where the whole observation had 4
-        config = yaml.safe_load(f.attrs["config"])
-        config["network"]["critic_input"] = "full_observation"
-        f.attrs["config"] = yaml.safe_dump(config)
-        f.attrs["full_observation_dim"] = 4
-    before = snapshot(tmp_path)
-    result = rdpg("train", "--resume", "run", "--steps", "600", cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr == ("error: run: its critic reads the whole observation of 4 components, but Pendulum-v1 "
-                             "now has 3 (the environment changed since it was trained)\n"), result.stderr
+    assert result.stderr == f"error: {error}\n", result.stderr
     assert snapshot(tmp_path) == before
 
 

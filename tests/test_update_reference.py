@@ -218,6 +218,20 @@ def reference_update(agent: Agent, batch: Batch, gamma: float, delta: float,
 # -- T1: the TD target ----------------------------------------------------------------------------------------
 
 
+def capture_td_target(monkeypatch) -> dict[str, np.ndarray]:
+    """The TD target an (eager) update hands to ``losses.td_target`` lands in the returned dict as ``"y"``."""
+    captured = {}
+    td_target = losses.td_target
+
+    def capturing(*args, **kwargs):
+        y = td_target(*args, **kwargs)
+        captured["y"] = y.numpy()
+        return y
+
+    monkeypatch.setattr(losses, "td_target", capturing)
+    return captured
+
+
 @pytest.mark.parametrize("kind", ["lstm", "none"])
 def test_td_target_critic_loss_and_mean_q_equal_a_step_by_step_reference(monkeypatch, kind):
     """Guards the TD target of DESIGN §3 in a TD3-style agent (twin critics; recurrent: burn-in 2 and recorded
@@ -244,15 +258,7 @@ def test_td_target_critic_loss_and_mean_q_equal_a_step_by_step_reference(monkeyp
     outside = ((raw < LOW2) | (raw > HIGH2))[mask]
     assert outside.any() and not outside.all(), "the clip must matter for some target actions only"
 
-    captured = {}
-    td_target = losses.td_target
-
-    def capturing(*args, **kwargs):
-        y = td_target(*args, **kwargs)
-        captured["y"] = y.numpy()
-        return y
-
-    monkeypatch.setattr(losses, "td_target", capturing)
+    captured = capture_td_target(monkeypatch)
     metrics = agent.train_step(batch, update_actor=True)
 
     y = captured["y"]
@@ -285,15 +291,7 @@ def test_a_critic_over_the_whole_observation_reads_it_whole_and_the_actor_its_co
     batch = sample(filled_replay(state_sizes=(UNITS, UNITS)), seed=1)
     y_ref, loss_ref, mean_q_ref, _, actor_loss_ref = reference_update(agent, batch, gamma, delta, indices)
 
-    captured = {}
-    td_target = losses.td_target
-
-    def capturing(*args, **kwargs):
-        y = td_target(*args, **kwargs)
-        captured["y"] = y.numpy()
-        return y
-
-    monkeypatch.setattr(losses, "td_target", capturing)
+    captured = capture_td_target(monkeypatch)
     metrics = agent.train_step(batch, update_actor=True)
     mask = batch.valid[:, BURN_IN:] > 0
     np.testing.assert_allclose(captured["y"][mask], y_ref[mask], rtol=1e-5, atol=1e-5)
