@@ -56,6 +56,14 @@ RECURRENT_SETS: dict[str, Any] = {
     "replay.burn_in": 0,
 }
 
+# pendulum-novel's preset of before (2026-11-27): the critic reads the history through its own LSTM, rewards scaled
+# down (with another preset: that preset's critic reading the history, not its own of before).
+RECURRENT_CRITIC_SETS: dict[str, Any] = {
+    "network.critic_input": "history",
+    "network.critic_layers": [128],
+    "agent.reward_scale": 0.01,
+}
+
 QUIET_RUN_SETS: dict[str, Any] = {
     "train.eval_every": NEVER,
     "train.log_every": NEVER,

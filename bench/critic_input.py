@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fill_replay, header, make_config, median, quiet_tensorflow
+from _common import RECURRENT_CRITIC_SETS, fill_replay, header, make_config, median, quiet_tensorflow
 
 VARIANTS = {
     "whole observation (preset)": {},
-    "history (recurrent-critic)": {"network.critic_input": "history", "network.critic_layers": [128],
-                                   "agent.reward_scale": 0.01},
+    "history (recurrent-critic)": RECURRENT_CRITIC_SETS,
 }
 
 

@@ -23,15 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import add_set_option, parse_sets, sets_text
+from _common import RECURRENT_CRITIC_SETS, add_set_option, parse_sets, sets_text
 from learning import run_one  # importing it sets TensorFlow up quietly (_common.quiet_tensorflow)
 
 VARIANTS = {
     "lstm": {},
-    # pendulum-novel's preset of before (2026-11-27): the critic reads the history through its own LSTM, rewards
-    # scaled down (with --preset pendulum-velocity: that preset's critic reading the history, not its own of before).
-    "recurrent-critic": {"network.critic_input": "history", "network.critic_layers": [128],
-                         "agent.reward_scale": 0.01},
+    "recurrent-critic": RECURRENT_CRITIC_SETS,
     "none": {"network.recurrent": "none", "replay.burn_in": 0, "replay.sequence_length": 1,
              "agent.batch_size": 256, "network.actor_layers": [256, 256], "network.critic_layers": [256, 256]},
 }

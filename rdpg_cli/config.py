@@ -662,8 +662,9 @@ def inert_settings(config: Config) -> list[str]:
     elif agent.target_noise > 0 and agent.target_noise_clip == 0:
         notes.append(f"agent.target_noise_clip: 0 clips the smoothing noise to nothing: agent.target_noise "
                      f"{agent.target_noise} does nothing")
-    if config.network.critic_input == "full_observation" and not config.recurrent \
-            and config.env.observation_indices is None and config.network.history == "obs":
+    whole_observation_critic = config.network.critic_input == "full_observation"  # feed-forward: no recurrent layer
+    if whole_observation_critic and not config.recurrent and config.env.observation_indices is None \
+            and config.network.history == "obs":
         notes.append("network.critic_input: full_observation is what history gives with network.recurrent none and "
                      "no env.observation_indices (the critic reads the observation either way)")
     if not config.recurrent and given(config.network, "units"):
@@ -692,7 +693,6 @@ def inert_settings(config: Config) -> list[str]:
     if agent.policy_delay > updates:
         notes.append(f"agent.policy_delay: {agent.policy_delay} is more than this run's {updates} gradient steps: "
                      "the actor and the target networks move at most once, at the first")
-    whole_observation_critic = config.network.critic_input == "full_observation"  # feed-forward: no recurrent layer
     if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
             and not (whole_observation_critic and config.replay.store_state):
         # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
