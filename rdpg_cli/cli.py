@@ -710,7 +710,7 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
         from rdpg_cli.recording import VideoRecorder
 
         with printing:  # the recorder's process too, started here: its environment prints as the other
-            recorder = VideoRecorder(config, video, episodes, show_stderr=verbose)
+            recorder = VideoRecorder(config, video, episodes, show_stderr=verbose, force=force)
             try:
                 result = run_episodes(policy, config, episodes, seed, recorder=recorder)
                 _, divergence = recorder.finish()

@@ -44,7 +44,7 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem
+from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem, place_new
 from rdpg_cli.output import emit
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
@@ -943,13 +943,32 @@ def _remove_temporaries(tmp: Path, sidecar_tmp: Path, created_folders: list[Path
             break
 
 
-def _place(tmp: Path, dest: Path) -> None:
-    """Move a finished artifact into place; an older one at ``dest`` is removed only once the new one is
-    complete, so a failed export leaves the previous artifact as it was."""
-    if tmp.is_dir() and dest.is_dir():
-        _replace_savedmodel(tmp, dest)
-    else:
-        os.replace(tmp, dest)
+def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
+    """Move each finished temporary (the artifact, and its sidecar) to its place. With --force an older
+    artifact there is replaced, only once the new one is complete, so a failed export leaves it as it was.
+    Without, nothing that appeared at a place since ``check_output`` (another export to the same output) is
+    replaced: the export ends as "already exists" and takes back what it had placed."""
+    if force:
+        for tmp, dest in moves:
+            if tmp.is_dir() and dest.is_dir():
+                _replace_savedmodel(tmp, dest)
+            else:
+                os.replace(tmp, dest)
+        return
+    placed: list[tuple[Path, tuple[int, int]]] = []
+    try:
+        for tmp, dest in moves:
+            info = tmp.stat()
+            place_new(tmp, dest)
+            placed.append((dest, (info.st_dev, info.st_ino)))
+    except FileExistsError:
+        for ours, identity in placed:
+            with contextlib.suppress(OSError):
+                info = ours.stat()
+                if (info.st_dev, info.st_ino) == identity:  # still this export's file, not one put there since
+                    ours.unlink()
+        raise ExportError(f"--output {output}: {dest} appeared while exporting (another export to the same "
+                          "output?); it was left as it is; use --force to overwrite it") from None
 
 
 def _replace_savedmodel(tmp: Path, dest: Path) -> None:
@@ -1052,9 +1071,10 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         # new sidecar, which describes another file (neither evaluated), or a sidecar with no file.
         with stop_signals_deferred():
             stop_if_a_signal_was_swallowed()  # here, where no signal can be dropped any more
+            moves = [(tmp, destination)]
             if format_ != "savedmodel":
-                _place(sidecar_tmp, metadata_path(output, format_))
-            _place(tmp, destination)
+                moves.insert(0, (sidecar_tmp, metadata_path(output, format_)))
+            _place(moves, output, force)
             placed = True
     except OSError as exc:
         raise ExportError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None

@@ -1,5 +1,6 @@
 """Checking the paths a user named before anything opens them: that an input is a regular file, that an
-output's folder can be written in. One-line errors."""
+output's folder can be written in (one-line errors); and putting a finished output in place without replacing
+what appeared there meanwhile."""
 
 from __future__ import annotations
 
@@ -75,3 +76,36 @@ def name_problem(path: Path) -> str | None:
     except ValueError:
         return "not a valid file name"
     return None
+
+
+# How a file system without hard links refuses one (FAT and exFAT: EPERM; some network and FUSE mounts: the rest).
+NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)
+
+
+def place_new(tmp: Path, dest: Path) -> None:
+    """Move the finished file or folder ``tmp`` to ``dest``, where nothing was when the command checked.
+    FileExistsError if something is there now (another rdpg writing the same output, or the user), which then
+    stays as it is; ``tmp`` is left for its owner to remove. Checking first and renaming after would replace
+    it: a file gets a second name instead (``os.link`` never replaces), then loses its temporary one; a folder
+    is renamed, which fails onto a file or a folder that holds something. Where a file system has no hard
+    links the check and the move are two steps, as close together as they can be."""
+    if tmp.is_dir():
+        try:
+            os.rename(tmp, dest)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dest)) from None
+            raise
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dest)) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()

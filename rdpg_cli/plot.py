@@ -30,7 +30,7 @@ from typing import Any
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
-from rdpg_cli.input_files import name_problem
+from rdpg_cli.input_files import name_problem, place_new
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +503,13 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     try:
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
         stop_if_a_signal_was_swallowed()
-        os.replace(tmp, target)
+        if force:
+            os.replace(tmp, target)
+        else:  # not over an image that appeared while drawing (another plot to the same output)
+            place_new(tmp, target)
+    except FileExistsError:
+        raise PlotError(f"--output {output}: appeared while drawing (another plot to the same output?); it was "
+                        "left as it is; use --force to replace it") from None
     except OSError as exc:
         raise PlotError(f"--output {output}: cannot write it ({exc.strerror or exc})") from None
     finally:

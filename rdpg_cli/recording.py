@@ -35,6 +35,7 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
 from rdpg_cli.evaluation import checked_step
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, reason
+from rdpg_cli.input_files import place_new
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
 
 FPS = 30
@@ -56,8 +57,13 @@ class VideoRecorder:
     """Parent side: ``reset(seed)`` at each episode start, ``step(action, observation)`` after each step,
     then ``finish()`` (the video in place) or ``abort()`` (nothing left)."""
 
-    def __init__(self, config: Config, path: Path, episodes: int, fps: int = FPS, show_stderr: bool = False) -> None:
+    def __init__(self, config: Config, path: Path, episodes: int, fps: int = FPS, show_stderr: bool = False,
+                 force: bool = False) -> None:
+        """``force``: the video replaces a file at ``path`` (``--force``); without it, one that appeared there
+        while the episodes ran is left as it is and the video is refused."""
         from rdpg_cli.video import temporary_path
+
+        self._force = force
 
         self._path = Path(path)
         self._temporary = temporary_path(self._path, os.getpid())
@@ -95,7 +101,14 @@ class VideoRecorder:
         frames, divergence = self._reply("written")
         stop_if_a_signal_was_swallowed()
         try:
-            os.replace(self._temporary, self._path)
+            if self._force:
+                os.replace(self._temporary, self._path)
+            else:
+                place_new(self._temporary, self._path)
+        except FileExistsError:
+            self.abort()
+            raise ConfigError(f"--video {self._path}: appeared while the episodes ran (another rdpg writing the "
+                              "same video?); it was left as it is; use --force to replace it") from None
         except OSError as exc:
             self.abort()
             raise ConfigError(f"--video {self._path}: cannot write it ({exc.strerror or exc})") from None

@@ -78,8 +78,9 @@ class VideoWriter:
     An MP4 is encoded as the frames come (ffmpeg through imageio), so a long evaluation holds none of them; a
     GIF is written by Pillow in one go at ``finish``, so its frames are kept until then, as the 256-colour
     palette images the GIF holds (0.25 MB for a 500 x 500 frame). Either goes to ``temporary`` (beside
-    ``path``), and ``finish`` completes it there: whoever owns the run moves it over ``path`` with
-    ``move_into_place``, so a failed or stopped write leaves no half video and whatever was at ``path`` before.
+    ``path``), and ``finish`` completes it there: the process that owns the run moves it to ``path``
+    (``VideoRecorder.finish``), so a failed or stopped write leaves no half video and whatever was at ``path``
+    before.
     A failed imageio writer is closed again, noisily, when it is garbage-collected ("Exception ignored in
     PluginV3.__del__"): that happens here, quietly, before the error is raised."""
 
@@ -112,14 +113,12 @@ class VideoWriter:
         self._stream.append_data(frame)
 
     def finish(self) -> int:
-        """Complete the temporary file (``move_into_place`` puts it at ``path``); returns the number of frames."""
+        """Complete the temporary file (``VideoRecorder.finish`` moves it to ``path``); returns the number of
+        frames."""
         if self.frames == 0:
             raise ConfigError("--video: the environment rendered no frames")
         self._guarded(self._complete)
         return self.frames
-
-    def move_into_place(self) -> None:
-        self._guarded(os.replace, self._tmp, self.path)
 
     def _complete(self) -> None:
         if self._gif:
