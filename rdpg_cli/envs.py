@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from rdpg_cli.config import Config, float32_bounds_problem
+from rdpg_cli.config import Config, float32_bounds_problem, inverted_width_problem
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, MissingSimulator, TrainingFault, first_line, reason
 from rdpg_cli.extras import install_hint
 
@@ -213,6 +213,8 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
                 f"{high[flat[0]]}; give action_bounds.low and high (a dimension that cannot move is not an action)")
         for i in range(dim):  # a float64 space can be finite and still beyond what float32 holds
             problem = float32_bounds_problem(float(low[i]), float(high[i]))
+            if not problem and config.agent.bounding == "invert":
+                problem = inverted_width_problem(float(low[i]), float(high[i]))
             if problem:
                 raise ConfigError(f"action_bounds: {config.env.id}'s action dimension {i}: {problem}; give "
                                   "action_bounds.low and high")

@@ -192,6 +192,11 @@ ERROR_CASES = [
      ["action_bounds: dimension 0: low -1e+39 is beyond float32's range"]),
     ("width beyond float32", {"env": {"id": "X-v0"}, "action_bounds": {"low": [-3.0e38], "high": [3.0e38]}},
      ["action_bounds: dimension 0: the width high - low = 6e+38 is beyond float32's range"]),
+    # The inverted gradient scales by 1 / width: a width of 2e-25 turned the weights NaN at the first actor step.
+    ("bounds too narrow for inverted gradients",
+     {"env": {"id": "X-v0"}, "action_bounds": {"low": [-1.0e-25], "high": [1.0e-25]}},
+     ["action_bounds: dimension 0: the width high - low = 2e-25 is too narrow for agent.bounding invert",
+      "(gymnasium.wrappers.RescaleAction)"]),
     ("burn-in without recurrence", with_value("replay.burn_in", 4), ["replay.burn_in: 4 needs network.recurrent"]),
     ("window larger than the replay", with_value("network.recurrent", "lstm", with_value(
         "replay.sequence_length", 10, with_value("replay.size", 5))), ["replay.size: 5 is smaller than one window"]),
@@ -351,6 +356,17 @@ def test_bounds_equal_to_a_float32_space_are_inside_it():
     with pytest.raises(ConfigError, match="lies outside"):
         env_spec(config_from_dict({"env": {"id": "Fake-v0"}, "action_bounds": {"low": [-0.7], "high": [0.71]}}),
                  fake_env(-0.7, 0.7))
+
+
+def test_an_action_space_too_narrow_for_inverted_gradients_is_refused_only_for_them():
+    with pytest.raises(ConfigError, match=r"action dimension 0: the width high - low = 2e-25 is too narrow for "
+                                          r"agent\.bounding invert .*; give action_bounds\.low and high"):
+        env_spec(config_from_dict({"env": {"id": "Fake-v0"}}), fake_env(-1e-25, 1e-25))
+    for bounding in ("tanh", "clip"):  # nothing divides by the width there
+        config = config_from_dict({"env": {"id": "Fake-v0"}, "agent": {"bounding": bounding},
+                                   "action_bounds": {"low": [-1e-25], "high": [1e-25]}})
+        assert env_spec(config, fake_env(-1e-25, 1e-25)).high[0] == np.float32(1e-25)
+    assert env_spec(config_from_dict({"env": {"id": "Fake-v0"}}), fake_env(-1e-15, 1e-15)).high[0] > 0
 
 
 def test_unbounded_action_space_needs_bounds():
