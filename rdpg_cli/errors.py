@@ -77,3 +77,8 @@ class TrainingFault(RdpgError):
     checkpoint is kept. Exit code 1: the input was fine, the run was not."""
 
     exit_code = 1
+
+
+class PolicyFault(TrainingFault):
+    """The policy itself failed in an evaluation (a non-finite action: its weights diverged), as opposed to
+    the environment it was evaluated in: a checkpoint of this state would not be a good one."""

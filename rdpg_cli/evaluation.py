@@ -12,7 +12,7 @@ from rdpg_cli.config import FLOAT32_MAX, Config
 from rdpg_cli.envs import make_env, require_policy_fits
 from rdpg_cli.seeding import EVAL_EPISODES, episode_seed
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
-from rdpg_cli.errors import TrainingFault, first_line, one_line
+from rdpg_cli.errors import PolicyFault, TrainingFault, first_line, one_line
 
 
 class Policy(Protocol):
@@ -78,10 +78,10 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
                 try:
                     action = policy.act(observation)
                 except TrainingFault as exc:
-                    raise TrainingFault(f"evaluation: {exc}") from None
+                    raise PolicyFault(f"evaluation: {exc}") from None
                 shown = non_finite(action)  # an exported policy, say: the environment must not get it
                 if shown is not None:
-                    raise TrainingFault(
+                    raise PolicyFault(
                         f"evaluation: the policy's action is non-finite ({shown}): its weights diverged")
                 if record_raw:
                     result.raw_actions.append(np.array(getattr(policy, "last_raw_action", action)))

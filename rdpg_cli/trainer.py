@@ -27,7 +27,7 @@ from rdpg_cli.agent import Agent
 from rdpg_cli.checkpoint import CheckpointData, checked_training_state, write_checkpoint
 from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec, SelectObservation, make_env
-from rdpg_cli.errors import CheckpointError, ConfigError, TrainingFault, reason, tensorflow_reason
+from rdpg_cli.errors import CheckpointError, ConfigError, PolicyFault, TrainingFault, reason, tensorflow_reason
 from rdpg_cli.evaluation import EvalResult, checked_observation, checked_reset, checked_step, evaluate
 from rdpg_cli.input_files import FileMessages, regular_file_size
 from rdpg_cli.memory import networks_do_not_fit
@@ -101,6 +101,11 @@ class EpisodeActions:
         self._data = np.zeros((max(len(self._data), len(actions)), self._data.shape[1]), np.float32)
         self._data[: len(actions)] = actions
         self.length = len(actions)
+
+
+class EvaluationEnvironmentFailed(Exception):
+    """An evaluation's environment failed (``TrainingFault``'s message): not the agent's failure, so the step's
+    checkpoint may still be written."""
 
 
 def _fmt(value: float | None) -> str:
@@ -305,8 +310,10 @@ class Trainer:
         try:
             return evaluate(AgentPolicy(self.agent), self.config, self.config.train.eval_episodes,
                             self.config.train.eval_seed, env=self.eval_env)
-        except TrainingFault as exc:  # a broken evaluation environment, or a diverged actor
+        except PolicyFault as exc:  # a diverged actor: the last checkpoint stays the last good state
             raise self._fault(str(exc), checkpoint_kept=False) from None
+        except TrainingFault as exc:  # the evaluation's environment: training and its own env are sound
+            raise EvaluationEnvironmentFailed(str(exc)) from None
 
     def _evaluate(self) -> None:
         result = self._run_evaluation()
@@ -568,7 +575,10 @@ class Trainer:
         if self.env_steps % self.config.train.eval_every and self.stop_requested is None:
             # The budget ended between evaluations: evaluate once more for the summary only, leaving the
             # run's state alone so that a resumed run stays identical to an uninterrupted one.
-            final_eval = self._run_evaluation().mean_return
+            try:
+                final_eval = self._run_evaluation().mean_return
+            except EvaluationEnvironmentFailed as failed:
+                raise self._fault(str(failed)) from None
         self.wall_seconds = self.elapsed_wall()
         self._session_start = None
         files = sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))
@@ -595,7 +605,21 @@ class Trainer:
                 if evaluate_now or log_now or save_now:
                     self.run_pending_updates()  # evaluation, metrics.csv and checkpoints see every step
                 if evaluate_now:
-                    self._evaluate()
+                    try:
+                        self._evaluate()
+                    except EvaluationEnvironmentFailed as failed:
+                        if not save_now:
+                            raise self._fault(str(failed)) from None
+                        # This step's metrics row and checkpoint, due after the evaluation, are written all the
+                        # same (without it), as on a stop: otherwise the run's last checkpoint_every env steps
+                        # would be lost with the evaluation.
+                        if log_now:
+                            self._write_row(metrics_file, timing, row_clock)
+                        self.save()
+                        raise TrainingFault(
+                            f"env step {self.env_steps}: {failed}; checkpoint.h5 holds this env step, written "
+                            "without this evaluation; once the environment is fixed, resume with: rdpg train "
+                            f"--resume {shlex.quote(str(self.run_dir))}") from None
                 if log_now:
                     self._write_row(metrics_file, timing, row_clock)
                     row_clock = (time.perf_counter(), self.env_steps, self.critic_updates)

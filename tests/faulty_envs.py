@@ -60,6 +60,10 @@ class FaultyPendulum(PendulumEnv):
                 reward = float("inf")
             elif self.fault == "raise":
                 raise RuntimeError("simulated crash inside the environment")
+            elif self.fault == "raise_once" and not os.path.exists(self.marker):  # fixed after its first crash
+                with open(self.marker, "w"):
+                    pass
+                raise RuntimeError("simulated crash inside the environment")
             elif self.fault == "wide_observation":
                 observation = np.append(observation, 0.0)
             elif self.fault == "array_reward":  # a one-element array: taken as its element

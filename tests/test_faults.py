@@ -4,6 +4,7 @@ Each must end with a clear message, a non-zero exit, no traceback, and the last 
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -82,18 +83,72 @@ def test_broken_environment_stops_cleanly_keeping_last_good_checkpoint(tmp_path,
     assert np.all(np.isfinite(data.replay["observations"])) and np.all(np.isfinite(data.replay["rewards"]))
 
 
-def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_path):
+@pytest.mark.parametrize("checkpoint_every", [50, 300])
+def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_path, checkpoint_every):
     """The evaluation environment is another instance: it raises at its 150th step, in the first evaluation
     (env step 100), before the training one would. One line, exit 1, as a raise in a training step."""
     preset = faulty_preset(tmp_path, "raise", 150)
     result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, "--set", "train.eval_every=100",
-                  "--set", "train.checkpoint_every=50", "--run-dir", "run", cwd=tmp_path, check=False,
-                  env=FAULTY_ENV)
+                  "--set", f"train.checkpoint_every={checkpoint_every}", "--run-dir", "run", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
     assert result.returncode == 1, result.stderr
+    fault = ("error: env step 100: evaluation: the environment raised RuntimeError: simulated crash inside the "
+             "environment")
+    if checkpoint_every == 300:
+        assert result.stderr.strip().splitlines() == [
+            f"{fault}; no checkpoint was written yet (train.checkpoint_every: 300)"], result.stderr
+        return
+    # Env step 100 was due a checkpoint, written after its evaluation: it is written all the same (it used to be
+    # lost with the evaluation, and with it the env steps since the last one).
     assert result.stderr.strip().splitlines() == [
-        "error: env step 100: evaluation: the environment raised RuntimeError: simulated crash inside the "
-        "environment"], result.stderr
-    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 50  # the evaluation comes before step 100's
+        f"{fault}; checkpoint.h5 holds this env step, written without this evaluation; once the environment is "
+        "fixed, resume with: rdpg train --resume run"], result.stderr
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 100
+
+
+def test_a_run_stopped_by_its_evaluation_environment_resumes_from_that_step(tmp_path):
+    preset = tmp_path / "once.yaml"
+    preset.write_text(
+        "env:\n  id: faulty_envs:FaultyPendulum-v0\n"
+        f"  kwargs: {{fault: raise_once, fault_step: 150, marker: {str(tmp_path / 'fixed')!r}}}\n"
+        "action_bounds: {low: [-2.0], high: [2.0]}\n")
+    args = ["--set", "train.eval_every=100", "--set", "train.checkpoint_every=100"]
+    result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, *args, "--run-dir", "run", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
+    assert result.returncode == 1 and "resume with: rdpg train --resume run" in result.stderr, result.stderr
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 100
+    rdpg("train", "--resume", "run", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
+    evaluations = [row["eval/mean_return"] for row in csv.DictReader(open(tmp_path / "run" / "metrics.csv"))]
+    assert [bool(value) for value in evaluations] == [False, True, True]  # none at 100: that one failed
+
+
+def test_a_policy_that_fails_in_an_evaluation_due_a_checkpoint_writes_none(tmp_path, monkeypatch):
+    """A non-finite action in an evaluation is the policy's failure: the state that produced it must not
+    replace the last good checkpoint, even at a step due one."""
+    from rdpg_cli import trainer as training
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import PolicyFault, TrainingFault
+
+    overrides = dict(parse_override(text) for text in [*TINY[1::2], "train.eval_every=100",
+                                                        "train.checkpoint_every=100"])
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    real_evaluate, evaluations = training.evaluate, []
+
+    def failing_second(*args, **kwargs):
+        evaluations.append(1)
+        if len(evaluations) == 2:
+            raise PolicyFault("evaluation: the policy's action is non-finite ([nan]): its weights diverged")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", failing_second)
+    trainer = training.Trainer(config, spec, tmp_path)
+    with pytest.raises(TrainingFault, match=r"^env step 200: evaluation: the policy's action is non-finite "
+                                            r"\(\[nan\]\): its weights diverged$"):
+        trainer.run(300, fresh=True)
+    trainer.close()
+    assert checkpoint_steps(tmp_path / "checkpoint.h5") == 100
 
 
 def test_a_one_element_reward_array_is_taken_as_its_element(tmp_path):
