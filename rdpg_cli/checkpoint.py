@@ -15,7 +15,6 @@ Each variable dataset keeps the variable's path as its ``name`` attribute, for p
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.envs import EnvSpec
 from rdpg_cli.errors import CheckpointError, ConfigError, first_line
 from rdpg_cli.input_files import FileMessages, regular_file_size
+from rdpg_cli.memory import online_weights
 
 FORMAT = "rdpg-checkpoint"
 FORMAT_VERSION = 1
@@ -465,20 +465,6 @@ def spec_from_checkpoint(data: CheckpointData) -> EnvSpec:
                    low=np.asarray(data.low, np.float32), high=np.asarray(data.high, np.float32))
 
 
-def _least_weights(config: Config, observation_dim: int, action_dim: int, full_observation_dim: int) -> int:
-    """A lower bound on the weights of the networks ``config`` describes: the kernels between consecutive
-    layers of the actor and critic stacks (observation -> recurrent units -> dense layers -> output)."""
-    encoder = [config.network.units] if config.recurrent else []
-    # A critic over the whole observation is feed-forward.
-    critic_inputs = [full_observation_dim] if config.network.critic_input == "full_observation" \
-        else [observation_dim, *encoder]
-    total = 0
-    for inputs, layers, out in (([observation_dim, *encoder], config.network.actor_layers, action_dim),
-                                (critic_inputs, config.network.critic_layers, 1)):
-        total += sum(a * b for a, b in itertools.pairwise([*inputs, *layers, out]))
-    return total
-
-
 def config_from_checkpoint(data: CheckpointData, source: str) -> Config:
     try:
         config = config_from_dict(data.config_dict, source=f"{source} (stored config)")
@@ -495,7 +481,7 @@ def config_from_checkpoint(data: CheckpointData, source: str) -> Config:
     # whose networks dwarf the stored weights (a crafted or mismatched file) is refused first. The bound is
     # loose (a quarter of a lower bound): the exact check is restore_agent's.
     held = sum(int(a.size) for name, arrays in data.variables.items() if name != "counters" for a in arrays)
-    needed = _least_weights(config, data.observation_dim, data.action_dim, data.full_observation_dim)
+    needed = online_weights(config, data.observation_dim, data.action_dim, data.full_observation_dim)
     if needed > 4 * held:
         raise CheckpointError(
             f"{source}: the stored config's networks need at least {needed} weights, the file holds {held}; "

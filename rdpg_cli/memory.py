@@ -25,9 +25,10 @@ def dense_weights(widths: list[int]) -> int:
     return sum(a * b for a, b in itertools.pairwise(widths))
 
 
-def _online_weights(config: Config, observation_dim: int, action_dim: int) -> int:
+def online_weights(config: Config, observation_dim: int, action_dim: int, full_observation_dim: int = 1) -> int:
     """At least this many weights in the online actor and critic(s) (biases and the critic's action input left
-    out)."""
+    out). ``full_observation_dim``: what a critic over the whole observation reads, where it is known (before
+    the environment is made it is not: at least one component)."""
     network = config.network
     history = observation_dim + (action_dim if network.history == "obs+prev_action" else 0)
     features, recurrent = history, 0
@@ -36,8 +37,8 @@ def _online_weights(config: Config, observation_dim: int, action_dim: int) -> in
         recurrent = gates * (history + network.units) * network.units
         features = network.units
     actor = recurrent + dense_weights([features, *network.actor_layers, action_dim])
-    if network.critic_input == "full_observation":  # feed-forward over the whole observation: at least one component
-        critic = dense_weights([1, *network.critic_layers, 1])
+    if network.critic_input == "full_observation":  # feed-forward over the whole observation
+        critic = dense_weights([full_observation_dim, *network.critic_layers, 1])
     else:
         critic = recurrent + dense_weights([features, *network.critic_layers, 1])
     return actor + critics_of(config) * critic
@@ -46,7 +47,7 @@ def _online_weights(config: Config, observation_dim: int, action_dim: int) -> in
 def weights_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
     """At least this many float32 weights make up the actor, critic(s) and their targets (biases, the critic's
     action input and the optimizer's moments left out)."""
-    return COPIES * _online_weights(config, observation_dim, action_dim)
+    return COPIES * online_weights(config, observation_dim, action_dim)
 
 
 def critics_of(config: Config) -> int:
@@ -69,7 +70,7 @@ def activations_lower_bound(config: Config) -> int:
 def training_lower_bound(config: Config, observation_dim: int, action_dim: int) -> int:
     """At least this many float32 values exist while training: the networks and their targets, Adam's
     moments of the online ones, and one update's activations."""
-    online = _online_weights(config, observation_dim, action_dim)
+    online = online_weights(config, observation_dim, action_dim)
     return (COPIES + ADAM_MOMENTS) * online + activations_lower_bound(config)
 
 
