@@ -428,6 +428,14 @@ def _return_text(value: float | None) -> str:
     return "0.0" if text == "-0.0" else text
 
 
+def _evaluation_pending(data) -> bool:
+    """Whether a checkpoint was written before its step's evaluation, which its environment failed (a resume
+    runs it, even at the end of the budget)."""
+    from rdpg_cli.checkpoint import trainer_state_dict
+
+    return bool(trainer_state_dict(data).get("evaluation_pending", False))
+
+
 def _file_state(path: Path) -> tuple[int, int] | None:
     """(size, modification time) of a file, None when it is not there: what tells that it was rewritten."""
     try:
@@ -566,7 +574,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
     if resume_data is None:
         run_dir, created = new_run_dir(config, run_dir, force)
     total = config.train.steps
-    if resume_data is not None and resume_data.counters["env_steps"] >= total:
+    if resume_data is not None and resume_data.counters["env_steps"] >= total and not _evaluation_pending(resume_data):
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
                       f"(budget {total}, train.steps); raise --steps to train more")
         return 0

@@ -588,13 +588,15 @@ MIN_INVERTED_WIDTH = 1.0e-15
 
 
 def inverted_width_problem(low: float, high: float) -> str | None:
-    """Why bounds [low, high] are too narrow for ``agent.bounding: invert``, or None."""
+    """Why bounds [low, high] are too narrow for ``agent.bounding: invert``, or None. Checked where training
+    resolves its bounds against the environment (``envs.env_spec``), not when a config is read: a checkpoint
+    trained with a narrower range before this limit still evaluates and exports."""
     width = float(high) - float(low)
     if width >= MIN_INVERTED_WIDTH:
         return None
     return (f"the width high - low = {width:.3g} is too narrow for agent.bounding invert (below "
             f"{MIN_INVERTED_WIDTH:g}, its gradients, scaled by 1 / width, overflow float32); scale the action up "
-            "in the environment (gymnasium.wrappers.RescaleAction)")
+            "in the environment (gymnasium.wrappers.RescaleAction), or set agent.bounding tanh or clip")
 
 
 def _located(source: str, origins: dict[str, str], *keys: str) -> str:
@@ -626,9 +628,6 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
             problem = float32_bounds_problem(lo, hi)
             if problem:
                 raise ConfigError(f"{at('action_bounds')}: action_bounds: dimension {i}: {problem}")
-            problem = inverted_width_problem(lo, hi) if config.agent.bounding == "invert" else None
-            if problem:
-                raise ConfigError(f"{at('action_bounds', 'agent.bounding')}: action_bounds: dimension {i}: {problem}")
     if config.replay.burn_in and not config.recurrent:
         raise ConfigError(f"{at('replay.burn_in', 'network.recurrent')}: replay.burn_in: {config.replay.burn_in} "
                           "needs network.recurrent lstm or gru")

@@ -213,8 +213,6 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
                 f"{high[flat[0]]}; give action_bounds.low and high (a dimension that cannot move is not an action)")
         for i in range(dim):  # a float64 space can be finite and still beyond what float32 holds
             problem = float32_bounds_problem(float(low[i]), float(high[i]))
-            if not problem and config.agent.bounding == "invert":
-                problem = inverted_width_problem(float(low[i]), float(high[i]))
             if problem:
                 raise ConfigError(f"action_bounds: {config.env.id}'s action dimension {i}: {problem}; give "
                                   "action_bounds.low and high")
@@ -230,6 +228,11 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
                 raise ConfigError(
                     f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
                     f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
+    for i in range(dim) if config.agent.bounding == "invert" else ():
+        problem = inverted_width_problem(float(low[i]), float(high[i]))
+        if problem:
+            whose = "action_bounds" if config.action_bounds.low is not None else f"{config.env.id}'s action space"
+            raise ConfigError(f"action_bounds: dimension {i} of {whose}: {problem}")
     return EnvSpec(
         env_id=config.env.id,
         observation_dim=int(env.observation_space.shape[0]),

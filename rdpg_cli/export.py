@@ -944,10 +944,11 @@ def _remove_temporaries(tmp: Path, sidecar_tmp: Path, created_folders: list[Path
 
 
 def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
-    """Move each finished temporary (the artifact, and its sidecar) to its place. With --force an older
+    """Move each finished temporary (the sidecar, then the artifact) to its place. With --force an older
     artifact there is replaced, only once the new one is complete, so a failed export leaves it as it was.
     Without, nothing that appeared at a place since ``check_output`` (another export to the same output) is
-    replaced: the export ends as "already exists" and takes back what it had placed."""
+    replaced: the export ends saying so, and whatever it fails on, it takes back what it had placed (a sidecar
+    without its file would describe nothing)."""
     if force:
         for tmp, dest in moves:
             if tmp.is_dir() and dest.is_dir():
@@ -958,17 +959,19 @@ def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
     placed: list[tuple[Path, tuple[int, int]]] = []
     try:
         for tmp, dest in moves:
-            info = tmp.stat()
+            info = tmp.lstat()
             place_new(tmp, dest)
             placed.append((dest, (info.st_dev, info.st_ino)))
-    except FileExistsError:
+    except BaseException as exc:
         for ours, identity in placed:
             with contextlib.suppress(OSError):
-                info = ours.stat()
+                info = ours.lstat()
                 if (info.st_dev, info.st_ino) == identity:  # still this export's file, not one put there since
                     ours.unlink()
-        raise ExportError(f"--output {output}: {dest} appeared while exporting (another export to the same "
-                          "output?); it was left as it is; use --force to overwrite it") from None
+        if isinstance(exc, FileExistsError):
+            raise ExportError(f"--output {output}: {dest} appeared while exporting (another export to the same "
+                              "output?); it was left as it is; use --force to overwrite it") from None
+        raise
 
 
 def _replace_savedmodel(tmp: Path, dest: Path) -> None:

@@ -4,6 +4,7 @@ what appeared there meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -86,21 +87,26 @@ def place_new(tmp: Path, dest: Path) -> None:
     """Move the finished file or folder ``tmp`` to ``dest``, where nothing was when the command checked.
     FileExistsError if something is there now (another rdpg writing the same output, or the user), which then
     stays as it is; ``tmp`` is left for its owner to remove. Checking first and renaming after would replace
-    it: a file gets a second name instead (``os.link`` never replaces), then loses its temporary one; a folder
-    is renamed, which fails onto a file or a folder that holds something. Where a file system has no hard
-    links the check and the move are two steps, as close together as they can be."""
+    it. A file gets a second name instead (``os.link`` never replaces), then loses its temporary one; a folder
+    first claims the name with an empty folder of its own (``os.mkdir`` fails on anything there, where a rename
+    would replace an empty folder), then is renamed over it. Where a file system has no hard links the check
+    and the move of a file are two steps, as close together as they can be."""
     if tmp.is_dir():
+        os.mkdir(dest)
         try:
             os.rename(tmp, dest)
-        except OSError as exc:
-            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dest)) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.rmdir(dest)  # the claim, still empty; never a folder someone filled since
             raise
         return
     try:
         os.link(tmp, dest)
     except FileExistsError:
-        raise
+        # Over NFS a link the server made can be answered "exists" when the request was sent again: then the
+        # name already leads to this very file.
+        if not _same_file(tmp, dest):
+            raise
     except OSError as exc:
         if exc.errno not in NO_HARD_LINKS:
             raise
@@ -109,3 +115,11 @@ def place_new(tmp: Path, dest: Path) -> None:
         os.replace(tmp, dest)
         return
     tmp.unlink()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        first, second = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

@@ -480,7 +480,7 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
         raise PlotError(f"--output {output}: folder {output.parent} does not exist")
     if output.is_dir():
         raise PlotError(f"--output {output}: is a folder")
-    if output.exists() and not force:
+    if os.path.lexists(output) and not force:  # a symbolic link to nothing too: the user's link
         raise PlotError(f"--output {output}: already exists; use --force to replace it")
     if smooth < 1:
         raise PlotError(f"--smooth: {smooth} must be >= 1 (1 draws the logged points as they are)")

@@ -145,6 +145,9 @@ class Trainer:
         self.critic_updates = 0
         self.best_eval: float | None = None
         self.last_eval: tuple[float, float] | None = None
+        # A checkpoint written before its step's evaluation, which an environment failure stopped: a resume runs
+        # that step's evaluation, metrics row and checkpoint first.
+        self.evaluation_pending = False
         self.episode_return = 0.0
         self.episode_actions = EpisodeActions(spec.action_dim)
         self.accumulators: dict[str, list[float]] = {}  # name -> [sum, count] since the last row
@@ -400,6 +403,7 @@ class Trainer:
             "recent_returns": self.recent_returns,
             "rng": self.rng.bit_generator.state,
             "wall_seconds": self.elapsed_wall(),
+            "evaluation_pending": self.evaluation_pending,
         }
 
     def elapsed_wall(self) -> float:
@@ -505,6 +509,8 @@ class Trainer:
         self.best_eval = state["best_eval"]
         self.last_eval = tuple(state["last_eval"]) if state["last_eval"] else None
         self.accumulators = state["accumulators"]
+        # Files from before the key: none had an evaluation left to run.
+        self.evaluation_pending = bool(state.get("evaluation_pending", False))
         self.recent_returns = state["recent_returns"]
         self.rng.bit_generator.state = state["rng"]
         self.wall_seconds = float(state.get("wall_seconds", 0.0))
@@ -578,7 +584,8 @@ class Trainer:
             try:
                 final_eval = self._run_evaluation().mean_return
             except EvaluationEnvironmentFailed as failed:
-                raise self._fault(str(failed)) from None
+                raise TrainingFault(f"env step {self.env_steps}: {failed}; training is complete and checkpoint.h5 "
+                                    "holds it: only the summary's evaluation failed") from None
         self.wall_seconds = self.elapsed_wall()
         self._session_start = None
         files = sorted(p.name for p in self.run_dir.iterdir() if not p.name.startswith("."))
@@ -591,44 +598,53 @@ class Trainer:
     def _loop(self, total_steps: int, metrics_path: Path, timing_path: Path, started: float,
               steps_at_start: int) -> tuple[float, int, int]:
         """Step, learn, evaluate, log and save until the budget or a stop; the clock of the last row."""
-        cfg = self.config.train
         row_clock = (started, steps_at_start, self.critic_updates)
         updates_at_start = self.critic_updates
         last_report = 0.0
         with open(metrics_path, "a", newline="") as metrics_file, open(timing_path, "a", newline="") as timing:
+            if self.evaluation_pending:  # the step a failed evaluation stopped at (checkpointed): its tail again
+                row_clock = self._step_tail(total_steps, metrics_file, timing, row_clock)
             while self.env_steps < total_steps and self.stop_requested is None:
                 self._env_step()
                 self._learn()
-                evaluate_now = self.env_steps % cfg.eval_every == 0
-                log_now = self.env_steps % cfg.log_every == 0
-                save_now = self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps
-                if evaluate_now or log_now or save_now:
-                    self.run_pending_updates()  # evaluation, metrics.csv and checkpoints see every step
-                if evaluate_now:
-                    try:
-                        self._evaluate()
-                    except EvaluationEnvironmentFailed as failed:
-                        if not save_now:
-                            raise self._fault(str(failed)) from None
-                        # This step's metrics row and checkpoint, due after the evaluation, are written all the
-                        # same (without it), as on a stop: otherwise the run's last checkpoint_every env steps
-                        # would be lost with the evaluation.
-                        if log_now:
-                            self._write_row(metrics_file, timing, row_clock)
-                        self.save()
-                        raise TrainingFault(
-                            f"env step {self.env_steps}: {failed}; checkpoint.h5 holds this env step, written "
-                            "without this evaluation; once the environment is fixed, resume with: rdpg train "
-                            f"--resume {shlex.quote(str(self.run_dir))}") from None
-                if log_now:
-                    self._write_row(metrics_file, timing, row_clock)
-                    row_clock = (time.perf_counter(), self.env_steps, self.critic_updates)
-                if save_now:
-                    self.save()
+                row_clock = self._step_tail(total_steps, metrics_file, timing, row_clock)
                 now = time.perf_counter()
                 if now - last_report > 0.25 or self.env_steps == total_steps:
                     last_report = now
                     self.reporter.update(self._stats(now - started, steps_at_start, updates_at_start))
+        return row_clock
+
+    def _step_tail(self, total_steps: int, metrics_file, timing_file, row_clock: tuple[float, int, int]
+                   ) -> tuple[float, int, int]:
+        """What an env step ends with, in this order: the evaluation, the metrics row, the checkpoint (each
+        where due); the clock of the last row."""
+        cfg = self.config.train
+        evaluate_now = self.env_steps % cfg.eval_every == 0
+        log_now = self.env_steps % cfg.log_every == 0
+        save_now = self.env_steps % cfg.checkpoint_every == 0 or self.env_steps == total_steps
+        if evaluate_now or log_now or save_now:
+            self.run_pending_updates()  # evaluation, metrics.csv and checkpoints see every step
+        if evaluate_now:
+            try:
+                self._evaluate()
+            except EvaluationEnvironmentFailed as failed:
+                if not save_now:
+                    raise self._fault(str(failed)) from None
+                # The checkpoint this step is due is written all the same, before its evaluation and row, and
+                # says so: a resume runs the evaluation, the row and the checkpoint again, as an uninterrupted
+                # run would have; otherwise the run's last checkpoint_every env steps would be lost with it.
+                self.evaluation_pending = True
+                self.save()
+                raise TrainingFault(
+                    f"env step {self.env_steps}: {failed}; checkpoint.h5 holds this env step, its evaluation still "
+                    "to run; once the environment is fixed, resume with: rdpg train --resume "
+                    f"{shlex.quote(str(self.run_dir))}") from None
+            self.evaluation_pending = False
+        if log_now:
+            self._write_row(metrics_file, timing_file, row_clock)
+            row_clock = (time.perf_counter(), self.env_steps, self.critic_updates)
+        if save_now:
+            self.save()
         return row_clock
 
     def _stats(self, elapsed: float, steps_at_start: int, updates_at_start: int) -> dict[str, Any]:

@@ -101,26 +101,62 @@ def test_an_environment_that_breaks_in_an_evaluation_stops_the_run_cleanly(tmp_p
     # Env step 100 was due a checkpoint, written after its evaluation: it is written all the same (it used to be
     # lost with the evaluation, and with it the env steps since the last one).
     assert result.stderr.strip().splitlines() == [
-        f"{fault}; checkpoint.h5 holds this env step, written without this evaluation; once the environment is "
-        "fixed, resume with: rdpg train --resume run"], result.stderr
+        f"{fault}; checkpoint.h5 holds this env step, its evaluation still to run; once the environment is fixed, "
+        "resume with: rdpg train --resume run"], result.stderr
     assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 100
 
 
-def test_a_run_stopped_by_its_evaluation_environment_resumes_from_that_step(tmp_path):
-    preset = tmp_path / "once.yaml"
-    preset.write_text(
-        "env:\n  id: faulty_envs:FaultyPendulum-v0\n"
-        f"  kwargs: {{fault: raise_once, fault_step: 150, marker: {str(tmp_path / 'fixed')!r}}}\n"
-        "action_bounds: {low: [-2.0], high: [2.0]}\n")
-    args = ["--set", "train.eval_every=100", "--set", "train.checkpoint_every=100"]
-    result = rdpg("train", "--preset", preset, "--steps", "300", *TINY, *args, "--run-dir", "run", cwd=tmp_path,
-                  check=False, env=FAULTY_ENV)
+def test_an_environment_failing_in_the_summarys_evaluation_says_training_is_complete(tmp_path):
+    """A budget that ends between evaluations is evaluated once more for the summary only: training is done
+    and checkpointed by then."""
+    preset = faulty_preset(tmp_path, "raise", 250)  # the evaluation environment's 250th step: in that last one
+    result = rdpg("train", "--preset", preset, "--steps", "150", *TINY, "--set", "train.eval_every=100",
+                  "--run-dir", "run", cwd=tmp_path, check=False, env=FAULTY_ENV)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: env step 150: evaluation: the environment raised RuntimeError: simulated crash inside the "
+        "environment; training is complete and checkpoint.h5 holds it: only the summary's evaluation failed")
+    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 150
+
+
+@pytest.mark.parametrize("steps", [300, 100])  # 100: the failed evaluation is the budget's last step
+def test_a_run_stopped_by_its_evaluation_environment_resumes_as_if_never_stopped(tmp_path, steps):
+    """The checkpoint written at the failed evaluation's step says the evaluation is still to run: the resume
+    runs it, writes that step's metrics row and checkpoint, and goes on; everything then equals a run whose
+    environment never failed (the checkpoint's weights, replay and training state; metrics.csv)."""
+    def preset(folder: Path, marker: Path) -> Path:
+        folder.mkdir()
+        path = folder / "once.yaml"
+        path.write_text("env:\n  id: faulty_envs:FaultyPendulum-v0\n"
+                        f"  kwargs: {{fault: raise_once, fault_step: 150, marker: {str(marker)!r}}}\n"
+                        "action_bounds: {low: [-2.0], high: [2.0]}\n")
+        return path
+
+    args = ["--steps", str(steps), *TINY, "--set", "train.eval_every=100", "--set", "train.checkpoint_every=100",
+            "--run-dir", "run"]
+    fixed = tmp_path / "fixed"
+    fixed.touch()  # this environment has its crash behind it: it never fails
+    rdpg("train", "--preset", preset(tmp_path / "whole", fixed), *args, "-q", cwd=tmp_path / "whole",
+         env=FAULTY_ENV)
+    broken = preset(tmp_path / "stopped", tmp_path / "stopped" / "crashed")
+    result = rdpg("train", "--preset", broken, *args, cwd=tmp_path / "stopped", check=False, env=FAULTY_ENV)
     assert result.returncode == 1 and "resume with: rdpg train --resume run" in result.stderr, result.stderr
-    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 100
-    rdpg("train", "--resume", "run", "-q", cwd=tmp_path, env=FAULTY_ENV)
-    assert checkpoint_steps(tmp_path / "run" / "checkpoint.h5") == 300
-    evaluations = [row["eval/mean_return"] for row in csv.DictReader(open(tmp_path / "run" / "metrics.csv"))]
-    assert [bool(value) for value in evaluations] == [False, True, True]  # none at 100: that one failed
+    assert checkpoint_steps(tmp_path / "stopped" / "run" / "checkpoint.h5") == 100
+    rdpg("train", "--resume", "run", "-q", cwd=tmp_path / "stopped", env=FAULTY_ENV)
+
+    whole, stopped = tmp_path / "whole" / "run", tmp_path / "stopped" / "run"
+    a, b = read_checkpoint(whole / "checkpoint.h5"), read_checkpoint(stopped / "checkpoint.h5")
+    assert a.counters == b.counters and a.counters["env_steps"] == steps
+    for name in a.variables:
+        assert all(np.array_equal(x, y) for x, y in zip(a.variables[name], b.variables[name], strict=True)), name
+    assert all(np.array_equal(a.replay[k], b.replay[k]) for k in a.replay)
+    state_a, state_b = json.loads(a.trainer_state), json.loads(b.trainer_state)
+    for state in (state_a, state_b):
+        del state["wall_seconds"]
+    assert state_a == state_b and not state_b["evaluation_pending"]
+    rows = [list(csv.DictReader(open(run / "metrics.csv"))) for run in (whole, stopped)]
+    assert rows[0] == rows[1] and len(rows[0]) == steps // 100 and all(r["eval/mean_return"] for r in rows[0])
+    assert (stopped / "best.h5").is_file()
 
 
 def test_a_policy_that_fails_in_an_evaluation_due_a_checkpoint_writes_none(tmp_path, monkeypatch):
@@ -250,6 +286,27 @@ def test_evaluation_blames_a_broken_environment_not_the_actor():
         "network": {"actor_layers": [16], "critic_layers": [16]}}))
     with pytest.raises(TrainingFault, match=r"^evaluation: the environment returned a non-finite observation"):
         evaluate(AgentPolicy(Agent(config, spec, seed=0)), config, episodes=1, seed=0)
+
+
+@pytest.mark.parametrize("failure", ["nan action", "act raises"])
+def test_a_policy_failing_in_an_evaluation_is_the_policys_fault_not_the_environments(failure):
+    """The trainer writes a checkpoint due at an evaluation whose environment failed, never one whose policy
+    did: the two must be told apart."""
+    from rdpg_cli.config import config_from_dict
+    from rdpg_cli.errors import PolicyFault, TrainingFault
+    from rdpg_cli.evaluation import evaluate
+
+    class Broken:
+        def reset(self) -> None:
+            pass
+
+        def act(self, observation):
+            if failure == "act raises":
+                raise TrainingFault("the actor's action is non-finite ([nan]): its weights diverged")
+            return np.array([np.nan], np.float32)
+
+    with pytest.raises(PolicyFault, match=r"^evaluation: .*non-finite \(\[nan\]\)"):
+        evaluate(Broken(), config_from_dict({"env": {"id": "Pendulum-v1"}}), episodes=1, seed=0)
 
 
 def test_evaluate_cli_on_a_diverged_checkpoint_is_one_error_line(tmp_path):

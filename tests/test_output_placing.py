@@ -83,24 +83,63 @@ def test_another_failure_to_link_is_not_taken_for_an_existing_output(tmp_path: P
     assert raised.value.errno == errno.ENOSPC
 
 
-@pytest.mark.parametrize("there", ["nothing", "a folder holding something", "a file"])
-def test_a_folder_is_placed_only_where_nothing_that_holds_something_is(there: str, tmp_path: Path):
+@pytest.mark.parametrize("there", ["nothing", "a folder holding something", "an empty folder", "a file",
+                                   "a link to nothing"])
+def test_a_folder_is_placed_only_where_nothing_is(there: str, tmp_path: Path):
+    """A rename replaces an empty folder: the name is claimed with a folder of rdpg's own first."""
     tmp, out = tmp_path / ".tmp", tmp_path / "out"
     tmp.mkdir()
     (tmp / "saved_model.pb").write_text("new")
     if there == "a folder holding something":
         out.mkdir()
         (out / "saved_model.pb").write_text("mine")
+    elif there == "an empty folder":
+        out.mkdir()
     elif there == "a file":
         out.write_text("mine")
+    elif there == "a link to nothing":
+        out.symlink_to("elsewhere")
     if there == "nothing":
         place_new(tmp, out)
         assert (out / "saved_model.pb").read_text() == "new" and not tmp.exists()
         return
     with pytest.raises(FileExistsError):
         place_new(tmp, out)
-    assert (out / "saved_model.pb" if out.is_dir() else out).read_text() == "mine"
+    if there == "a link to nothing":
+        assert os.readlink(out) == "elsewhere"
+    elif there == "an empty folder":
+        assert out.is_dir() and not list(out.iterdir())
+    else:
+        assert (out / "saved_model.pb" if out.is_dir() else out).read_text() == "mine"
     assert (tmp / "saved_model.pb").read_text() == "new"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_path_through_a_file_is_not_taken_for_an_existing_output(kind: str, tmp_path: Path):
+    tmp = tmp_path / ".tmp"
+    if kind == "file":
+        tmp.write_text("new")
+    else:
+        tmp.mkdir()
+    (tmp_path / "notes").write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError):
+        place_new(tmp, tmp_path / "notes" / "out")
+    assert tmp.exists()
+
+
+def test_a_link_answered_exists_though_it_was_made_is_placed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Over NFS a retransmitted link request can be answered "exists" after the server made the link."""
+    real_link = os.link
+
+    def link_then_exists(src, dst, **kwargs):
+        real_link(src, dst, **kwargs)
+        raise FileExistsError(errno.EEXIST, "File exists")
+
+    monkeypatch.setattr(os, "link", link_then_exists)
+    tmp = tmp_path / ".tmp"
+    tmp.write_text("new")
+    place_new(tmp, tmp_path / "out")
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("out", "new")]
 
 
 # -------------------------------------------------------------------------------------------- the commands
@@ -152,6 +191,26 @@ def test_an_export_that_appeared_meanwhile_is_left_as_it_is(fmt: str, appears: s
     assert found.read_text() == "the other export's"
 
 
+def test_an_export_that_fails_between_its_two_moves_takes_back_the_first(tmp_path: Path, tiny_run: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """A sidecar placed without its file would describe a file that is not there (or another one)."""
+    real_place_new, moves = export.place_new, []
+
+    def failing_second(tmp, dest):
+        moves.append(dest)
+        if len(moves) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_place_new(tmp, dest)
+
+    monkeypatch.setattr(export, "place_new", failing_second)
+    output = tmp_path / "policy.keras"
+    code, err = cli("export", tiny_run, "--format", "keras", "--output", output)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--output {output}: cannot write it (Input/output error)" in err, err
+    assert moves == [tmp_path / "policy.keras.json", output]
+    assert not list(tmp_path.iterdir())
+
+
 def test_with_force_an_export_replaces_what_appeared_meanwhile(tmp_path: Path, tiny_run: Path,
                                                                monkeypatch: pytest.MonkeyPatch):
     output = tmp_path / "policy.keras"
@@ -183,6 +242,16 @@ def test_a_plot_that_appeared_while_drawing_is_left_as_it_is(tmp_path: Path, tin
     plotting.render([tiny_run], output=output, force=True)
     assert output.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+
+
+def test_a_plot_is_not_drawn_through_a_link_to_nothing_without_force(tmp_path: Path, tiny_run: Path):
+    pytest.importorskip("matplotlib")
+    from rdpg_cli import plot as plotting
+
+    (tmp_path / "c.png").symlink_to("elsewhere.png")
+    with pytest.raises(plotting.PlotError, match=r"c\.png: already exists; use --force to replace it"):
+        plotting.render([tiny_run], output=tmp_path / "c.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"] and (tmp_path / "c.png").is_symlink()
 
 
 def test_a_video_that_appeared_while_the_episodes_ran_is_left_as_it_is(tmp_path: Path, tiny_run: Path,
