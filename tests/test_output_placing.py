@@ -24,7 +24,27 @@ from conftest import TINY, rdpg
 # ------------------------------------------------------------------------------------------------ place_new
 
 
-def test_a_file_is_placed_where_nothing_is_and_its_temporary_name_goes(tmp_path: Path):
+def _link_failing(error: int):
+    def link(*args, **kwargs):
+        raise OSError(error, os.strerror(error))
+    return link
+
+
+def _link_answered_exists(real_link):
+    """Over NFS a retransmitted link request can be answered "exists" after the server made the link."""
+    def link(src, dst, **kwargs):
+        real_link(src, dst, **kwargs)
+        raise FileExistsError(errno.EEXIST, "File exists")
+    return link
+
+
+@pytest.mark.parametrize("links", ["hard links", "none (FAT)", "none (FUSE)", "made, answered exists (NFS)"])
+def test_a_file_is_placed_where_nothing_is_and_its_temporary_name_goes(links: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    link = {"hard links": os.link, "none (FAT)": _link_failing(errno.EPERM),
+            "none (FUSE)": _link_failing(errno.EOPNOTSUPP),
+            "made, answered exists (NFS)": _link_answered_exists(os.link)}[links]
+    monkeypatch.setattr(os, "link", link)
     tmp = tmp_path / ".tmp"
     tmp.write_text("new")
     place_new(tmp, tmp_path / "out")
@@ -36,10 +56,7 @@ def test_a_file_is_placed_where_nothing_is_and_its_temporary_name_goes(tmp_path:
 def test_what_is_already_there_is_left_as_it_is(there: str, hard_links: bool, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch):
     if not hard_links:  # FAT, exFAT: the check and the move are two steps
-        def no_links(*args, **kwargs):
-            raise OSError(errno.EPERM, "Operation not permitted")
-
-        monkeypatch.setattr(os, "link", no_links)
+        monkeypatch.setattr(os, "link", _link_failing(errno.EPERM))
     tmp, out = tmp_path / ".tmp", tmp_path / "out"
     tmp.write_text("new")
     if there == "file":
@@ -59,23 +76,9 @@ def test_what_is_already_there_is_left_as_it_is(there: str, hard_links: bool, tm
         assert out.is_dir() and not out.is_symlink()
 
 
-def test_without_hard_links_a_file_is_still_placed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    def no_links(*args, **kwargs):
-        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
-
-    monkeypatch.setattr(os, "link", no_links)
-    tmp = tmp_path / ".tmp"
-    tmp.write_text("new")
-    place_new(tmp, tmp_path / "out")
-    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("out", "new")]
-
-
 def test_another_failure_to_link_is_not_taken_for_an_existing_output(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch):
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "link", full)
+    monkeypatch.setattr(os, "link", _link_failing(errno.ENOSPC))
     tmp = tmp_path / ".tmp"
     tmp.write_text("new")
     with pytest.raises(OSError) as raised:
@@ -125,21 +128,6 @@ def test_a_path_through_a_file_is_not_taken_for_an_existing_output(kind: str, tm
     with pytest.raises(NotADirectoryError):
         place_new(tmp, tmp_path / "notes" / "out")
     assert tmp.exists()
-
-
-def test_a_link_answered_exists_though_it_was_made_is_placed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Over NFS a retransmitted link request can be answered "exists" after the server made the link."""
-    real_link = os.link
-
-    def link_then_exists(src, dst, **kwargs):
-        real_link(src, dst, **kwargs)
-        raise FileExistsError(errno.EEXIST, "File exists")
-
-    monkeypatch.setattr(os, "link", link_then_exists)
-    tmp = tmp_path / ".tmp"
-    tmp.write_text("new")
-    place_new(tmp, tmp_path / "out")
-    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("out", "new")]
 
 
 # -------------------------------------------------------------------------------------------- the commands
