@@ -44,7 +44,7 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem, place_new
+from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem, place_new, temporary_name
 from rdpg_cli.output import emit
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
@@ -978,7 +978,7 @@ def _replace_savedmodel(tmp: Path, dest: Path) -> None:
     """Replace the SavedModel in folder ``dest`` with the one in ``tmp``, entry by entry: only the entries a
     SavedModel writes are replaced; the user's other files in the folder (notes, a client script) stay. The
     old entries are set aside first and put back if a move fails."""
-    old = dest.with_name(f".rdpg-export-old-{os.getpid()}")  # short, as the new one's name
+    old = dest.with_name(temporary_name(".rdpg-export-old-"))
     old.mkdir()
     names = sorted({*SAVEDMODEL_ENTRIES, *(entry.name for entry in tmp.iterdir())})
     set_aside, placed = [], []
@@ -1047,7 +1047,7 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
     # points to, so the new one is written beside that folder, on its file system (entries cannot be moved
     # across file systems).
     destination = output.resolve() if format_ == "savedmodel" and output.is_dir() else output
-    tmp = destination.with_name(f".rdpg-export-{os.getpid()}{output.suffix.lower()}")
+    tmp = destination.with_name(temporary_name(".rdpg-export-", output.suffix.lower()))
     sidecar_tmp = tmp.with_name(tmp.name + ".json")
     placed = False
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -77,6 +78,13 @@ def name_problem(path: Path) -> str | None:
     except ValueError:
         return "not a valid file name"
     return None
+
+
+def temporary_name(prefix: str, suffix: str = "") -> str:
+    """A hidden name for an output being written beside its place: the process id (a leftover tells whose it
+    was) and a random part (processes in two containers sharing a folder can have the same id). Short whatever
+    the output's own name, which may be near the file system's limit of 255 bytes."""
+    return f"{prefix}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
 # How a file system without hard links refuses one (FAT and exFAT: EPERM; some network and FUSE mounts: the rest).

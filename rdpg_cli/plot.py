@@ -30,7 +30,7 @@ from typing import Any
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
-from rdpg_cli.input_files import name_problem, place_new
+from rdpg_cli.input_files import name_problem, place_new, temporary_name
 
 log = logging.getLogger(__name__)
 
@@ -499,7 +499,7 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     # leaves the image that was there (--force), never a cut-short one. A symbolic link stays one: its target
     # is replaced. The temporary name is short whatever the output's (a name near the file system's limit).
     target = output.resolve() if output.is_symlink() else output
-    tmp = target.with_name(f".rdpg-plot-{os.getpid()}.tmp")
+    tmp = target.with_name(temporary_name(".rdpg-plot-", ".tmp"))
     try:
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
         stop_if_a_signal_was_swallowed()

@@ -66,7 +66,7 @@ class VideoRecorder:
         self._force = force
 
         self._path = Path(path)
-        self._temporary = temporary_path(self._path, os.getpid())
+        self._temporary = temporary_path(self._path)
         self._env_id = config.env.id
         self._episode = -1
         self._moved = False

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rdpg_cli.errors import ConfigError, reason
-from rdpg_cli.input_files import cannot_write_in, name_problem
+from rdpg_cli.input_files import cannot_write_in, name_problem, temporary_name
 from rdpg_cli.extras import install_hint
 
 VIDEO_EXTRA = install_hint("video")
@@ -64,12 +64,11 @@ def _import_writer(path: Path):
     return iio
 
 
-def temporary_path(path: Path, owner: int) -> Path:
+def temporary_path(path: Path) -> Path:
     """Where the video for ``path`` is written before it is moved into place: beside it, hidden, named after
-    the process ``owner`` that moves it (so that a leftover tells whose it was), and short whatever the video's
-    name (one near the file system's limit of 255 bytes)."""
+    this process, which moves it (``input_files.temporary_name``)."""
     path = Path(path)
-    return path.with_name(f".rdpg-video-{owner}{path.suffix.lower()}")
+    return path.with_name(temporary_name(".rdpg-video-", path.suffix.lower()))
 
 
 class VideoWriter:
@@ -90,7 +89,7 @@ class VideoWriter:
         self.frames = 0
         _import_writer(self.path)  # the 'video' extra: named before any frame
         self._gif = self.path.suffix.lower() == ".gif"
-        self._tmp = Path(temporary) if temporary is not None else temporary_path(self.path, os.getpid())
+        self._tmp = Path(temporary) if temporary is not None else temporary_path(self.path)
         self._kept: list = []  # a GIF's frames, as PIL palette images
         self._stream = None
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rdpg_cli import export, recording
 from rdpg_cli.cli import app
-from rdpg_cli.input_files import place_new
+from rdpg_cli.input_files import place_new, temporary_name
 from conftest import TINY, rdpg
 
 
@@ -128,6 +128,14 @@ def test_a_path_through_a_file_is_not_taken_for_an_existing_output(kind: str, tm
     with pytest.raises(NotADirectoryError):
         place_new(tmp, tmp_path / "notes" / "out")
     assert tmp.exists()
+
+
+def test_temporary_names_tell_whose_they_are_and_never_meet():
+    """Named after the process alone, two processes of the same id (in two containers sharing a folder) wrote
+    one temporary file and placed each other's bytes."""
+    names = {temporary_name(".rdpg-export-", ".keras") for _ in range(100)}
+    assert len(names) == 100
+    assert all(n.startswith(f".rdpg-export-{os.getpid()}-") and n.endswith(".keras") and len(n) < 40 for n in names)
 
 
 # -------------------------------------------------------------------------------------------- the commands
