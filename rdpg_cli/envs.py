@@ -228,11 +228,12 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
                 raise ConfigError(
                     f"action_bounds: dimension {i}: [{low[i]}, {high[i]}] lies outside the action space "
                     f"[{env_low[i]}, {env_high[i]}] of {config.env.id}")
-    for i in range(dim) if config.agent.bounding == "invert" else ():
-        problem = inverted_width_problem(float(low[i]), float(high[i]))
-        if problem:
-            whose = "action_bounds" if config.action_bounds.low is not None else f"{config.env.id}'s action space"
-            raise ConfigError(f"action_bounds: dimension {i} of {whose}: {problem}")
+    if config.agent.bounding == "invert":
+        whose = "action_bounds" if config.action_bounds.low is not None else f"{config.env.id}'s action space"
+        for i in range(dim):
+            problem = inverted_width_problem(float(low[i]), float(high[i]))
+            if problem:
+                raise ConfigError(f"action_bounds: dimension {i} of {whose}: {problem}")
     return EnvSpec(
         env_id=config.env.id,
         observation_dim=int(env.observation_space.shape[0]),

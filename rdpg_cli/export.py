@@ -44,7 +44,8 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import cannot_write_in, may_exist, name_problem, place_new, temporary_name
+from rdpg_cli.input_files import (cannot_write_in, file_identity, may_exist, name_problem, place_new,
+                                  temporary_name)
 from rdpg_cli.output import emit
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
@@ -956,17 +957,16 @@ def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
             else:
                 os.replace(tmp, dest)
         return
-    placed: list[tuple[Path, tuple[int, int]]] = []
+    placed: list[tuple[Path, tuple[int, int] | None]] = []
     try:
         for tmp, dest in moves:
-            info = tmp.lstat()
+            identity = file_identity(tmp)
             place_new(tmp, dest)
-            placed.append((dest, (info.st_dev, info.st_ino)))
+            placed.append((dest, identity))
     except BaseException as exc:
         for ours, identity in placed:
-            with contextlib.suppress(OSError):
-                info = ours.lstat()
-                if (info.st_dev, info.st_ino) == identity:  # still this export's file, not one put there since
+            if file_identity(ours) == identity:  # still this export's file, not one put there since
+                with contextlib.suppress(OSError):
                     ours.unlink()
         if isinstance(exc, FileExistsError):
             raise ExportError(f"--output {output}: {dest} appeared while exporting (another export to the same "

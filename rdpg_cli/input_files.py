@@ -113,7 +113,8 @@ def place_new(tmp: Path, dest: Path) -> None:
     except FileExistsError:
         # Over NFS a link the server made can be answered "exists" when the request was sent again: then the
         # name already leads to this very file.
-        if not _same_file(tmp, dest):
+        identity = file_identity(tmp)
+        if identity is None or identity != file_identity(dest):
             raise
     except OSError as exc:
         if exc.errno not in NO_HARD_LINKS:
@@ -125,9 +126,11 @@ def place_new(tmp: Path, dest: Path) -> None:
     tmp.unlink()
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) pair ``path`` names itself (a link is not followed), None where nothing is: what
+    tells one file from another that took its name."""
     try:
-        first, second = os.lstat(a), os.lstat(b)
+        info = os.lstat(path)
     except OSError:
-        return False
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+        return None
+    return info.st_dev, info.st_ino

@@ -64,7 +64,6 @@ class VideoRecorder:
         from rdpg_cli.video import temporary_path
 
         self._force = force
-
         self._path = Path(path)
         self._temporary = temporary_path(self._path)
         self._env_id = config.env.id
