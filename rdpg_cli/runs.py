@@ -154,16 +154,16 @@ def require_writable(run_dir: Path, what: str) -> None:
         raise ConfigError(f"{what}: cannot write in this folder (read-only or no permission)")
 
 
-# The names of a run's files that a folder of the user's may well hold of its own (a project's config.yaml).
-# The others (checkpoint.h5, metrics.csv, ...) are rdpg's whatever their content: a damaged one is still a
-# run's, which --force is there to replace.
-COMMON_NAMES = ("config.yaml", "command.txt", "tensorboard")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of an HDF5 file (rdpg's checkpoints have no user block)
+LOG_HEADER_START = b"env_steps,"  # metrics.csv's and timing.csv's first column
 
 
 def _written_by_rdpg(path: Path) -> bool:
-    """Whether a file named as one of a run's looks like the one rdpg writes, by its first bytes: a folder of
-    the user's that happens to hold a config.yaml or a tensorboard/ of its own is not a run. Empty or zeroed
-    (a power loss) counts as rdpg's."""
+    """Whether a file named as one of a run's looks like the one rdpg writes: a folder of the user's that
+    happens to hold a config.yaml, a metrics.csv, a checkpoint.h5 of another tool or a tensorboard/ of its own
+    is not a run, and --force must not replace it. Judged by the first bytes (by the format attribute for a
+    readable HDF5 file); empty or zeroed (a power loss), or an HDF5 file too damaged to read, counts as
+    rdpg's: a damaged run is what --force is there to replace."""
     name = path.name
     try:
         if name == "tensorboard":
@@ -177,18 +177,38 @@ def _written_by_rdpg(path: Path) -> bool:
         return False
     if head.strip(b"\0") == b"":
         return True
+    if name.endswith(".h5"):
+        return head.startswith(HDF5_SIGNATURE) and _rdpg_checkpoint_or_unreadable(path)
+    if name.endswith(".csv"):  # a header cut short counts too
+        return head.startswith(LOG_HEADER_START) or LOG_HEADER_START.startswith(head)
     if name == "config.yaml":
         return head.startswith((b"env:", b"name:"))
     # command.txt: "# 2026-11-27 09:00:00 rdpg 0.1.0"
     return re.match(rb"# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d rdpg ", head) is not None
 
 
+def _rdpg_checkpoint_or_unreadable(path: Path) -> bool:
+    import h5py
+
+    from rdpg_cli.checkpoint import FORMAT
+
+    try:
+        with h5py.File(path, "r") as f:
+            found = f.attrs.get("format")
+    except Exception:  # h5py raises OSError, KeyError, RuntimeError... on a damaged file
+        return True
+    if isinstance(found, bytes):
+        found = found.decode(errors="replace")
+    return isinstance(found, str) and found == FORMAT
+
+
 def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
     """A ConfigError when the folder holds a run's files (with ``force``, which replaces them: only when a file
-    of such a name is not one rdpg wrote, the user's own config.yaml or tensorboard/ of other logs). Checked
+    of such a name is not one rdpg wrote, the user's own config.yaml, metrics.csv or tensorboard/ of other
+    logs). Checked
     when the folder is chosen, and again once its lock is held (a run may have started and ended there while
     TensorFlow loaded)."""
-    foreign = [name for name in COMMON_NAMES if os.path.lexists(run_dir / name)
+    foreign = [name for name in RUN_FILES if os.path.lexists(run_dir / name)
                and not _written_by_rdpg(run_dir / name)]
     if foreign:  # first: "use --force" would not help there
         raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; rdpg "

@@ -465,12 +465,17 @@ def test_force_replaces_the_run_files_and_keeps_the_rest(tmp_path):
 
 
 def test_a_folder_with_a_run_stopped_before_its_first_checkpoint_needs_force(tmp_path):
+    from rdpg_cli.trainer import METRIC_COLUMNS
+
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "metrics.csv").write_text("env_steps\n100\n")
+    log = ",".join(METRIC_COLUMNS) + "\n100" + "," * (len(METRIC_COLUMNS) - 1) + "\n"
+    (tmp_path / "run" / "metrics.csv").write_text(log)
     result = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
                   check=False)
-    assert result.returncode == 2 and "metrics.csv" in result.stderr and "--force" in result.stderr
-    assert (tmp_path / "run" / "metrics.csv").read_text() == "env_steps\n100\n"
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "error: --run-dir run: already holds a run's files (metrics.csv); use --force to " \
+        "start over\n", result.stderr
+    assert (tmp_path / "run" / "metrics.csv").read_text() == log
 
 
 @pytest.fixture(scope="module")
@@ -1037,6 +1042,34 @@ def test_files_named_as_a_runs_that_rdpg_did_not_write_are_never_replaced(tmp_pa
     assert _snapshot(folder) == before and not (folder / ".lock").exists()
 
 
+def _another_tools_hdf5(path: Path) -> None:
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "keras"
+        f["weights"] = np.zeros(3)
+
+
+@pytest.mark.parametrize("name, make", [
+    ("checkpoint.h5", _another_tools_hdf5),
+    ("best.h5", lambda path: path.write_text("my notes\n")),
+    ("metrics.csv", lambda path: path.write_text("date,sales\n2026-01-01,3\n")),
+    ("timing.csv", lambda path: path.write_text("wall_seconds\n1.5\n")),
+])
+def test_force_never_replaces_a_users_own_file_of_a_run_files_name(tmp_path, name, make):
+    """Only config.yaml, command.txt and tensorboard/ were checked: a folder holding the user's own
+    metrics.csv (or an HDF5 checkpoint.h5 of another tool) was told "use --force to start over", and --force
+    replaced it."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    make(folder / name)
+    before = _snapshot(folder)
+    result = rdpg("train", "--preset", "pendulum", *TINY, "--run-dir", "proj", "--force", cwd=tmp_path,
+                  check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: --run-dir proj: holds {name} that rdpg did not write;") and \
+        result.stderr.count("\n") == 1, result.stderr
+    assert _snapshot(folder) == before and not (folder / ".lock").exists()
+
+
 def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
     """A run's checkpoint.h5 left empty and its metrics.csv zeroed (a power loss): the resume refuses them, and
     --force, the way out, must not take them for files rdpg did not write."""
@@ -1045,6 +1078,9 @@ def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
     size = (tmp_path / "run" / "metrics.csv").stat().st_size
     (tmp_path / "run" / "metrics.csv").write_bytes(b"\0" * size)
     (tmp_path / "run" / "command.txt").write_bytes(b"\0" * 40)
+    checkpoint = (small_run / "checkpoint.h5").read_bytes()
+    (tmp_path / "run" / "best.h5").write_bytes(checkpoint[:len(checkpoint) // 2])  # an HDF5 file cut short
+    (tmp_path / "run" / "timing.csv").write_bytes(b"env_st")  # a header cut short
     refused = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
                    check=False)
     assert refused.returncode == 2 and "--force to start over" in refused.stderr, refused.stderr
