@@ -119,8 +119,9 @@ class Agent:
         # Counters the compiled step reads; Python keeps copies for bookkeeping and checkpoints.
         self.gradient_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="gradient_steps")
 
-        # XLA (jit_compile) was measured: no gain for the feed-forward step on this CPU, and tens of seconds
-        # of compilation for an unrolled recurrent one; plain graphs it is. Traced without AutoGraph: the
+        # XLA (jit_compile) was measured (bench/xla.py): slower for the feed-forward step on this CPU, with
+        # Eigen's, XNNPACK's or oneDNN's matmuls, and tens of seconds of compilation for an unrolled recurrent
+        # one; plain graphs it is. Traced without AutoGraph: the
         # step's Python control flow is all on Python values (the one tensor condition is a tf.cond), and
         # AutoGraph's source conversion was most of the first step's tracing (a tiny `rdpg train` 11 -> 7 s).
         self._wrap: Callable = (lambda f: f) if run_eagerly else (lambda f: tf.function(f, autograph=False))
