@@ -34,6 +34,7 @@ from rdpg_cli.input_files import FileMessages, regular_file_size
 from rdpg_cli.memory import online_weights
 
 FORMAT = "rdpg-checkpoint"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # an HDF5 file's first bytes (rdpg writes no user block)
 FORMAT_VERSION = 1
 # Nothing legitimate is this large; a crafted file claiming more is refused before anything is read.
 MAX_DATASET_ELEMENTS = 200_000_000
@@ -292,9 +293,9 @@ def read_checkpoint(path: Path, with_replay: bool = True) -> CheckpointData:
     except OSError as exc:
         try:
             with open(path, "rb") as fh:
-                is_hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
-        except OSError:
-            is_hdf5 = False
+                is_hdf5 = fh.read(8) == HDF5_SIGNATURE
+        except OSError as unreadable:  # no permission (chmod 000): not a question of the file's content
+            raise CheckpointError(f"{path}: cannot read it ({unreadable.strerror or unreadable})") from None
         reason = "truncated or damaged HDF5 file" if is_hdf5 else "not an HDF5 file"
         raise CheckpointError(f"{path}: {reason} ({first_line(exc)})") from None
     try:

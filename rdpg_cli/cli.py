@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -103,6 +104,14 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v",
                                        callback=_logging_flag("verbose"))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results, warnings and errors.",
                                      callback=_logging_flag("quiet"))]
+
+
+def _path(text: str) -> Path:
+    """A path option's value. An empty one (an unset shell variable, ``--run-dir "$DIR"``) is refused: as a
+    path it would mean the current folder, and ``rdpg train`` would write a run's files among the user's."""
+    if text == "":
+        raise typer.BadParameter("empty; give a path (. for the current folder)")
+    return Path(text)
 
 
 def _complete_preset(incomplete: str) -> list[str]:
@@ -274,10 +283,12 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Total env steps of the run (train.steps).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
     run_dir: Annotated[Path | None, typer.Option(
-        "--run-dir", help="Run folder (default runs/<name>/<stamp>, name: the preset's).")] = None,
+        "--run-dir", parser=_path, metavar="<path>",
+        help="Run folder (default runs/<name>/<stamp>, name: the preset's).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key: section.key=value (repeat).")
                     ] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue a run: its checkpoint.h5 or run folder.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        parser=_path, metavar="<path>", help="Continue a run: its checkpoint.h5 or run folder.")] = None,
     force: Annotated[bool, typer.Option(help="Start over in a --run-dir that already holds a run.")] = False,
     eager: Annotated[bool, typer.Option(help="Run the update eagerly (debugging; slow).")] = False,
     verbose: Verbose = False,
@@ -349,6 +360,8 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise CheckpointError(f"{resume}: {exc}") from None
     config = config_from_checkpoint(data, str(resume))
     announced_steps = _require_folder_config(folder / "config.yaml", config, resume)
+    _require_run_entries(folder)
+    _require_best_of_this_run(folder / "best.h5", config, resume)
     if preset is not None:
         from rdpg_cli.envs import resolve_bounds
 
@@ -371,6 +384,50 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         config = config.replace("train", steps=announced_steps)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
                          resume_state=read_state)
+
+
+def _require_run_entries(folder: Path) -> None:
+    """A resume writes command.txt and TensorBoard events in the run folder: one of them of the wrong kind
+    (command.txt a folder, tensorboard/ a file) failed only once config.yaml had been rewritten, or at the first
+    evaluation. Refused first, as metrics.csv and timing.csv are (``read_log``)."""
+    from rdpg_cli.config import ConfigError
+    from rdpg_cli.input_files import FileMessages, regular_file_size
+
+    command = folder / "command.txt"
+    if os.path.lexists(command):
+        regular_file_size(command, str(command), ConfigError, FileMessages(
+            not_found="{shown}: a link to nothing; repair or remove it to resume",
+            unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
+            folder="{shown}: is a folder, not the run's command log; remove it to resume",
+            not_regular="{shown}: not a regular file; remove it to resume"))
+    events = folder / "tensorboard"
+    if os.path.lexists(events) and not events.is_dir():
+        raise ConfigError(f"{events}: not a folder (the run's TensorBoard events go in it); remove it to resume")
+
+
+def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
+    """The resumed run replaces best.h5 at its next better evaluation. A best.h5 saved with other settings is
+    another run's (a checkpoint copied into this folder, its config.yaml moved away): refused, as config.yaml
+    is, rather than lost. One that cannot be read is left to the run, which replaces it."""
+    import h5py
+    import yaml
+
+    from rdpg_cli.config import ConfigError, config_from_dict
+
+    if not path.is_file():
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            text = f.attrs["config"]
+        written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
+    except Exception:  # damaged, or no checkpoint at all: nothing of a run to lose in it
+        return
+    differing = [key for key in _differing_keys(written, config.to_dict()) if key != "train.steps"]
+    if differing:
+        shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+        raise ConfigError(
+            f"--resume {resume}: {path} was saved with other settings than checkpoint.h5 ({shown}): another "
+            "run's, which this one would replace at its next better evaluation; move it away to resume")
 
 
 def _require_folder_config(path: Path, config, resume: Path) -> int | None:
@@ -670,7 +727,8 @@ def evaluate(
         help="Seed of the episodes' start states (default: the run's train.eval_seed).",
         show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
-    video: Annotated[Path | None, typer.Option(help="Also write the episodes to this .mp4 or .gif.")] = None,
+    video: Annotated[Path | None, typer.Option(
+        parser=_path, metavar="<path>", help="Also write the episodes to this .mp4 or .gif.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --video file.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -751,7 +809,8 @@ def export(
                           ] = None,
     format_: Annotated[str, typer.Option("--format", "-f", help="savedmodel, tflite, onnx or keras.")
                        ] = "savedmodel",
-    output: Annotated[Path | None, typer.Option(help="Where to write (default: <run>/export/...).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        parser=_path, metavar="<path>", help="Where to write (default: <run>/export/...).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -787,7 +846,8 @@ def plot(
         help="Run folders, or folders holding runs (every run below is drawn).", show_default=False)],
     metric: Annotated[str, typer.Option("--metric", "-m", help="Column of metrics.csv or timing.csv to draw.",
                                         autocompletion=_complete_metric)] = DEFAULT_METRIC,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Image to write: .png, .svg or .pdf.")
+    output: Annotated[Path, typer.Option("--output", "-o", parser=_path, metavar="<path>",
+                                         help="Image to write: .png, .svg or .pdf.")
                       ] = Path("curve.png"),
     size: Annotated[str | None, typer.Option(help="Image size WIDTHxHEIGHT in pixels (default 1200x750).")
                     ] = None,
@@ -910,6 +970,27 @@ def _check_preset_against_its_environment(config, name: str) -> None:
 # ------------------------------------------------------------------------------------------------- main
 
 
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_WARNING_PREFIX = re.compile(r"^WARN(ING)?:\s*")  # gymnasium's own, before rdpg's "warning: "
+
+
+def one_line_warnings() -> None:
+    """A library's Python warning (gymnasium's, matplotlib's) as one line, like rdpg's own "warning:" lines:
+    Python adds the warning's source file and line, and gymnasium colours its text with terminal codes even
+    into a pipe or a log file. With --verbose, Python's own form."""
+    import warnings
+
+    python_form = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        if _log_flags["verbose"]:
+            return python_form(message, category, filename, lineno, line)
+        text = _WARNING_PREFIX.sub("", " ".join(_TERMINAL_CODES.sub("", str(message)).split()))
+        return one_line(f"warning: {text}") + "\n"
+
+    warnings.formatwarning = format_warning
+
+
 def main() -> None:
     """Entry point: usage errors become one line on stderr with exit code 2, like every other bad input."""
     import atexit
@@ -919,6 +1000,7 @@ def main() -> None:
 
     open_closed_standard_streams()
     tolerant_encoding()
+    one_line_warnings()
     interrupt_on_stop_signals()
     atexit.register(ignore_stop_signals_at_teardown)  # first registered, so it runs after the others
     try:

@@ -482,6 +482,11 @@ def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -
                           f"{_hint(wrong, wrong_type)}") from None
     if isinstance(out, dict):
         _check_plain_data(key, out, where)
+        if key.endswith("kwargs") and out.get("render_mode") not in (None, "rgb_array"):
+            # "human" opens a window (without a display the process aborts in SDL, exit 134); rdpg asks for
+            # rgb_array frames itself when it records a video (rdpg evaluate --video) and for none otherwise.
+            raise ConfigError(f"{_at(where, key)}: render_mode {_show(out['render_mode'])} is rdpg's to choose "
+                              "(frames for rdpg evaluate --video, none while training); leave it out")
     if isinstance(out, float):
         problem = _float32_problem(out)
         if problem:

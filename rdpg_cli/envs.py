@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -140,7 +141,12 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     _route_simulator_warnings(config.env.id)
     _import_env_module(config.env.id)
     try:
-        env = gym.make(config.env.id, **kwargs)
+        # gymnasium warns before some of its errors ("Pendulum-v0 is out of date", then "deprecated"): the
+        # warnings are shown only when the environment was made, so that a refusal stays one line.
+        with warnings.catch_warnings(record=True) as caught:
+            env = gym.make(config.env.id, **kwargs)
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     except gym.error.NameNotFound:
         raise ConfigError(f"env.id: unknown environment {config.env.id!r}") from None
     except gym.error.DependencyNotInstalled as exc:

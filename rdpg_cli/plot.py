@@ -464,6 +464,12 @@ def _figure(width: int, height: int) -> Any:
     return figure
 
 
+def _literal(text: str) -> str:
+    """Text drawn as typed: matplotlib reads a pair of ``$`` as mathematical notation, and one it cannot parse
+    (a title ``$x^$``, a preset named ``cost$x^$``) failed the drawing with a traceback."""
+    return text.replace("$", r"\$")
+
+
 def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path = Path("curve.png"),
            size: tuple[int, int] = DEFAULT_SIZE, band: Band = Band.minmax, smooth: int = 1,
            title: str | None = None, force: bool = False) -> PlotResult:
@@ -477,7 +483,9 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     if problem:
         raise PlotError(f"--output {output}: {problem}")
     if not output.parent.is_dir():
-        raise PlotError(f"--output {output}: folder {output.parent} does not exist")
+        folder = output.parent
+        why = f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
+        raise PlotError(f"--output {output}: {why}")
     if output.is_dir():
         raise PlotError(f"--output {output}: is a folder")
     if os.path.lexists(output) and not force:  # a symbolic link to nothing too: the user's link
@@ -533,16 +541,17 @@ def _draw(figure: Any, curves: list[Curve], metric: str, band: Band, smooth: int
         color = colors[i % len(colors)]
         marker = "o" if len(curve.steps) <= 30 else None  # few points: show where they were measured
         ax.plot(curve.steps, curve.mean, color=color, linewidth=2.0, marker=marker, markersize=3.5,
-                label=curve.label, zorder=3)
+                label=_literal(curve.label), zorder=3)
         if curve.low is not None and curve.high is not None:
             ax.fill_between(curve.steps, curve.low, curve.high, color=color, alpha=0.18, linewidth=0, zorder=2)
     # One environment goes in the title; several are named in the legend instead (the title would overflow).
-    ax.set_title(title or (f"{heading} on {envs[0]}" if len(envs) == 1 else heading), fontsize=13, loc="left",
+    ax.set_title(_literal(title or (f"{heading} on {envs[0]}" if len(envs) == 1 else heading)), fontsize=13, loc="left",
                  pad=10, fontweight="bold")
     ax.set_xlabel("environment steps", fontsize=10.5)
     # An evaluation's columns are read once per evaluation, not per log row (read_run): the average runs over those.
     points = "evaluations" if metric.startswith("eval/") else "log rows"
-    ax.set_ylabel(y_label if smooth == 1 else f"{y_label}\nmoving average of {smooth} {points}", fontsize=10.5)
+    ax.set_ylabel(_literal(y_label) if smooth == 1 else f"{_literal(y_label)}\nmoving average of {smooth} {points}",
+                  fontsize=10.5)
     ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlim(left=0)

@@ -154,7 +154,6 @@ def require_writable(run_dir: Path, what: str) -> None:
         raise ConfigError(f"{what}: cannot write in this folder (read-only or no permission)")
 
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of an HDF5 file (rdpg's checkpoints have no user block)
 LOG_HEADER_START = b"env_steps,"  # metrics.csv's and timing.csv's first column
 
 
@@ -178,6 +177,8 @@ def _written_by_rdpg(path: Path) -> bool:
     if head.strip(b"\0") == b"":
         return True
     if name.endswith(".h5"):
+        from rdpg_cli.checkpoint import HDF5_SIGNATURE
+
         return head.startswith(HDF5_SIGNATURE) and _rdpg_checkpoint_or_unreadable(path)
     if name.endswith(".csv"):  # a header cut short counts too
         return head.startswith(LOG_HEADER_START) or LOG_HEADER_START.startswith(head)

@@ -33,7 +33,8 @@ def prepare_video(path: Path, force: bool = False) -> None:
     if problem:
         raise ConfigError(f"--video {path}: {problem}")
     if not folder.is_dir():
-        raise ConfigError(f"--video {path}: folder {folder} does not exist")
+        why = f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
+        raise ConfigError(f"--video {path}: {why}")
     if path.is_dir():
         raise ConfigError(f"--video {path}: is a folder; give a .mp4 or .gif file name")
     if os.path.lexists(path) and not force:  # a symbolic link to nothing too: the user's link

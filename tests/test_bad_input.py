@@ -206,6 +206,20 @@ CASES = [
          ["p.yaml: env.id: unknown environment 'NoSuchEnv-v0'"], files={"p.yaml": "env:\n  id: NoSuchEnv-v0\n"}),
     Case("environment version that does not exist", ["train", "--preset", "pendulum", "--set", "env.id=Pendulum-v9"],
          ["pendulum.yaml with --set env.id: env.id: 'Pendulum-v9'"]),
+    # gymnasium warns "out of date" before it refuses: the warning is dropped, the refusal stays one line.
+    Case("environment version gymnasium deprecated", ["train", "--preset", "pendulum", "--set", "env.id=Pendulum-v0"],
+         ["pendulum.yaml with --set env.id: env.id: 'Pendulum-v0'", "deprecated"]),
+    # "human" opened a window: without a display SDL aborted the process (exit 134), leaving a run folder.
+    Case("render mode in the preset's env.kwargs", ["train", "--preset", "p.yaml"],
+         ["p.yaml: env.kwargs: render_mode 'human' is rdpg's to choose"],
+         files={"p.yaml": "env:\n  id: Pendulum-v1\n  kwargs: {render_mode: human}\n"}),
+    Case("render mode set on the command line", ["train", "--preset", "pendulum", "--set",
+                                                 "env.kwargs.render_mode=human"],
+         ["--set env.kwargs.render_mode: env.kwargs: render_mode 'human' is rdpg's to choose"]),
+    # An unset shell variable (--run-dir "$DIR") trained into the current folder, among the user's files.
+    Case("empty run folder", ["train", "--preset", "pendulum", "--run-dir", ""],
+         ["Invalid value for '--run-dir': empty; give a path (. for the current folder)"]),
+    Case("empty video path", ["evaluate", "ckpt.h5", "--video", ""], ["Invalid value for '--video': empty"]),
     Case("unsafe YAML tag", ["train", "--preset", "p.yaml"],
          ["p.yaml: YAML does not parse at line 2, column 7: could not determine a constructor for the tag",
           "python/object/apply:os.system"],
@@ -286,7 +300,7 @@ CASES = [
          ["--run-dir rrrr", "File name too long"]),
     Case("--run-dir holding a run", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "old"],
          ["--run-dir old: already holds a run (checkpoint.h5)", "--resume old", "--force"],
-         files={"old/checkpoint.h5": b"precious", "old/metrics.csv": "step\n1\n"}),
+         files={"old/checkpoint.h5": b"\x89HDF\r\n\x1a\nprecious", "old/metrics.csv": "env_steps,episodes\n1,0\n"}),
     Case("evaluate with no checkpoint argument", ["evaluate"], ["Missing argument 'artifact'"]),
     Case("evaluate --episodes not a number", ["evaluate", "x.h5", "--episodes", "many"], ["'--episodes'"]),
     # --- checkpoints (rdpg evaluate)
@@ -328,6 +342,13 @@ CASES = [
          ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "
           "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0")),
     # --- evaluate --video: refused before any episode runs
+    Case("video folder is a file", ["evaluate", "ckpt.h5", *FOREVER, "--video", "notes/v.gif"],
+         ["--video notes/v.gif: notes is not a folder"], files={"notes": "mine\n"}, checkpoint=unchanged),
+    Case("plot folder is a file", ["plot", ".", "-o", "notes/c.png"], ["--output notes/c.png: notes is not a folder"],
+         files={"notes": "mine\n"}),
+    Case("checkpoint not readable (mode 000)", ["evaluate", "locked.h5"],
+         ["locked.h5: cannot read it (Permission denied)"], files={"locked.h5": "x"},
+         marks=(pytest.mark.skipif(IS_ROOT, reason="root reads files whatever their mode"),)),
     Case("video file exists", ["evaluate", "ckpt.h5", *FOREVER, "--video", "v.gif"],
          ["--video v.gif: already exists; use --force to replace it"], files={"v.gif": "mine"}, checkpoint=unchanged),
     Case("video path is a folder", ["evaluate", "ckpt.h5", *FOREVER, "--video", "v.gif", "--force"],
@@ -369,6 +390,8 @@ def prepare(case: Case, folder: Path, tiny_checkpoint: Path | None) -> None:
             path.write_text(content)
     if case.id.startswith("preset not readable"):
         (folder / "locked.yaml").chmod(0)
+    if case.id.startswith("checkpoint not readable"):
+        (folder / "locked.h5").chmod(0)
     if case.checkpoint is not None:
         target = folder / "ckpt.h5"
         if case.checkpoint is truncate:

@@ -358,3 +358,15 @@ def test_a_metrics_file_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_
     os.mkfifo(tmp_path / "run" / "metrics.csv")
     with pytest.raises(plotting.PlotError, match=r"metrics\.csv: not a regular file"):
         plotting.read_run(tmp_path / "run")
+
+
+def test_dollar_signs_in_a_title_or_a_run_name_are_drawn_as_typed(tmp_path: Path):
+    """matplotlib reads a pair of $ as mathematical notation: a title '$x^$', or a run named 'cost$x^$' (which
+    rdpg train accepts), failed the drawing with a traceback, and such a run could never be plotted."""
+    pytest.importorskip("matplotlib")
+    run = write_trainer_run(tmp_path / "runs" / "cost$x^$", 1000, log_every=100, eval_every=500)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "name": "cost$x^$"}))
+    result = plotting.render([run], output=tmp_path / "c.png", title="$x^$ and $\\frac{$")
+    assert (tmp_path / "c.png").stat().st_size > 0 and len(result.curves) == 1
+    assert "cost$x^$" in result.curves[0].label

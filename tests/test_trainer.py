@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 from conftest import TINY, TINY_RECURRENT, drop_a_stop_signal, rdpg, rdpg_command, signal_lost_in_c_code
 from typer.testing import CliRunner
 
@@ -1068,6 +1069,48 @@ def test_force_never_replaces_a_users_own_file_of_a_run_files_name(tmp_path, nam
     assert result.stderr.startswith(f"error: --run-dir proj: holds {name} that rdpg did not write;") and \
         result.stderr.count("\n") == 1, result.stderr
     assert _snapshot(folder) == before and not (folder / ".lock").exists()
+
+
+def _command_log_as_folder(run: Path) -> None:
+    (run / "command.txt").unlink()
+    (run / "command.txt").mkdir()
+
+
+def _events_as_file(run: Path) -> None:
+    shutil.rmtree(run / "tensorboard")
+    (run / "tensorboard").write_text("mine\n")
+
+
+def _best_of_another_run(run: Path) -> None:
+    """A checkpoint of other settings copied in as checkpoint.h5, config.yaml moved away (as the refusal of an
+    edited one advises): the folder's best.h5 is then another run's."""
+    (run / "config.yaml").unlink()
+    shutil.copy(run / "checkpoint.h5", run / "best.h5")
+    with h5py.File(run / "checkpoint.h5", "r+") as f:
+        config = yaml.safe_load(f.attrs["config"])
+        config["agent"]["gamma"] = 0.9
+        f.attrs["config"] = yaml.safe_dump(config)
+
+
+@pytest.mark.parametrize("damage, error", [
+    pytest.param(_command_log_as_folder, "run/command.txt: is a folder, not the run's command log; remove it to "
+                 "resume", id="command.txt-folder"),
+    pytest.param(_events_as_file, "run/tensorboard: not a folder (the run's TensorBoard events go in it); remove it "
+                 "to resume", id="tensorboard-file"),
+    pytest.param(_best_of_another_run, "--resume run: run/best.h5 was saved with other settings than checkpoint.h5 "
+                 "(agent.gamma): another run's", id="best.h5-of-another-run"),
+])
+def test_a_resume_refuses_run_entries_it_would_break_or_replace_before_writing(tmp_path, small_run, damage, error):
+    """command.txt a folder, or tensorboard/ a file, failed with exit 1 once config.yaml had been rewritten
+    (or at the first evaluation, in a garbled message); a best.h5 of another run's settings was replaced at
+    the resumed run's first better evaluation."""
+    shutil.copytree(small_run, tmp_path / "run")
+    damage(tmp_path / "run")
+    before = _snapshot(tmp_path / "run")
+    result = rdpg("train", "--resume", "run", "--steps", "240", cwd=tmp_path, check=False, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {error}") and result.stderr.count("\n") == 1, result.stderr
+    assert _snapshot(tmp_path / "run") == before
 
 
 def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
