@@ -150,7 +150,7 @@ class PolicyMetadata:
         try:
             obs, act = data["observation"], data["action"]
             file = data.get("file")  # absent from sidecars written before rdpg recorded it
-            return cls(
+            meta = cls(
                 artifact=str(data["artifact"]),
                 env_id=str(data["env_id"]),
                 observation_dim=int(obs["dim"]),
@@ -173,6 +173,15 @@ class PolicyMetadata:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ExportError(f"{source}: damaged metadata ({type(exc).__name__}: {exc})") from None
+        # A client reads the action bounds here (the model clips to the stored config's): edited ones are refused.
+        low, high = np.asarray(meta.action_low), np.asarray(meta.action_high)
+        if not len(low) == len(high) == meta.action_dim:
+            raise ExportError(f"{source}: damaged metadata (action bounds of {len(low)} and {len(high)} values for "
+                              f"{meta.action_dim} actions)")
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+            raise ExportError(f"{source}: damaged metadata (action bounds low {meta.action_low}, high "
+                              f"{meta.action_high}: each low must be finite and below its high)")
+        return meta
 
     def config(self, source: str) -> Config:
         """The config to rebuild the environment with. Masking happens inside the artifact, which takes raw

@@ -997,3 +997,29 @@ def test_force_replaces_a_savedmodel_through_a_link_to_another_file_system(check
     assert link.is_symlink() and metadata("savedmodel", target)["recurrent"] == "lstm"
     assert (target / "notes.txt").read_text() == "mine"
     assert [p.name for p in here.iterdir()] == ["sm"] and [p.name for p in there.iterdir()] == ["sm"]
+
+
+def _sidecar_text(**action: object) -> str:
+    meta = exporting.PolicyMetadata(
+        artifact="onnx", env_id="Pendulum-v1", observation_dim=3, observation_indices=None,
+        observation_low=[-1.0, -1.0, -8.0], observation_high=[1.0, 1.0, 8.0], action_dim=1, action_low=[-2.0],
+        action_high=[2.0], recurrent="none", history="obs", state=[], config_yaml="{}", checkpoint="c.h5",
+        env_steps=1)
+    data = json.loads(meta.to_json())
+    data["action"].update(action)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("action, problem", [
+    ({"low": [1.0], "high": [-1.0]},
+     "action bounds low [1.0], high [-1.0]: each low must be finite and below its high"),
+    ({"low": [float("nan")]}, "action bounds low [nan], high [2.0]"),
+    ({"high": [2.0, 2.0]}, "action bounds of 1 and 2 values for 1 actions"),
+])
+def test_a_sidecar_with_edited_action_bounds_is_damaged_metadata(action: dict, problem: str):
+    """A client reads the action bounds from the sidecar: inverted, non-finite or mis-sized ones were read as
+    they were (rdpg evaluate of the export ran)."""
+    exporting.PolicyMetadata.from_json(_sidecar_text(), "p.onnx.json")  # the unedited one reads
+    with pytest.raises(ExportError, match="damaged metadata") as raised:
+        exporting.PolicyMetadata.from_json(_sidecar_text(**action), "p.onnx.json")
+    assert problem in str(raised.value)
