@@ -400,24 +400,32 @@ def _require_run_entries(folder: Path) -> None:
             unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
             folder="{shown}: is a folder, not the run's command log; remove it to resume",
             not_regular="{shown}: not a regular file; remove it to resume"))
+    best = folder / "best.h5"
+    if os.path.lexists(best) and (best.is_symlink() or not best.is_file()):
+        raise ConfigError(f"{best}: not a regular file (the run writes its best policy there); remove it to resume")
     events = folder / "tensorboard"
     if os.path.lexists(events) and not events.is_dir():
         raise ConfigError(f"{events}: not a folder (the run's TensorBoard events go in it); remove it to resume")
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
-    """The resumed run replaces best.h5 at its next better evaluation. A best.h5 saved with other settings is
-    another run's (a checkpoint copied into this folder, its config.yaml moved away): refused, as config.yaml
-    is, rather than lost. One that cannot be read is left to the run, which replaces it."""
+    """The resumed run replaces best.h5 at its next better evaluation. One rdpg did not write, or one saved
+    with other settings (another run's: a checkpoint copied into this folder, its config.yaml moved away), is
+    refused, as config.yaml is, rather than lost. A damaged one of rdpg's is left to the run, which replaces it."""
     import h5py
     import yaml
 
     from rdpg_cli.config import ConfigError, config_from_dict
 
+    from rdpg_cli.runs import written_by_rdpg
+
     if not path.is_file():
         return
+    if not written_by_rdpg(path):  # another tool's HDF5 file, a text file of the user's
+        raise ConfigError(f"--resume {resume}: {path} is not a file rdpg wrote; the run would replace it at its "
+                          "next better evaluation: move it away to resume")
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=False) as f:
             text = f.attrs["config"]
         written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
     except Exception:  # damaged, or no checkpoint at all: nothing of a run to lose in it

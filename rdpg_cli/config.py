@@ -482,11 +482,6 @@ def _check_value(key: str, value: Any, tp: Any, check: str | None, where: str) -
                           f"{_hint(wrong, wrong_type)}") from None
     if isinstance(out, dict):
         _check_plain_data(key, out, where)
-        if key.endswith("kwargs") and out.get("render_mode") not in (None, "rgb_array"):
-            # "human" opens a window (without a display the process aborts in SDL, exit 134); rdpg asks for
-            # rgb_array frames itself when it records a video (rdpg evaluate --video) and for none otherwise.
-            raise ConfigError(f"{_at(where, key)}: render_mode {_show(out['render_mode'])} is rdpg's to choose "
-                              "(frames for rdpg evaluate --video, none while training); leave it out")
     if isinstance(out, float):
         problem = _float32_problem(out)
         if problem:
@@ -959,6 +954,10 @@ def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dic
     return locate
 
 
+# What env.kwargs may say of rendering: rdpg asks for rgb_array frames itself for rdpg evaluate --video.
+RENDER_MODES_ALLOWED = (None, "rgb_array")
+
+
 def load_config(preset: str, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
                 ) -> Config:
     """Load a preset by name or path, apply overrides, validate: a new run's config. A bad overridden value is
@@ -981,6 +980,13 @@ def load_config(preset: str, overrides: dict[str, Any] | None = None, flags: dic
         value = getattr(config.train, key.split(".")[1])
         if value >= 2**32:
             raise ConfigError(f"{_at(origins.get(key, str(path)), key)}: {value} must be in [0, 2**32)")
+    render_mode = config.env.kwargs.get("render_mode")
+    if render_mode not in RENDER_MODES_ALLOWED:
+        # "human" opens a window (without a display the process aborts in SDL, exit 134). New runs only: a
+        # stored config that has it still loads, and make_env leaves it out.
+        raise ConfigError(f"{_at(origins.get('env.kwargs', str(path)), 'env.kwargs')}: render_mode "
+                          f"{_show(render_mode)} is rdpg's to choose (frames for rdpg evaluate --video, none while "
+                          "training); leave it out")
     if config.replay.sequence_length > 1 and not config.recurrent:
         # A feed-forward update on [B, L] windows is the update on B * L single transitions: a batch size in
         # disguise, not the recurrence it looks like. Refused for new runs only: a stored config that has it

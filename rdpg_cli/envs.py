@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from rdpg_cli.config import Config, float32_bounds_problem, inverted_width_problem
+from rdpg_cli.config import RENDER_MODES_ALLOWED, Config, float32_bounds_problem, inverted_width_problem
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, MissingSimulator, TrainingFault, first_line, reason
 from rdpg_cli.extras import install_hint
 
@@ -131,9 +131,14 @@ def _import_env_module(env_id: str) -> None:
                           f"{first_line(exc)}") from None
 
 
+_SHOWN_WARNINGS: set[tuple[type, str]] = set()  # the environment's warnings make_env has shown
+
+
 def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
     """Build the preset's environment (unseeded: seed it with ``reset(seed=...)``)."""
     kwargs = dict(config.env.kwargs)
+    if kwargs.get("render_mode") not in RENDER_MODES_ALLOWED:  # a stored config of before they were refused
+        del kwargs["render_mode"]
     if config.env.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.env.max_episode_steps
     if render_mode is not None:
@@ -146,7 +151,12 @@ def make_env(config: Config, render_mode: str | None = None) -> gym.Env:
         with warnings.catch_warnings(record=True) as caught:
             env = gym.make(config.env.id, **kwargs)
         for warning in caught:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+            # Once per process, as Python shows them: catch_warnings forgets which were shown already, and
+            # rdpg makes its environment several times (training, evaluation, a check).
+            key = (warning.category, str(warning.message))
+            if key not in _SHOWN_WARNINGS:
+                _SHOWN_WARNINGS.add(key)
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     except gym.error.NameNotFound:
         raise ConfigError(f"env.id: unknown environment {config.env.id!r}") from None
     except gym.error.DependencyNotInstalled as exc:

@@ -157,7 +157,7 @@ def require_writable(run_dir: Path, what: str) -> None:
 LOG_HEADER_START = b"env_steps,"  # metrics.csv's and timing.csv's first column
 
 
-def _written_by_rdpg(path: Path) -> bool:
+def written_by_rdpg(path: Path) -> bool:
     """Whether a file named as one of a run's looks like the one rdpg writes: a folder of the user's that
     happens to hold a config.yaml, a metrics.csv, a checkpoint.h5 of another tool or a tensorboard/ of its own
     is not a run, and --force must not replace it. Judged by the first bytes (by the format attribute for a
@@ -176,6 +176,7 @@ def _written_by_rdpg(path: Path) -> bool:
         return False
     if head.strip(b"\0") == b"":
         return True
+    head = head.rstrip(b"\0")  # a text cut short by a power loss, then zeroed
     if name.endswith(".h5"):
         from rdpg_cli.checkpoint import HDF5_SIGNATURE
 
@@ -193,10 +194,22 @@ def _rdpg_checkpoint_or_unreadable(path: Path) -> bool:
 
     from rdpg_cli.checkpoint import FORMAT
 
+    def stored_format(locking: bool):
+        with h5py.File(path, "r", locking=locking) as f:
+            return f.attrs.get("format")
+
     try:
-        with h5py.File(path, "r") as f:
-            found = f.attrs.get("format")
-    except Exception:  # h5py raises OSError, KeyError, RuntimeError... on a damaged file
+        found = stored_format(locking=True)
+    except BlockingIOError:  # another program holds it open for writing (unflushed, it reads as truncated)
+        return False
+    except OSError as exc:
+        if "lock" not in str(exc).lower():
+            return True  # truncated, a bad superblock: damaged
+        try:  # a file system without HDF5's file locks
+            found = stored_format(locking=False)
+        except Exception:
+            return True
+    except Exception:  # h5py raises KeyError, RuntimeError... on damaged attributes too
         return True
     if isinstance(found, bytes):
         found = found.decode(errors="replace")
@@ -210,7 +223,7 @@ def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
     when the folder is chosen, and again once its lock is held (a run may have started and ended there while
     TensorFlow loaded)."""
     foreign = [name for name in RUN_FILES if os.path.lexists(run_dir / name)
-               and not _written_by_rdpg(run_dir / name)]
+               and not written_by_rdpg(run_dir / name)]
     if foreign:  # first: "use --force" would not help there
         raise ConfigError(f"--run-dir {run_dir}: holds {', '.join(foreign)} that rdpg did not write; rdpg "
                           "replaces only a run's own files, even with --force: give another folder")

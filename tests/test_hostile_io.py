@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import h5py
 import pytest
 
@@ -316,3 +318,38 @@ def test_sighup_stops_training_with_a_checkpoint(tmp_path):
     assert "stopped by SIGHUP at env step" in result.stderr and "rdpg train --resume run" in result.stderr
     with h5py.File(tmp_path / "run" / "checkpoint.h5", "r") as f:
         assert int(f.attrs["env_steps"]) > 0
+def test_a_librarys_python_warning_is_one_line_without_terminal_codes_and_pythons_form_with_verbose(monkeypatch):
+    """gymnasium colours its warnings with terminal codes, even into a pipe, and Python adds the warning's
+    source file and line: two lines with escape codes in a log file, among rdpg's one-line messages."""
+    from rdpg_cli import cli
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    monkeypatch.setitem(cli._log_flags, "verbose", False)
+    cli.one_line_warnings()
+    message = "\x1b[33mWARN: The environment X-v0 is out of date.\nUpgrade to v1.\x1b[0m"
+    assert warnings.formatwarning(message, DeprecationWarning, "/site/gymnasium/registration.py", 511) == \
+        "warning: The environment X-v0 is out of date. Upgrade to v1.\n"
+    monkeypatch.setitem(cli._log_flags, "verbose", True)
+    assert "registration.py:511: DeprecationWarning" in warnings.formatwarning(
+        message, DeprecationWarning, "/site/gymnasium/registration.py", 511)
+
+
+class _WarningPendulum(gym.Wrapper):
+    def __init__(self, **kwargs):
+        warnings.warn("this environment is experimental", UserWarning, stacklevel=2)
+        super().__init__(gym.make("Pendulum-v1"))
+
+
+def test_an_environments_warning_is_shown_once_however_often_it_is_made():
+    """make_env holds an environment's warnings back until it is made (a refusal stays one line); replayed,
+    they lost Python's once-per-place memory and printed at every environment made (training, evaluation)."""
+    from rdpg_cli.config import config_from_dict
+    from rdpg_cli.envs import make_env
+
+    gym.register("WarningPendulum-v0", entry_point=_WarningPendulum, max_episode_steps=200)
+    config = config_from_dict({"env": {"id": "WarningPendulum-v0"}}, source="test")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            make_env(config).close()
+    assert [str(w.message) for w in shown] == ["this environment is experimental"]

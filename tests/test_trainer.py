@@ -1092,7 +1092,19 @@ def _best_of_another_run(run: Path) -> None:
         f.attrs["config"] = yaml.safe_dump(config)
 
 
+def _best_as_folder(run: Path) -> None:
+    (run / "best.h5").mkdir()
+
+
+def _best_of_another_tool(run: Path) -> None:
+    with h5py.File(run / "best.h5", "w") as f:
+        f.attrs["format"] = "keras"
+
+
 @pytest.mark.parametrize("damage, error", [
+    pytest.param(_best_as_folder, "run/best.h5: not a regular file (the run writes its best policy there); remove it "
+                 "to resume", id="best.h5-folder"),
+    pytest.param(_best_of_another_tool, "--resume run: run/best.h5 is not a file rdpg wrote;", id="best.h5-foreign"),
     pytest.param(_command_log_as_folder, "run/command.txt: is a folder, not the run's command log; remove it to "
                  "resume", id="command.txt-folder"),
     pytest.param(_events_as_file, "run/tensorboard: not a folder (the run's TensorBoard events go in it); remove it "
@@ -1113,6 +1125,41 @@ def test_a_resume_refuses_run_entries_it_would_break_or_replace_before_writing(t
     assert _snapshot(tmp_path / "run") == before
 
 
+def test_force_leaves_an_hdf5_file_another_program_is_writing(tmp_path):
+    """Unflushed, another program's HDF5 file reads as truncated: it was taken for a damaged checkpoint of the
+    run's, and --force deleted it while that program wrote it."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time\n"
+                               "f = h5py.File('proj/checkpoint.h5', 'w')\nf.attrs['format'] = 'mytool'\n"
+                               "print('open', flush=True)\ntime.sleep(60)"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "open\n"
+        result = rdpg("train", "--preset", "pendulum", *TINY, "--run-dir", "proj", "--force", cwd=tmp_path,
+                      check=False)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --run-dir proj: holds checkpoint.h5 that rdpg did not write;"), \
+        result.stderr
+    assert (folder / "checkpoint.h5").exists()
+
+
+def test_a_render_mode_stored_before_it_was_refused_still_evaluates(tmp_path, small_run):
+    """Refused in presets and --set only: a checkpoint that stored render_mode human must still load (its
+    environment is made without it, so no window opens)."""
+    shutil.copytree(small_run, tmp_path / "run")
+    with h5py.File(tmp_path / "run" / "checkpoint.h5", "r+") as f:
+        config = yaml.safe_load(f.attrs["config"])
+        config["env"]["kwargs"] = {"render_mode": "human"}
+        f.attrs["config"] = yaml.safe_dump(config)
+    result = rdpg("evaluate", "run/checkpoint.h5", "--episodes", "1", "--json", cwd=tmp_path, check=False)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert json.loads(result.stdout)["episodes"] == 1
+
+
 def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
     """A run's checkpoint.h5 left empty and its metrics.csv zeroed (a power loss): the resume refuses them, and
     --force, the way out, must not take them for files rdpg did not write."""
@@ -1123,7 +1170,7 @@ def test_force_still_replaces_a_damaged_run(tmp_path, small_run):
     (tmp_path / "run" / "command.txt").write_bytes(b"\0" * 40)
     checkpoint = (small_run / "checkpoint.h5").read_bytes()
     (tmp_path / "run" / "best.h5").write_bytes(checkpoint[:len(checkpoint) // 2])  # an HDF5 file cut short
-    (tmp_path / "run" / "timing.csv").write_bytes(b"env_st")  # a header cut short
+    (tmp_path / "run" / "timing.csv").write_bytes(b"env_st" + b"\0" * 30)  # a header cut short, then zeroed
     refused = rdpg("train", "--preset", "pendulum", "--steps", "120", *TINY, "--run-dir", "run", cwd=tmp_path,
                    check=False)
     assert refused.returncode == 2 and "--force to start over" in refused.stderr, refused.stderr
