@@ -400,8 +400,8 @@ def _require_run_entries(folder: Path) -> None:
             unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
             folder="{shown}: is a folder, not the run's command log; remove it to resume",
             not_regular="{shown}: not a regular file; remove it to resume"))
-    best = folder / "best.h5"
-    if os.path.lexists(best) and (best.is_symlink() or not best.is_file()):
+    best = folder / "best.h5"  # (a symbolic link is replaced by the run's file, not written through)
+    if os.path.lexists(best) and not best.is_symlink() and not best.is_file():
         raise ConfigError(f"{best}: not a regular file (the run writes its best policy there); remove it to resume")
     events = folder / "tensorboard"
     if os.path.lexists(events) and not events.is_dir():
@@ -416,10 +416,9 @@ def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
     import yaml
 
     from rdpg_cli.config import ConfigError, config_from_dict
-
     from rdpg_cli.runs import written_by_rdpg
 
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():  # a link is replaced, not written through: nothing is lost
         return
     if not written_by_rdpg(path):  # another tool's HDF5 file, a text file of the user's
         raise ConfigError(f"--resume {resume}: {path} is not a file rdpg wrote; the run would replace it at its "

@@ -190,6 +190,7 @@ def written_by_rdpg(path: Path) -> bool:
 
 
 def _rdpg_checkpoint_or_unreadable(path: Path) -> bool:
+    """An HDF5 file: whether its format attribute is rdpg's checkpoint's, or it is too damaged to tell."""
     import h5py
 
     from rdpg_cli.checkpoint import FORMAT
@@ -219,9 +220,8 @@ def _rdpg_checkpoint_or_unreadable(path: Path) -> bool:
 def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
     """A ConfigError when the folder holds a run's files (with ``force``, which replaces them: only when a file
     of such a name is not one rdpg wrote, the user's own config.yaml, metrics.csv or tensorboard/ of other
-    logs). Checked
-    when the folder is chosen, and again once its lock is held (a run may have started and ended there while
-    TensorFlow loaded)."""
+    logs). Checked when the folder is chosen, and again once its lock is held (a run may have started and ended
+    there while TensorFlow loaded)."""
     foreign = [name for name in RUN_FILES if os.path.lexists(run_dir / name)
                and not written_by_rdpg(run_dir / name)]
     if foreign:  # first: "use --force" would not help there
