@@ -412,10 +412,9 @@ def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
     """The resumed run replaces best.h5 at its next better evaluation. One rdpg did not write, or one saved
     with other settings (another run's: a checkpoint copied into this folder, its config.yaml moved away), is
     refused, as config.yaml is, rather than lost. A damaged one of rdpg's is left to the run, which replaces it."""
-    import h5py
-    import yaml
-
-    from rdpg_cli.config import ConfigError, config_from_dict
+    from rdpg_cli.checkpoint import config_from_checkpoint, read_checkpoint
+    from rdpg_cli.config import ConfigError
+    from rdpg_cli.errors import CheckpointError
     from rdpg_cli.runs import written_by_rdpg
 
     if path.is_symlink() or not path.is_file():  # a link is replaced, not written through: nothing is lost
@@ -424,14 +423,11 @@ def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
         raise ConfigError(f"--resume {resume}: {path} is not a file rdpg wrote; the run would replace it at its "
                           "next better evaluation: move it away to resume")
     try:
-        with h5py.File(path, "r", locking=False) as f:
-            text = f.attrs["config"]
-        written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
-    except Exception:  # damaged, or no checkpoint at all: nothing of a run to lose in it
+        written = config_from_checkpoint(read_checkpoint(path, with_replay=False), str(path)).to_dict()
+    except CheckpointError:  # damaged: nothing of a run to lose in it
         return
-    differing = [key for key in _differing_keys(written, config.to_dict()) if key != "train.steps"]
-    if differing:
-        shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+    shown = _settings_differing(written, config)
+    if shown:
         raise ConfigError(
             f"--resume {resume}: {path} was saved with other settings than checkpoint.h5 ({shown}): another "
             "run's, which this one would replace at its next better evaluation; move it away to resume")
@@ -458,17 +454,22 @@ def _require_folder_config(path: Path, config, resume: Path) -> int | None:
         written = config_from_dict(yaml.safe_load(text), str(path)).to_dict()
     except (yaml.YAMLError, ConfigError):
         written = None
-    if written is None:
-        differing = ["it is not a config rdpg can read"]
-    else:
-        differing = [key for key in _differing_keys(written, config.to_dict()) if key != "train.steps"]
-    if differing:
-        shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+    shown = "it is not a config rdpg can read" if written is None else _settings_differing(written, config)
+    if shown:
         raise ConfigError(
             f"--resume {resume}: {path} differs from the settings in checkpoint.h5 ({shown}); a resume continues "
             "with the checkpoint's settings and rewrites config.yaml: undo the edit, or move config.yaml away "
             "to resume (settings cannot change on a resume: start a new run for that)")
     return written["train"]["steps"]
+
+
+def _settings_differing(written: dict, config) -> str | None:
+    """The keys (up to four named) in which a stored config's dict differs from ``config``, train.steps aside
+    (the one setting a resume changes, with --steps); None when none does."""
+    differing = [key for key in _differing_keys(written, config.to_dict()) if key != "train.steps"]
+    if not differing:
+        return None
+    return ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
 
 
 def _differing_keys(written: dict, expected: dict, prefix: str = "") -> list[str]:

@@ -46,6 +46,13 @@ def regular_file_size(path: Path, shown: str, error: type[RdpgError], messages: 
     return info.st_size
 
 
+def missing_folder_problem(folder: Path) -> str | None:
+    """Why an output cannot go in ``folder`` as a place (None when it is a folder): missing, or not a folder."""
+    if folder.is_dir():
+        return None
+    return f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
+
+
 def cannot_write_in(folder: Path, prefix: str) -> str | None:
     """Why no file can be created in ``folder`` (None when one can). A file named ``prefix...`` is made and
     removed: the test that also holds for root in a folder made immutable, where os.access says yes."""

@@ -30,7 +30,7 @@ from typing import Any
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
-from rdpg_cli.input_files import name_problem, place_new, temporary_name
+from rdpg_cli.input_files import missing_folder_problem, name_problem, place_new, temporary_name
 
 log = logging.getLogger(__name__)
 
@@ -482,10 +482,9 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     problem = name_problem(output)
     if problem:
         raise PlotError(f"--output {output}: {problem}")
-    if not output.parent.is_dir():
-        folder = output.parent
-        why = f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
-        raise PlotError(f"--output {output}: {why}")
+    problem = missing_folder_problem(output.parent)
+    if problem:
+        raise PlotError(f"--output {output}: {problem}")
     if output.is_dir():
         raise PlotError(f"--output {output}: is a folder")
     if os.path.lexists(output) and not force:  # a symbolic link to nothing too: the user's link

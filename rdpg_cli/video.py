@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rdpg_cli.errors import ConfigError, reason
-from rdpg_cli.input_files import cannot_write_in, name_problem, temporary_name
+from rdpg_cli.input_files import cannot_write_in, missing_folder_problem, name_problem, temporary_name
 from rdpg_cli.extras import install_hint
 
 VIDEO_EXTRA = install_hint("video")
@@ -32,9 +32,9 @@ def prepare_video(path: Path, force: bool = False) -> None:
     problem = name_problem(path)
     if problem:
         raise ConfigError(f"--video {path}: {problem}")
-    if not folder.is_dir():
-        why = f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
-        raise ConfigError(f"--video {path}: {why}")
+    problem = missing_folder_problem(folder)
+    if problem:
+        raise ConfigError(f"--video {path}: {problem}")
     if path.is_dir():
         raise ConfigError(f"--video {path}: is a folder; give a .mp4 or .gif file name")
     if os.path.lexists(path) and not force:  # a symbolic link to nothing too: the user's link
