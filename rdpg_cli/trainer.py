@@ -462,8 +462,9 @@ class Trainer:
         training state (counters, random generators, noise, replay memory, the episode in progress) here:
         whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
-        for log in ("metrics.csv", "timing.csv"):  # cut back when the run starts: found unreadable now, not then
-            read_log(self.run_dir / log)
+        # Cut back when the run starts: found unreadable now, not then.
+        metrics_rows = read_log(self.run_dir / "metrics.csv")
+        read_log(self.run_dir / "timing.csv")
         try:
             state, acting, episode_actions = self._restore_training_state(data)
         except CheckpointError as exc:
@@ -473,6 +474,13 @@ class Trainer:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:120]
             raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
+        disagreement = log_disagreement(metrics_rows, {
+            "env_steps": self.env_steps, "episodes": self.episodes, "gradient_steps": self.critic_updates},
+            self.best_eval)
+        if disagreement:
+            raise ConfigError(f"{self.run_dir / 'metrics.csv'}: not the log of the run in checkpoint.h5 "
+                              f"({disagreement}): another run's, which the resume would mix with this one's; move "
+                              "it away to resume")
         if data.replay is None:
             self.reporter.warning(
                 "the checkpoint holds no replay memory (train.save_replay: false, or a best.h5 copied as "
@@ -718,6 +726,43 @@ def read_log(path: Path) -> list[list[str]]:
     if text and not text.endswith("\n"):
         raise ConfigError(f"{path}: line {len(rows)} is cut short (no line end); repair or remove it to resume")
     return rows
+
+
+def log_disagreement(rows: list[list[str]], saved: dict[str, int], best_eval: float | None) -> str | None:
+    """Why metrics.csv's rows (``read_log``'s, header first) cannot be the log of the run whose checkpoint holds
+    the counters ``saved`` (env_steps, episodes, gradient_steps) and ``best_eval``; None when they can be.
+    A row at the checkpoint's env step was written with the checkpoint's very counters (the row comes just
+    before the save, a closing row just after it); an earlier row has no more episodes, gradient steps or best
+    return than the checkpoint (they only grow). Another run's log, left behind when this run's checkpoint
+    was copied over that run's, would otherwise be cut at this run's step and continued: two runs in one file."""
+    if not rows:
+        return None
+    header = rows[0]
+    for row in rows[1:]:
+        if not row or int(row[0]) > saved["env_steps"]:
+            continue  # written after the checkpoint (a session killed later): the resume drops it
+        at_checkpoint = int(row[0]) == saved["env_steps"]
+        for column in ("episodes", "gradient_steps"):
+            text = row[header.index(column)] if column in header else ""
+            if not (text.isascii() and text.isdigit()):
+                continue
+            if int(text) > saved[column] or (at_checkpoint and int(text) != saved[column]):
+                return f"its row at env step {row[0]} has {column} {text}, checkpoint.h5 {saved[column]}"
+        if "eval/best_return" not in header:
+            continue
+        text = row[header.index("eval/best_return")]
+        try:
+            logged = float(text) if text else None
+        except ValueError:
+            continue
+        if logged is None:
+            differs = at_checkpoint and best_eval is not None
+        else:
+            differs = best_eval is None or logged > best_eval or (at_checkpoint and logged != best_eval)
+        if differs:
+            return (f"its row at env step {row[0]} has eval/best_return {text or 'empty'}, checkpoint.h5 "
+                    f"{_fmt(best_eval) or 'none'}")
+    return None
 
 
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:

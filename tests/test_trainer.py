@@ -412,6 +412,49 @@ def test_resume_refuses_conflicting_input(tmp_path):
     assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
 
 
+def test_a_log_of_another_run_is_told_from_the_runs_own():
+    """``log_disagreement``: a row at the checkpoint's env step must hold its counters and best return; an earlier
+    row no more than it (they only grow); rows after it (a session killed later) are not compared."""
+    from rdpg_cli.trainer import log_disagreement
+
+    header = ["env_steps", "episodes", "gradient_steps", "eval/mean_return", "eval/std_return", "eval/best_return"]
+    saved = {"env_steps": 300, "episodes": 1, "gradient_steps": 200}
+    own = [header, ["100", "0", "0", "", "", ""], ["200", "1", "100", "-900.0", "0.0", "-900.0"],
+           ["300", "1", "200", "-700.0", "0.0", "-700.0"], ["400", "2", "300", "-100.0", "0.0", "-100.0"]]
+    assert log_disagreement(own, saved, -700.0) is None
+    assert log_disagreement([], saved, -700.0) is None  # no metrics.csv: the resume starts one
+    assert log_disagreement([header], saved, None) is None
+    assert log_disagreement(own[:3], saved, -700.0) is None  # no row at the checkpoint's step (an evaluation pending)
+    assert log_disagreement([header, ["310", "1", "210", "", "", ""]], saved, None) is None
+
+    def changed(row: int, column: str, value: str) -> list[list[str]]:
+        rows = [list(r) for r in own]
+        rows[row][header.index(column)] = value
+        return rows
+
+    assert log_disagreement(changed(3, "episodes", "2"), saved, -700.0) == \
+        "its row at env step 300 has episodes 2, checkpoint.h5 1"
+    assert log_disagreement(changed(3, "gradient_steps", "199"), saved, -700.0) == \
+        "its row at env step 300 has gradient_steps 199, checkpoint.h5 200"
+    assert log_disagreement(changed(1, "gradient_steps", "201"), saved, -700.0) == \
+        "its row at env step 100 has gradient_steps 201, checkpoint.h5 200"
+    assert log_disagreement(changed(3, "eval/best_return", "-700.5"), saved, -700.0) == \
+        "its row at env step 300 has eval/best_return -700.5, checkpoint.h5 -700.0"
+    assert log_disagreement(changed(2, "eval/best_return", "-600.0"), saved, -700.0) == \
+        "its row at env step 200 has eval/best_return -600.0, checkpoint.h5 -700.0"
+    assert log_disagreement(changed(3, "eval/best_return", ""), saved, -700.0) == \
+        "its row at env step 300 has eval/best_return empty, checkpoint.h5 -700.0"
+    assert log_disagreement(own, saved, None) == \
+        "its row at env step 200 has eval/best_return -900.0, checkpoint.h5 none"
+    assert log_disagreement(own[:3], {**saved, "episodes": 0}, -900.0) == \
+        "its row at env step 200 has episodes 1, checkpoint.h5 0"
+    # A file of an older rdpg without a column, or a field that is not a number: nothing to compare there.
+    assert log_disagreement([header[:2]] + [r[:2] for r in changed(3, "gradient_steps", "5")[1:]], saved,
+                            -700.0) is None
+    assert log_disagreement(changed(3, "episodes", "x"), saved, -700.0) is None
+    assert log_disagreement(changed(3, "eval/best_return", "x"), saved, -700.0) is None
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under a folder (the lock file aside), by relative path."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
@@ -651,13 +694,18 @@ def test_a_resumed_session_reports_its_own_rates(tmp_path):
 
 
 def test_a_resume_without_replay_warns_on_stderr_quiet_or_not(tmp_path):
-    rdpg("train", "--preset", "pendulum", "--steps", "150", *TINY, "--set", "train.save_replay=false",
+    """Both causes: train.save_replay false, and best.h5 copied as checkpoint.h5. The latter rewinds the run to
+    its best evaluation (env step 200), where metrics.csv's row holds best.h5's very counters: the check that
+    metrics.csv is the run's own lets it through."""
+    rdpg("train", "--preset", "pendulum", "--steps", "250", *TINY, "--set", "train.save_replay=false",
          "--run-dir", "run", "-q", cwd=tmp_path)
-    result = rdpg("train", "--resume", "run", "--steps", "250", "-q", cwd=tmp_path)
+    result = rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path)
     assert "warning: the checkpoint holds no replay memory" in result.stderr
     assert result.stdout.strip() == "run/checkpoint.h5"
+    shutil.copy(tmp_path / "run" / "best.h5", tmp_path / "run" / "checkpoint.h5")
     result = rdpg("train", "--resume", "run", "--steps", "300", cwd=tmp_path)  # plain output (a pipe)
     assert "warning: the checkpoint holds no replay memory" in result.stderr
+    assert "resuming run at env step 200" in result.stdout
     assert "warning" not in result.stdout, result.stdout
 
 
@@ -1092,6 +1140,18 @@ def _best_of_another_run(run: Path) -> None:
         f.attrs["config"] = yaml.safe_dump(config)
 
 
+def _log_of_another_run(run: Path) -> None:
+    """metrics.csv left behind by another run (it evaluated; this one has not), this run's checkpoint.h5
+    copied over that run's, config.yaml and best.h5 moved away: the resume would cut the other run's log at
+    this run's step and go on writing this run's rows after it."""
+    (run / "config.yaml").unlink()
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    best = rows[0].index("eval/best_return")
+    for row in rows[1:]:
+        row[best] = "-150.5"
+    (run / "metrics.csv").write_text("".join(",".join(row) + "\n" for row in rows))
+
+
 def _best_as_folder(run: Path) -> None:
     (run / "best.h5").mkdir()
 
@@ -1111,6 +1171,8 @@ def _best_of_another_tool(run: Path) -> None:
                  "to resume", id="tensorboard-file"),
     pytest.param(_best_of_another_run, "--resume run: run/best.h5 was saved with other settings than checkpoint.h5 "
                  "(agent.gamma): another run's", id="best.h5-of-another-run"),
+    pytest.param(_log_of_another_run, "run/metrics.csv: not the log of the run in checkpoint.h5 (its row at env "
+                 "step 100 has eval/best_return -150.5, checkpoint.h5 none): another run's", id="log-of-another-run"),
 ])
 def test_a_resume_refuses_run_entries_it_would_break_or_replace_before_writing(tmp_path, small_run, damage, error):
     """command.txt a folder, or tensorboard/ a file, failed with exit 1 once config.yaml had been rewritten
