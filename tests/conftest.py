@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rdpg_cli.threads import default_thread_pools
-from zygote import runs_forked
+from zygote import runs_forked, start_up_settings
 
 # In-process tests run TensorFlow with the thread pools the CLI uses (before anything imports it).
 default_thread_pools()
@@ -49,10 +49,10 @@ class Zygote:
     """This test process's client of ``zygote.py``: started on first use, one command at a time. Anything
     that goes wrong mid-command ends it (the next command starts another), so no reply is ever read late."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="rdpg-zygote-"))
         self.log = open(self.folder / "zygote.log", "w")  # its own errors, if it breaks
-        self.env = _command_env()
+        self.env = env
         self.commands = 0
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
@@ -83,8 +83,9 @@ class Zygote:
         return subprocess.CompletedProcess(args, reply["returncode"], *texts)
 
     def close(self, kill: bool = False) -> None:
-        if _zygote and _zygote[0] is self:
-            _zygote.clear()
+        for key, zygote in list(_zygotes.items()):
+            if zygote is self:
+                del _zygotes[key]
         if kill:
             self.process.kill()
         else:
@@ -94,8 +95,19 @@ class Zygote:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-_zygote: list[Zygote] = []
-atexit.register(lambda: _zygote and _zygote[0].close())
+# One zygote per set of start-up settings (zygote.py's START_UP_ENV): the test process's own, and those a test
+# asks for with ``own_zygote`` (a narrow console for many commands alike).
+_zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
+atexit.register(lambda: [zygote.close() for zygote in list(_zygotes.values())])
+
+
+def zygote_for(env: dict[str, str] | None = None) -> Zygote | None:
+    """The zygote that runs commands with ``env`` (added to the test process's), if one has started."""
+    return _zygotes.get(_start_up_key(_command_env(env)))
+
+
+def _start_up_key(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(start_up_settings(env).items()))
 
 
 def _command_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -103,16 +115,20 @@ def _command_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def rdpg(*args: str | Path, cwd: Path, check: bool = True, timeout: float = 600,
-         env: dict[str, str] | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+         env: dict[str, str] | None = None, fresh: bool = False, own_zygote: bool = False
+         ) -> subprocess.CompletedProcess:
     """Run ``python -m rdpg_cli ARGS`` (the console script's code path) and capture its output: in a fresh
     interpreter (always with ``fresh``), or for the commands zygote.py says run the same there, in a process
-    forked from it."""
+    forked from it. That is the zygote of the test process's start-up settings; ``own_zygote`` starts one for
+    those of ``env`` where they differ, rather than a fresh interpreter for each command."""
     full_env = _command_env(env)
     texts = [str(a) for a in args]
-    if not fresh and runs_forked(texts, full_env, _zygote[0].env if _zygote else _command_env()):
-        if not _zygote:
-            _zygote.append(Zygote())
-        result = _zygote[0].run(texts, Path(cwd).resolve(), full_env, timeout)
+    zygote_env = full_env if own_zygote else _command_env()
+    if not fresh and runs_forked(texts, full_env, zygote_env):
+        key = _start_up_key(zygote_env)
+        if key not in _zygotes:
+            _zygotes[key] = Zygote(zygote_env)
+        result = _zygotes[key].run(texts, Path(cwd).resolve(), full_env, timeout)
     else:
         result = subprocess.run([sys.executable, "-m", "rdpg_cli", *texts], cwd=cwd, capture_output=True,
                                 text=True, timeout=timeout, env=full_env)

@@ -30,10 +30,13 @@ TINY_RUN = ["train", "--preset", "pendulum", "--steps", "300", *CONFTEST_TINY,
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def rdpg(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="80", TERM="dumb")  # a narrow console: long messages must not wrap
-    return subprocess.run([sys.executable, "-m", "rdpg_cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+NARROW = {"COLUMNS": "80", "TERM": "dumb"}  # a narrow console: long messages must not wrap
+
+
+def rdpg(*args: str, cwd: Path, timeout: float = 120, fresh: bool = False) -> subprocess.CompletedProcess:
+    """With a narrow console, forked from a zygote started with it (conftest), or with ``fresh`` in a fresh
+    interpreter: there TensorFlow's own start-up log, which rdpg hides, would show on an error path."""
+    return forked_rdpg(*args, cwd=cwd, timeout=timeout, env=NARROW, check=False, fresh=fresh, own_zygote=True)
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +63,7 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)  # written into the folder first
     checkpoint: Callable[[h5py.File], None] | None = None  # crafts ckpt.h5 from the tiny run's checkpoint
     marks: tuple = ()
+    fresh: bool = False  # in a fresh interpreter: one case of each command that fails once TensorFlow has started
 
 
 GOOD = "env:\n  id: Pendulum-v1\naction_bounds:\n  low: [-2.0]\n  high: [2.0]\n"
@@ -277,7 +281,7 @@ CASES = [
     Case("replay larger than memory", ["train", "--preset", "pendulum", "--set", "replay.size=9000000000000000000",
                                        "--run-dir", "fresh"],
          ["pendulum.yaml with --set replay.size: replay.size: 9000000000000000000 transitions do not fit in memory "
-          "(array is too big"]),
+          "(array is too big"], fresh=True),
     Case("networks larger than memory", ["train", "--preset", "pendulum", "--set",
                                          "network.actor_layers=[1000000000000000]", "--run-dir", "fresh"],
          ["pendulum.yaml with --set network.actor_layers: network: the networks do not fit in memory "
@@ -311,7 +315,7 @@ CASES = [
          ["run: a folder with no checkpoint.h5 (and not a SavedModel); its best.h5 holds the best evaluated "
           "policy: rdpg evaluate run/best.h5"], files={"run/best.h5": "x"}),
     Case("checkpoint not HDF5", ["evaluate", "ckpt.h5"], ["ckpt.h5: not an HDF5 file"],
-         files={"ckpt.h5": "this is text\n" * 100}),
+         files={"ckpt.h5": "this is text\n" * 100}, fresh=True),
     Case("--episodes 0", ["evaluate", "ckpt.h5", "--episodes", "0"], ["--episodes: 0 must be > 0"],
          checkpoint=lambda f: None),
     Case("evaluate --seed 2**32", ["evaluate", "ckpt.h5", "--seed", "4294967296"],
@@ -340,7 +344,7 @@ CASES = [
     Case("export of a checkpoint of another environment", ["export", "ckpt.h5", "--format", "keras", "--output",
                                                            "p.keras"],
          ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "
-          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0")),
+          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0"), fresh=True),
     # --- evaluate --video: refused before any episode runs
     Case("video folder is a file", ["evaluate", "ckpt.h5", *FOREVER, "--video", "notes/v.gif"],
          ["--video notes/v.gif: notes is not a folder"], files={"notes": "mine\n"}, checkpoint=unchanged),
@@ -409,7 +413,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case: Case, tmp_path: 
     prepare(case, tmp_path, checkpoint)
     before = snapshot(tmp_path)
 
-    result = rdpg(*case.args, cwd=tmp_path)
+    result = rdpg(*case.args, cwd=tmp_path, fresh=case.fresh)
 
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output

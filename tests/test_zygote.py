@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import TINY, _zygote, rdpg
+from conftest import TINY, rdpg, zygote_for
 from zygote import runs_forked
 
 BASE = {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1"}  # the zygote's, as started
@@ -33,12 +33,13 @@ def test_only_commands_a_fork_runs_as_a_fresh_interpreter_would_are_forked(args,
     ["evaluate", "missing.h5"],
 ])
 def test_a_forked_command_answers_as_a_fresh_one(tmp_path, args):
-    zygote = _zygote[0] if _zygote else None
+    zygote = zygote_for()
     sent = zygote.commands if zygote else 0
     forked = rdpg(*args, cwd=tmp_path, check=False)
     # This command, not an earlier one (the test process's environment, changed by an in-process command,
     # once sent every later command to a fresh interpreter).
-    assert _zygote and _zygote[0].commands == (sent + 1 if _zygote[0] is zygote else 1), "not sent to the zygote"
+    now = zygote_for()
+    assert now and now.commands == (sent + 1 if now is zygote else 1), "not sent to the zygote"
     fresh = rdpg(*args, cwd=tmp_path, check=False, fresh=True)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == 2
@@ -50,3 +51,18 @@ def test_a_command_past_its_timeout_is_killed_and_the_next_one_runs(tmp_path):
              timeout=3)
     result = rdpg("evaluate", "missing.h5", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "missing.h5" in result.stderr
+
+
+def test_a_zygote_of_other_start_up_settings_answers_as_a_fresh_interpreter_with_them(tmp_path):
+    """``own_zygote``: a narrow console (read when the consoles are made) gets a zygote of its own; a message
+    longer than its 80 columns comes out as a fresh interpreter with that console prints it."""
+    (tmp_path / "notes.h5").write_text("not a checkpoint\n" * 10)
+    narrow = {"COLUMNS": "80", "TERM": "dumb"}
+    zygote = zygote_for(narrow)
+    sent = zygote.commands if zygote else 0
+    forked = rdpg("evaluate", "notes.h5", cwd=tmp_path, check=False, env=narrow, own_zygote=True)
+    now = zygote_for(narrow)
+    assert now and now is not zygote_for() and now.commands == (sent + 1 if now is zygote else 1)
+    fresh = rdpg("evaluate", "notes.h5", cwd=tmp_path, check=False, env=narrow, fresh=True)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert forked.returncode == 2 and len(forked.stderr.strip()) > 80 and forked.stderr.count("\n") == 1

@@ -33,7 +33,7 @@ START_UP_ENV = ("PYTHON", "TF_", "KERAS", "OMP_", "MKL", "OPENBLAS", "LC_", "LAN
                 "PY_COLORS", "MUJOCO_GL", "PYOPENGL")
 
 
-def _start_up_settings(env: dict[str, str]) -> dict[str, str]:
+def start_up_settings(env: dict[str, str]) -> dict[str, str]:
     settings = {k: v for k, v in env.items() if k.startswith(START_UP_ENV) and k != "PYTHONPATH"}
     # Where it is unset rdpg sets it to 3 before TensorFlow loads (only --verbose, never forked, leaves it
     # unset): the two start TensorFlow alike. An in-process command in the test process sets it there, which
@@ -49,7 +49,7 @@ def runs_forked(args: list[str], env: dict[str, str], zygote_env: dict[str, str]
         return False
     if any(a == "--verbose" or (a.startswith("-") and not a.startswith("--") and "v" in a) for a in args):
         return False
-    return _start_up_settings(env) == _start_up_settings(zygote_env)
+    return start_up_settings(env) == start_up_settings(zygote_env)
 
 
 def _child(request: dict) -> None:
