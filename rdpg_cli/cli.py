@@ -765,9 +765,10 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
         from rdpg_cli.video import prepare_video
 
         prepare_video(video, force)
-    from rdpg_cli.loading import load_policy, require_existing
+    from rdpg_cli.loading import load_policy, locate_checkpoint, read_before_tensorflow
 
-    require_existing(artifact)
+    if locate_checkpoint(artifact) is not None:  # (an exported policy is left to its runtime)
+        read_before_tensorflow(artifact)
     load_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
     from rdpg_cli.evaluation import evaluate as run_episodes
 
@@ -826,7 +827,7 @@ def export(
     """Export the trained policy: raw observations in, actions clipped to the bounds out."""
     with user_errors(verbose):
         from rdpg_cli.export import known_format, run_export
-        from rdpg_cli.loading import require_existing
+        from rdpg_cli.loading import read_before_tensorflow, require_existing
 
         known_format(format_)  # bad arguments are reported without waiting for TensorFlow
         if checkpoint is not None:
@@ -837,6 +838,7 @@ def export(
             checkpoint = newest_checkpoint()
             if not quiet:
                 console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
+        read_before_tensorflow(checkpoint)
         load_tensorflow(verbose)
         run_export(checkpoint, format_, output, force, console if not quiet else None)
 

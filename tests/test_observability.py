@@ -539,10 +539,13 @@ def test_preset_smoke_run(tmp_path: Path, preset: str, module: str, extra: str):
     (["export"], "error: no checkpoint given and none found under runs/"),
     (["evaluate", "missing.h5"], "error: missing.h5: not found"),
     (["evaluate", "missing.h5", "--episodes", "0"], "error: --episodes: 0 must be > 0"),
+    (["evaluate", "notes.h5"], "error: notes.h5: not an HDF5 file"),  # read before TensorFlow loads, as
+    (["export", "notes.h5"], "error: notes.h5: not an HDF5 file"),  # train --resume reads its checkpoint
 ])
 def test_help_and_bad_arguments_never_wait_for_tensorflow(tmp_path, args, error):
     """TensorFlow takes seconds to load: help, listings and arguments that cannot work answer without it
     (here it cannot be imported at all)."""
+    (tmp_path / "notes.h5").write_text("my notes\n")
     result = run_cli(args, cwd=tmp_path, prelude="sys.modules['tensorflow'] = None\nsys.modules['keras'] = None")
     if error is None:
         assert result.returncode == 0, result.stderr
