@@ -337,7 +337,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     from rdpg_cli.checkpoint import checked_training_state, config_from_checkpoint, find_checkpoint, read_checkpoint
     from rdpg_cli.errors import CheckpointError
 
-    from rdpg_cli.runs import RunLock, require_writable
+    from rdpg_cli.runs import RunLock, require_logs_of_this_run, require_writable
 
     RunLock.check_free(resume)
     RunLock.check_free(resume.parent)
@@ -355,13 +355,14 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     read_state = _file_state(checkpoint)  # compared again under the run's lock, before anything is written
     folder, data = checkpoint.parent, read_checkpoint(checkpoint, with_replay=True)
     try:  # now: its counters decide what happens next (a run already at its budget only says so)
-        checked_training_state(data)
+        state = checked_training_state(data)
     except CheckpointError as exc:
         raise CheckpointError(f"{resume}: {exc}") from None
     config = config_from_checkpoint(data, str(resume))
     announced_steps = _require_folder_config(folder / "config.yaml", config, resume)
     _require_run_entries(folder)
     _require_best_of_this_run(folder / "best.h5", config, resume)
+    require_logs_of_this_run(folder, state, with_replay=data.replay is not None)
     if preset is not None:
         from rdpg_cli.envs import resolve_bounds
 

@@ -3,7 +3,9 @@ processes out of one folder. No TensorFlow here: these checks run before it load
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import os
 import re
 import shlex
@@ -14,6 +16,7 @@ from pathlib import Path
 from rdpg_cli import __version__
 from rdpg_cli.config import Config
 from rdpg_cli.errors import ConfigError, TrainingFault
+from rdpg_cli.input_files import FileMessages, regular_file_size
 
 
 class RunLock:
@@ -293,3 +296,100 @@ def remove_orphaned_temporaries(run_dir: Path) -> None:
                 path.unlink(missing_ok=True)
         except OSError:  # one it cannot remove stays (the next session tries again); it is never read
             pass
+
+
+_LOG_FILE_MESSAGES = FileMessages(
+    not_found="{shown}: a link to nothing; repair or remove it to resume",
+    unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
+    folder="{shown}: is a folder, not the run's log; remove it to resume",
+    not_regular="{shown}: not a regular file; remove it to resume")
+
+
+def read_log(path: Path) -> list[list[str]]:
+    """The rows of a run's metrics.csv or timing.csv, header first (none when the file is missing). A file
+    that is not one (text cut by a crash, a zero-filled tail left by a power loss, an edit) is one line
+    naming its first bad line, so that a resume stops before it changes anything."""
+    if not os.path.lexists(path):
+        return []
+    # Not a regular file (a folder, a FIFO that would block the resume for ever): refused before it is opened.
+    regular_file_size(path, str(path), ConfigError, _LOG_FILE_MESSAGES)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+        rows = list(csv.reader(io.StringIO(text)))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); repair or remove it to resume") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a log rdpg wrote (byte {exc.start} is not text); repair or remove it "
+                          "to resume") from None
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a log rdpg wrote ({exc}); repair or remove it to resume") from None
+    columns = len(rows[0]) if rows else 0
+    for number, row in enumerate(rows[1:], start=2):
+        if row and not (row[0].isascii() and row[0].isdigit()):  # ASCII: '²'.isdigit() holds, int('²') fails
+            raise ConfigError(f"{path}: line {number} is not a log row (it starts {row[0][:20]!r}, not an env "
+                              "step); repair or remove it to resume")
+        # A row cut short (a crash in mid-write, a tail zeroed from inside it) would be kept as it is, its last
+        # number cut off: every row rdpg writes has a field for each column of the header.
+        if row and len(row) != columns:
+            raise ConfigError(f"{path}: line {number} has {len(row)} fields, the header {columns}; repair or "
+                              "remove it to resume")
+    if text and not text.endswith("\n"):
+        raise ConfigError(f"{path}: line {len(rows)} is cut short (no line end); repair or remove it to resume")
+    return rows
+
+
+def log_disagreement(rows: list[list[str]], saved: dict[str, int], best_eval: float | None,
+                     same_branch: bool = True) -> str | None:
+    """Why metrics.csv's rows (``read_log``'s, header first) cannot be the log of the run whose checkpoint holds
+    the counters ``saved`` (env_steps, episodes, gradient_steps) and ``best_eval``; None when they can be.
+    Another run's log, left behind when this run's checkpoint was copied over that run's, would otherwise be cut
+    at this run's step and continued: two runs in one file.
+
+    A row at the checkpoint's env step was written with the checkpoint's very counters (the row comes just
+    before the save, a closing row just after it); an earlier row has no more episodes, gradient steps or best
+    return than the checkpoint (they only grow). Not ``same_branch`` (a checkpoint without replay memory: a
+    best.h5 copied as checkpoint.h5), the rows may come from a later branch of the same run, which resumed
+    from an older checkpoint and took other steps: only the best return is compared, which no row of the
+    folder's exceeds (a better evaluation would have replaced best.h5)."""
+    if not rows:
+        return None
+    header = rows[0]
+    for row in rows[1:]:
+        if not row or int(row[0]) > saved["env_steps"]:
+            continue  # written after the checkpoint (a session killed later): the resume drops it
+        exact = same_branch and int(row[0]) == saved["env_steps"]
+        for column in ("episodes", "gradient_steps") if same_branch else ():
+            text = row[header.index(column)] if column in header else ""
+            if not (text.isascii() and text.isdigit()):
+                continue
+            if int(text) > saved[column] or (exact and int(text) != saved[column]):
+                return f"its row at env step {row[0]} has {column} {text}, checkpoint.h5 {saved[column]}"
+        if "eval/best_return" not in header:
+            continue
+        text = row[header.index("eval/best_return")]
+        try:
+            logged = float(text) if text else None
+        except ValueError:
+            continue
+        if logged is None:
+            differs = exact and best_eval is not None
+        else:
+            differs = best_eval is None or logged > best_eval or (exact and logged != best_eval)
+        if differs:
+            saved_best = "none" if best_eval is None else repr(float(best_eval))
+            return f"its row at env step {row[0]} has eval/best_return {text or 'empty'}, checkpoint.h5 {saved_best}"
+    return None
+
+
+def require_logs_of_this_run(folder: Path, state: dict, with_replay: bool) -> None:
+    """Before a resume changes anything (and before TensorFlow loads): metrics.csv and timing.csv readable as
+    logs rdpg wrote (``read_log``; the run cuts them back at its start), and metrics.csv this run's own
+    (``log_disagreement``) given the checkpoint's training state."""
+    rows = read_log(folder / "metrics.csv")
+    read_log(folder / "timing.csv")
+    saved = {"env_steps": state["env_steps"], "episodes": state["episodes"], "gradient_steps": state["critic_updates"]}
+    disagreement = log_disagreement(rows, saved, state["best_eval"], same_branch=with_replay)
+    if disagreement:
+        raise ConfigError(f"{folder / 'metrics.csv'}: not the log of the run in checkpoint.h5 ({disagreement}): "
+                          "another run's, which the resume would mix with this one's; move it away to resume")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import io
 import json
 import os
 import shlex
@@ -29,11 +28,11 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import EnvSpec, SelectObservation, make_env
 from rdpg_cli.errors import CheckpointError, ConfigError, PolicyFault, TrainingFault, reason, tensorflow_reason
 from rdpg_cli.evaluation import EvalResult, checked_observation, checked_reset, checked_step, evaluate
-from rdpg_cli.input_files import FileMessages, regular_file_size
 from rdpg_cli.memory import networks_do_not_fit
 from rdpg_cli.noise import ExplorationNoise
 from rdpg_cli.policy import AgentPolicy, restore_agent
 from rdpg_cli.replay import Batch, ReplayBuffer
+from rdpg_cli.runs import read_log
 
 # What a write into the run folder can fail with (None: a TensorFlow write error, mapped in _write_scalars).
 WRITE_FAILURES = {None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -462,9 +461,6 @@ class Trainer:
         training state (counters, random generators, noise, replay memory, the episode in progress) here:
         whatever does not fit is a damaged checkpoint, reported in one line."""
         restore_agent(self.agent, data, source)
-        # Cut back when the run starts: found unreadable now, not then.
-        metrics_rows = read_log(self.run_dir / "metrics.csv")
-        read_log(self.run_dir / "timing.csv")
         try:
             state, acting, episode_actions = self._restore_training_state(data)
         except CheckpointError as exc:
@@ -474,13 +470,6 @@ class Trainer:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:120]
             raise CheckpointError(f"{source}: damaged checkpoint: training state ({what})") from None
-        disagreement = log_disagreement(metrics_rows, {
-            "env_steps": self.env_steps, "episodes": self.episodes, "gradient_steps": self.critic_updates},
-            self.best_eval)
-        if disagreement:
-            raise ConfigError(f"{self.run_dir / 'metrics.csv'}: not the log of the run in checkpoint.h5 "
-                              f"({disagreement}): another run's, which the resume would mix with this one's; move "
-                              "it away to resume")
         if data.replay is None:
             self.reporter.warning(
                 "the checkpoint holds no replay memory (train.save_replay: false, or a best.h5 copied as "
@@ -685,84 +674,6 @@ def _closing_row(step: int, up_to_step: int, log_every: int) -> bool:
     """Whether what was logged at ``step`` is the closing row of the session that saved at ``up_to_step``
     (written there because the session ended off the ``log_every`` grid; a resume drops it)."""
     return step == up_to_step and up_to_step % log_every != 0
-
-
-_LOG_FILE_MESSAGES = FileMessages(
-    not_found="{shown}: a link to nothing; repair or remove it to resume",
-    unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
-    folder="{shown}: is a folder, not the run's log; remove it to resume",
-    not_regular="{shown}: not a regular file; remove it to resume")
-
-
-def read_log(path: Path) -> list[list[str]]:
-    """The rows of a run's metrics.csv or timing.csv, header first (none when the file is missing). A file
-    that is not one (text cut by a crash, a zero-filled tail left by a power loss, an edit) is one line
-    naming its first bad line, so that a resume stops before it changes anything."""
-    if not os.path.lexists(path):
-        return []
-    # Not a regular file (a folder, a FIFO that would block the resume for ever): refused before it is opened.
-    regular_file_size(path, str(path), ConfigError, _LOG_FILE_MESSAGES)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            text = f.read()
-        rows = list(csv.reader(io.StringIO(text)))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); repair or remove it to resume") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a log rdpg wrote (byte {exc.start} is not text); repair or remove it "
-                          "to resume") from None
-    except csv.Error as exc:
-        raise ConfigError(f"{path}: not a log rdpg wrote ({exc}); repair or remove it to resume") from None
-    columns = len(rows[0]) if rows else 0
-    for number, row in enumerate(rows[1:], start=2):
-        if row and not (row[0].isascii() and row[0].isdigit()):  # ASCII: '²'.isdigit() holds, int('²') fails
-            raise ConfigError(f"{path}: line {number} is not a log row (it starts {row[0][:20]!r}, not an env "
-                              "step); repair or remove it to resume")
-        # A row cut short (a crash in mid-write, a tail zeroed from inside it) would be kept as it is, its last
-        # number cut off: every row rdpg writes has a field for each column of the header.
-        if row and len(row) != columns:
-            raise ConfigError(f"{path}: line {number} has {len(row)} fields, the header {columns}; repair or "
-                              "remove it to resume")
-    if text and not text.endswith("\n"):
-        raise ConfigError(f"{path}: line {len(rows)} is cut short (no line end); repair or remove it to resume")
-    return rows
-
-
-def log_disagreement(rows: list[list[str]], saved: dict[str, int], best_eval: float | None) -> str | None:
-    """Why metrics.csv's rows (``read_log``'s, header first) cannot be the log of the run whose checkpoint holds
-    the counters ``saved`` (env_steps, episodes, gradient_steps) and ``best_eval``; None when they can be.
-    A row at the checkpoint's env step was written with the checkpoint's very counters (the row comes just
-    before the save, a closing row just after it); an earlier row has no more episodes, gradient steps or best
-    return than the checkpoint (they only grow). Another run's log, left behind when this run's checkpoint
-    was copied over that run's, would otherwise be cut at this run's step and continued: two runs in one file."""
-    if not rows:
-        return None
-    header = rows[0]
-    for row in rows[1:]:
-        if not row or int(row[0]) > saved["env_steps"]:
-            continue  # written after the checkpoint (a session killed later): the resume drops it
-        at_checkpoint = int(row[0]) == saved["env_steps"]
-        for column in ("episodes", "gradient_steps"):
-            text = row[header.index(column)] if column in header else ""
-            if not (text.isascii() and text.isdigit()):
-                continue
-            if int(text) > saved[column] or (at_checkpoint and int(text) != saved[column]):
-                return f"its row at env step {row[0]} has {column} {text}, checkpoint.h5 {saved[column]}"
-        if "eval/best_return" not in header:
-            continue
-        text = row[header.index("eval/best_return")]
-        try:
-            logged = float(text) if text else None
-        except ValueError:
-            continue
-        if logged is None:
-            differs = at_checkpoint and best_eval is not None
-        else:
-            differs = best_eval is None or logged > best_eval or (at_checkpoint and logged != best_eval)
-        if differs:
-            return (f"its row at env step {row[0]} has eval/best_return {text or 'empty'}, checkpoint.h5 "
-                    f"{_fmt(best_eval) or 'none'}")
-    return None
 
 
 def _truncate_csv(path: Path, columns: list[str], up_to_step: int, log_every: int) -> None:

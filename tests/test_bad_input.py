@@ -315,7 +315,7 @@ CASES = [
          ["run: a folder with no checkpoint.h5 (and not a SavedModel); its best.h5 holds the best evaluated "
           "policy: rdpg evaluate run/best.h5"], files={"run/best.h5": "x"}),
     Case("checkpoint not HDF5", ["evaluate", "ckpt.h5"], ["ckpt.h5: not an HDF5 file"],
-         files={"ckpt.h5": "this is text\n" * 100}, fresh=True),
+         files={"ckpt.h5": "this is text\n" * 100}),
     Case("--episodes 0", ["evaluate", "ckpt.h5", "--episodes", "0"], ["--episodes: 0 must be > 0"],
          checkpoint=lambda f: None),
     Case("evaluate --seed 2**32", ["evaluate", "ckpt.h5", "--seed", "4294967296"],
@@ -340,7 +340,7 @@ CASES = [
          ["ckpt.h5: damaged checkpoint: attribute 'action_dim' is missing"], checkpoint=delete_attr("action_dim")),
     Case("checkpoint of another environment", ["evaluate", "ckpt.h5"],
          ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "
-          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0")),
+          "observations and 1 action"], checkpoint=another_env("MountainCarContinuous-v0"), fresh=True),
     Case("export of a checkpoint of another environment", ["export", "ckpt.h5", "--format", "keras", "--output",
                                                            "p.keras"],
          ["ckpt.h5: its policy takes 3 observations and gives 1 action, but MountainCarContinuous-v0 has 2 "

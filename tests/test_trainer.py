@@ -415,7 +415,7 @@ def test_resume_refuses_conflicting_input(tmp_path):
 def test_a_log_of_another_run_is_told_from_the_runs_own():
     """``log_disagreement``: a row at the checkpoint's env step must hold its counters and best return; an earlier
     row no more than it (they only grow); rows after it (a session killed later) are not compared."""
-    from rdpg_cli.trainer import log_disagreement
+    from rdpg_cli.runs import log_disagreement
 
     header = ["env_steps", "episodes", "gradient_steps", "eval/mean_return", "eval/std_return", "eval/best_return"]
     saved = {"env_steps": 300, "episodes": 1, "gradient_steps": 200}
@@ -453,6 +453,17 @@ def test_a_log_of_another_run_is_told_from_the_runs_own():
                             -700.0) is None
     assert log_disagreement(changed(3, "episodes", "x"), saved, -700.0) is None
     assert log_disagreement(changed(3, "eval/best_return", "x"), saved, -700.0) is None
+    # A checkpoint without replay memory (best.h5 copied as checkpoint.h5): the rows may be of a later branch of
+    # the run (a resume from an older checkpoint that took other steps past it), with other counters and a
+    # worse best return at the same step; never a better one (it would have replaced best.h5).
+    branch = changed(3, "episodes", "2")
+    branch[3][header.index("gradient_steps")] = "250"
+    branch[3][header.index("eval/best_return")] = "-800.0"
+    assert log_disagreement(branch, saved, -700.0, same_branch=False) is None
+    assert log_disagreement(changed(2, "eval/best_return", "-600.0"), saved, -700.0, same_branch=False) == \
+        "its row at env step 200 has eval/best_return -600.0, checkpoint.h5 -700.0"
+    assert log_disagreement(own, saved, None, same_branch=False) == \
+        "its row at env step 200 has eval/best_return -900.0, checkpoint.h5 none"
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
