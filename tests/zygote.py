@@ -6,7 +6,8 @@ file descriptors, signal handlers, exit status, working folder, environment) and
 code (``rdpg_cli.launch.main``); only the interpreter's start-up and those imports are shared. What a fresh
 interpreter would do differently is kept out: ``conftest.rdpg`` sends here only the commands that import
 TensorFlow anyway (train, evaluate, export) without ``--verbose`` (whose TensorFlow start-up log this process
-has already swallowed) and without environment settings that act at start-up; everything else, and every test
+has already swallowed) and without environment settings that act at start-up other than this zygote's own
+(conftest starts one per set of them a test asks for); everything else, and every test
 that needs a process of its own from the first instruction (signals, closed pipes), starts a fresh
 interpreter. ``RDPG_TESTS_FRESH=1`` sends every command to a fresh interpreter.
 
