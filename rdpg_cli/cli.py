@@ -337,7 +337,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     from rdpg_cli.checkpoint import checked_training_state, config_from_checkpoint, find_checkpoint, read_checkpoint
     from rdpg_cli.errors import CheckpointError
 
-    from rdpg_cli.runs import RunLock, require_logs_of_this_run, require_writable
+    from rdpg_cli.runs import RunLock, require_logs_of_this_run, require_run_entries, require_writable
 
     RunLock.check_free(resume)
     RunLock.check_free(resume.parent)
@@ -360,7 +360,7 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise CheckpointError(f"{resume}: {exc}") from None
     config = config_from_checkpoint(data, str(resume))
     announced_steps = _require_folder_config(folder / "config.yaml", config, resume)
-    _require_run_entries(folder)
+    require_run_entries(folder)
     _require_best_of_this_run(folder / "best.h5", config, resume)
     require_logs_of_this_run(folder, state, with_replay=data.replay is not None)
     if preset is not None:
@@ -385,28 +385,6 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         config = config.replace("train", steps=announced_steps)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
                          resume_state=read_state)
-
-
-def _require_run_entries(folder: Path) -> None:
-    """A resume writes command.txt and TensorBoard events in the run folder: one of them of the wrong kind
-    (command.txt a folder, tensorboard/ a file) failed only once config.yaml had been rewritten, or at the first
-    evaluation. Refused first, as metrics.csv and timing.csv are (``read_log``)."""
-    from rdpg_cli.config import ConfigError
-    from rdpg_cli.input_files import FileMessages, regular_file_size
-
-    command = folder / "command.txt"
-    if os.path.lexists(command):
-        regular_file_size(command, str(command), ConfigError, FileMessages(
-            not_found="{shown}: a link to nothing; repair or remove it to resume",
-            unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
-            folder="{shown}: is a folder, not the run's command log; remove it to resume",
-            not_regular="{shown}: not a regular file; remove it to resume"))
-    best = folder / "best.h5"  # (a symbolic link is replaced by the run's file, not written through)
-    if os.path.lexists(best) and not best.is_symlink() and not best.is_file():
-        raise ConfigError(f"{best}: not a regular file (the run writes its best policy there); remove it to resume")
-    events = folder / "tensorboard"
-    if os.path.lexists(events) and not events.is_dir():
-        raise ConfigError(f"{events}: not a folder (the run's TensorBoard events go in it); remove it to resume")
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
@@ -768,8 +746,9 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
         prepare_video(video, force)
     from rdpg_cli.loading import load_policy, locate_checkpoint, read_before_tensorflow
 
-    if locate_checkpoint(artifact) is not None:  # (an exported policy is left to its runtime)
-        read_before_tensorflow(artifact)
+    checkpoint = locate_checkpoint(artifact)
+    if checkpoint is not None:  # (an exported policy is left to its runtime)
+        read_before_tensorflow(checkpoint)
     load_tensorflow(verbose)  # only now: bad arguments above are reported without waiting for TensorFlow
     from rdpg_cli.evaluation import evaluate as run_episodes
 
@@ -839,7 +818,9 @@ def export(
             checkpoint = newest_checkpoint()
             if not quiet:
                 console.print(f"no checkpoint given: using the newest, {checkpoint}", highlight=False, soft_wrap=True)
-        read_before_tensorflow(checkpoint)
+        from rdpg_cli.checkpoint import find_checkpoint
+
+        read_before_tensorflow(find_checkpoint(checkpoint))
         load_tensorflow(verbose)
         run_export(checkpoint, format_, output, force, console if not quiet else None)
 

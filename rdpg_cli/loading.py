@@ -39,14 +39,13 @@ def locate_checkpoint(path: Path) -> Path | None:
     return find_checkpoint(path)
 
 
-def read_before_tensorflow(path: Path) -> None:
-    """Read the checkpoint ``path`` names (a run folder or its file), weights and stored config, while TensorFlow
-    is not loaded yet: a file that is no checkpoint of rdpg's, a damaged or a newer one is refused at once, not
-    after the seconds TensorFlow takes to start. (Read again when the policy is built. Its environment is checked
-    then: a custom one may import TensorFlow, which must start with rdpg's settings.)"""
-    from rdpg_cli.checkpoint import config_from_checkpoint, find_checkpoint, read_checkpoint
+def read_before_tensorflow(checkpoint: Path) -> None:
+    """Read a checkpoint file (``locate_checkpoint``'s, ``find_checkpoint``'s), weights and stored config, while
+    TensorFlow is not loaded yet: a file that is no checkpoint of rdpg's, a damaged or a newer one is refused at
+    once, not after the seconds TensorFlow takes to start. (Read again when the policy is built. Its environment
+    is checked then: a custom one may import TensorFlow, which must start with rdpg's settings.)"""
+    from rdpg_cli.checkpoint import config_from_checkpoint, read_checkpoint
 
-    checkpoint = find_checkpoint(path)
     config_from_checkpoint(read_checkpoint(checkpoint, with_replay=False), str(checkpoint))
 
 

@@ -298,11 +298,29 @@ def remove_orphaned_temporaries(run_dir: Path) -> None:
             pass
 
 
-_LOG_FILE_MESSAGES = FileMessages(
-    not_found="{shown}: a link to nothing; repair or remove it to resume",
-    unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
-    folder="{shown}: is a folder, not the run's log; remove it to resume",
-    not_regular="{shown}: not a regular file; remove it to resume")
+def _resume_refusals(kept: str) -> FileMessages:
+    """How a resume refuses one of the run's files that is not a regular file it can read (``kept``: what the
+    run keeps in it)."""
+    return FileMessages(
+        not_found="{shown}: a link to nothing; repair or remove it to resume",
+        unreadable="{shown}: cannot read it ({reason}); repair or remove it to resume",
+        folder="{shown}: is a folder, not the run's " + kept + "; remove it to resume",
+        not_regular="{shown}: not a regular file; remove it to resume")
+
+
+def require_run_entries(folder: Path) -> None:
+    """A resume writes command.txt and TensorBoard events in the run folder: one of them of the wrong kind
+    (command.txt a folder, tensorboard/ a file) failed only once config.yaml had been rewritten, or at the first
+    evaluation. Refused first, as metrics.csv and timing.csv are (``read_log``)."""
+    command = folder / "command.txt"
+    if os.path.lexists(command):
+        regular_file_size(command, str(command), ConfigError, _resume_refusals("command log"))
+    best = folder / "best.h5"  # (a symbolic link is replaced by the run's file, not written through)
+    if os.path.lexists(best) and not best.is_symlink() and not best.is_file():
+        raise ConfigError(f"{best}: not a regular file (the run writes its best policy there); remove it to resume")
+    events = folder / "tensorboard"
+    if os.path.lexists(events) and not events.is_dir():
+        raise ConfigError(f"{events}: not a folder (the run's TensorBoard events go in it); remove it to resume")
 
 
 def read_log(path: Path) -> list[list[str]]:
@@ -312,7 +330,7 @@ def read_log(path: Path) -> list[list[str]]:
     if not os.path.lexists(path):
         return []
     # Not a regular file (a folder, a FIFO that would block the resume for ever): refused before it is opened.
-    regular_file_size(path, str(path), ConfigError, _LOG_FILE_MESSAGES)
+    regular_file_size(path, str(path), ConfigError, _resume_refusals("log"))
     try:
         with open(path, newline="", encoding="utf-8") as f:
             text = f.read()
@@ -354,20 +372,21 @@ def log_disagreement(rows: list[list[str]], saved: dict[str, int], best_eval: fl
     folder's exceeds (a better evaluation would have replaced best.h5)."""
     if not rows:
         return None
-    header = rows[0]
+    # Where each compared column is (a file of an older rdpg may lack one: nothing to compare there).
+    counters = [(rows[0].index(c), c) for c in ("episodes", "gradient_steps") if same_branch and c in rows[0]]
+    best_at = rows[0].index("eval/best_return") if "eval/best_return" in rows[0] else None
     for row in rows[1:]:
         if not row or int(row[0]) > saved["env_steps"]:
             continue  # written after the checkpoint (a session killed later): the resume drops it
         exact = same_branch and int(row[0]) == saved["env_steps"]
-        for column in ("episodes", "gradient_steps") if same_branch else ():
-            text = row[header.index(column)] if column in header else ""
-            if not (text.isascii() and text.isdigit()):
-                continue
-            if int(text) > saved[column] or (exact and int(text) != saved[column]):
+        for at, column in counters:
+            text = row[at]
+            if text.isascii() and text.isdigit() and (
+                    int(text) > saved[column] or (exact and int(text) != saved[column])):
                 return f"its row at env step {row[0]} has {column} {text}, checkpoint.h5 {saved[column]}"
-        if "eval/best_return" not in header:
+        if best_at is None:
             continue
-        text = row[header.index("eval/best_return")]
+        text = row[best_at]
         try:
             logged = float(text) if text else None
         except ValueError:
