@@ -49,12 +49,13 @@ class Zygote:
     """This test process's client of ``zygote.py``: started on first use, one command at a time. Anything
     that goes wrong mid-command ends it (the next command starts another), so no reply is ever read late."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], bare: bool = False) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="rdpg-zygote-"))
         self.log = open(self.folder / "zygote.log", "w")  # its own errors, if it breaks
         self.env = env
         self.commands = 0
-        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py")),
+                                         *(["--bare"] if bare else [])],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                         env=self.env, bufsize=1)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
-from conftest import TINY, rdpg, zygote_for
+from conftest import TINY, Zygote, _command_env, rdpg, zygote_for
 from zygote import runs_forked
 
 BASE = {"PATH": "/usr/bin:/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1"}  # the zygote's, as started
@@ -66,3 +71,37 @@ def test_a_zygote_of_other_start_up_settings_answers_as_a_fresh_interpreter_with
     fresh = rdpg("evaluate", "notes.h5", cwd=tmp_path, check=False, env=narrow, fresh=True)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == 2 and len(forked.stderr.strip()) > 80 and forked.stderr.count("\n") == 1
+
+
+def _processes_working_in(folder: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder:
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or another user's
+            pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
+def test_a_zygote_killed_mid_command_takes_the_command_with_it(tmp_path):
+    """A zygote its client kills (a test stopped while it waited for a reply) leaves no command running on.
+    (One that has not imported TensorFlow first: the command is killed while it does, seconds sooner.)"""
+    zygote = Zygote(_command_env(), bare=True)
+    try:
+        request = {"args": ["train", "--preset", "pendulum", "--steps", "100000", *TINY, "--run-dir", "run", "-q"],
+                   "cwd": str(tmp_path.resolve()), "env": _command_env(), "stdout": os.devnull,
+                   "stderr": os.devnull, "timeout": 300}
+        zygote.process.stdin.write(json.dumps(request) + "\n")
+        zygote.process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not _processes_working_in(tmp_path.resolve()):
+            assert time.monotonic() < deadline and zygote.process.poll() is None, "the command never started"
+            time.sleep(0.05)
+    finally:
+        zygote.close(kill=True)
+    deadline = time.monotonic() + 10
+    while _processes_working_in(tmp_path.resolve()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_working_in(tmp_path.resolve())

@@ -100,28 +100,45 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-def serve() -> None:
-    from rdpg_cli.cli import load_tensorflow
+def serve(preload: bool = True) -> None:
+    """Answer requests from stdin; ``preload`` False (a test of the forking itself) imports nothing first."""
+    if preload:
+        from rdpg_cli.cli import load_tensorflow
 
-    load_tensorflow(verbose=False)
-    # The modules those commands import on their way, imported once here.
-    import rdpg_cli.evaluation
-    import rdpg_cli.export
-    import rdpg_cli.loading
-    import rdpg_cli.policy
-    import rdpg_cli.trainer  # noqa: F401
+        load_tensorflow(verbose=False)
+        # The modules those commands import on their way, imported once here.
+        import rdpg_cli.evaluation
+        import rdpg_cli.export
+        import rdpg_cli.loading
+        import rdpg_cli.policy
+        import rdpg_cli.trainer  # noqa: F401
 
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
             replies.close()
+            _die_with(zygote)
             _child(request)
         returncode, timed_out = _wait(pid, request["timeout"])
         replies.write(json.dumps({"returncode": returncode, "timed_out": timed_out}) + "\n")
+
+
+def _die_with(zygote: int) -> None:
+    """Have the kernel kill this child when the zygote dies (Linux): a zygote killed mid-command by its client
+    (a test stopped, a reply that never came) would otherwise leave the command running to its end."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != zygote:  # it died before the request was made
+        os._exit(1)
 
 
 def _wait(pid: int, timeout: float) -> tuple[int, bool]:
@@ -138,4 +155,4 @@ def _wait(pid: int, timeout: float) -> tuple[int, bool]:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(preload="--bare" not in sys.argv[1:])
