@@ -114,6 +114,14 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _output_path(text: str) -> Path:
+    """An output file's path (a video, an export, a figure): refused empty as ``_path`` is, without the hint
+    of ``.``, which names a folder these refuse."""
+    if text == "":
+        raise typer.BadParameter("empty; give the path to write")
+    return Path(text)
+
+
 def _complete_preset(incomplete: str) -> list[str]:
     from rdpg_cli.config import shipped_presets
 
@@ -715,7 +723,7 @@ def evaluate(
         show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     video: Annotated[Path | None, typer.Option(
-        parser=_path, metavar="<path>", help="Also write the episodes to this .mp4 or .gif.")] = None,
+        parser=_output_path, metavar="<path>", help="Also write the episodes to this .mp4 or .gif.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --video file.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -799,7 +807,7 @@ def export(
     format_: Annotated[str, typer.Option("--format", "-f", help="savedmodel, tflite, onnx or keras.")
                        ] = "savedmodel",
     output: Annotated[Path | None, typer.Option(
-        parser=_path, metavar="<path>", help="Where to write (default: <run>/export/...).")] = None,
+        parser=_output_path, metavar="<path>", help="Where to write (default: <run>/export/...).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -838,7 +846,7 @@ def plot(
         help="Run folders, or folders holding runs (every run below is drawn).", show_default=False)],
     metric: Annotated[str, typer.Option("--metric", "-m", help="Column of metrics.csv or timing.csv to draw.",
                                         autocompletion=_complete_metric)] = DEFAULT_METRIC,
-    output: Annotated[Path, typer.Option("--output", "-o", parser=_path, metavar="<path>",
+    output: Annotated[Path, typer.Option("--output", "-o", parser=_output_path, metavar="<path>",
                                          help="Image to write: .png, .svg or .pdf.")
                       ] = Path("curve.png"),
     size: Annotated[str | None, typer.Option(help="Image size WIDTHxHEIGHT in pixels (default 1200x750).")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -37,6 +38,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -273,7 +275,7 @@ def _batch_of(observation: Any, state: Any) -> Any:
     """``state``, through an op that fails unless its batch size is the observation's. The recurrent cell's
     arithmetic would broadcast a state of batch 1 over a batch of observations (every row from the one state);
     a concatenation does not broadcast, and built-in ops keep the ``.keras`` file loadable in safe mode. The
-    other formats check this in their serving function too (``_same_batch``), with a plainer message."""
+    other formats check this in their serving function too (``_batch_checks``), with a plainer message."""
     import keras
 
     width = int(observation.shape[-1])
@@ -316,39 +318,48 @@ def _signature(meta: PolicyMetadata) -> list[Any]:
 
 
 def _serving_fn(model: Any, meta: PolicyMetadata):
+    """The function each format serves: ``serve(observation, state_h, ...)``, its arguments named as the
+    signature's inputs, so a SavedModel's ``step`` takes them by name too (``**initial_state(n)``)."""
     names = meta.input_names
 
     def serve(observation, *state):
-        observation = _width_checked(observation, meta.observation_dim)
-        state = _same_batch(observation, state)
+        batch_checks = _batch_checks(observation, state)
+        observation = _width_checked(observation, meta.observation_dim, batch_checks)
+        state = _batch_reshaped(observation, state)
         return dict(model(dict(zip(names, (observation, *state), strict=True))))
 
+    serve.__signature__ = inspect.Signature(  # tf.function binds its arguments by this signature
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
     return serve
 
 
-def _same_batch(observation: Any, state: tuple[Any, ...]) -> list[Any]:
-    """``state``, refused at run time unless it has the observation's batch size: a state of batch 1 beside a
-    batch of observations would be broadcast by the recurrent cell's arithmetic (every row from the one state),
-    where a client most likely sized its initial_state wrongly. An assertion gives the SavedModel a plain
-    message (TensorFlow's graph optimiser drops the reshape below as redundant); the TFLite converter drops
-    assertions, so each state is also reshaped to the observation's batch, which TFLite and ONNX Runtime
-    refuse when the sizes differ."""
+def _batch_checks(observation: Any, state: tuple[Any, ...]) -> list[Any]:
+    """Assertions that each state has the observation's batch size: a state of batch 1 beside a batch of
+    observations would be broadcast by the recurrent cell's arithmetic (every row from the one state), where a
+    client most likely sized its initial_state wrongly. They give the SavedModel a plain message; the
+    observation waits for them (``_width_checked``), so no op that would fail on the sizes with a message of
+    its own (the model's concatenation with the previous action) runs first."""
     import tensorflow as tf
 
     batch = tf.shape(observation)[0]
-    out = []
-    for s in state:
-        check = tf.debugging.assert_equal(tf.shape(s)[0], batch,
-                                          message="a state's batch size must be the observation's")
-        with tf.control_dependencies([check]):
-            out.append(tf.reshape(s, tf.stack([batch, int(s.shape[-1])])))
-    return out
+    return [tf.debugging.assert_equal(tf.shape(s)[0], batch, message="a state's batch size must be the observation's")
+            for s in state]
 
 
-def _width_checked(observation: Any, width: int) -> Any:
-    """``observation``, refused at run time unless it has ``width`` components. The signature declares the
-    width, but neither TF nor the TFLite runtime enforces it, and the masking gather would take its columns
-    from an observation of any width without a word.
+def _batch_reshaped(observation: Any, state: tuple[Any, ...]) -> list[Any]:
+    """``state``, each reshaped to the observation's batch: the TFLite converter drops assertions, and this
+    reshape is the check TFLite and ONNX Runtime keep (they refuse it when the sizes differ). TensorFlow's graph
+    optimiser drops it as redundant, which is why the SavedModel relies on ``_batch_checks``."""
+    import tensorflow as tf
+
+    batch = tf.shape(observation)[0]
+    return [tf.reshape(s, tf.stack([batch, int(s.shape[-1])])) for s in state]
+
+
+def _width_checked(observation: Any, width: int, other_checks: Sequence[Any] = ()) -> Any:
+    """``observation``, refused at run time unless it has ``width`` components, and made to wait for
+    ``other_checks``. The signature declares the width, but neither TF nor the TFLite runtime enforces it, and
+    the masking gather would take its columns from an observation of any width without a word.
 
     The assertion gives the SavedModel a plain message. The TFLite converter drops assertions and trusts the
     declared width, so the check it keeps is a broadcast against a ``[1, width]`` row (``maximum`` with -inf,
@@ -358,7 +369,7 @@ def _width_checked(observation: Any, width: int) -> Any:
 
     check = tf.debugging.assert_equal(tf.shape(observation)[-1], width,
                                       message=f"observation: the policy takes {width} components")
-    with tf.control_dependencies([check]):
+    with tf.control_dependencies([check, *other_checks]):
         widened = tf.maximum(observation, tf.fill([1, width], float("-inf")))
         return tf.where(tf.math.is_finite(observation), widened, observation)
 
@@ -930,7 +941,8 @@ def _is_tf_write_error(exc: BaseException) -> bool:
                       | tf.errors.UnavailableError | tf.errors.FailedPreconditionError)
 
 
-# What a SavedModel writes in its folder (and rdpg's assets.extra/): the entries --force replaces.
+# What a SavedModel writes in its folder (and rdpg's assets.extra/): the entries --force replaces (in an
+# assets.extra/ that is there already, only rdpg's metadata file).
 SAVEDMODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "variables", "assets",
                       "assets.extra")
 
@@ -985,20 +997,29 @@ def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
 
 def _replace_savedmodel(tmp: Path, dest: Path) -> None:
     """Replace the SavedModel in folder ``dest`` with the one in ``tmp``, entry by entry: only the entries a
-    SavedModel writes are replaced; the user's other files in the folder (notes, a client script) stay. The
+    SavedModel writes are replaced; the user's other files in the folder (notes, a client script) stay, and so
+    do those in its assets.extra/ (TF Serving's warm-up requests), where only rdpg's metadata is replaced. The
     old entries are set aside first and put back if a move fails."""
     old = dest.with_name(temporary_name(".rdpg-export-old-"))
     old.mkdir()
-    names = sorted({*SAVEDMODEL_ENTRIES, *(entry.name for entry in tmp.iterdir())})
+    extra = "assets.extra"
+    new_entries = [entry.name for entry in tmp.iterdir()]
+    if (dest / extra).is_dir() and not (dest / extra).is_symlink() and (tmp / extra).is_dir():
+        (old / extra).mkdir()
+        new_entries = [name for name in new_entries if name != extra]
+        new_entries += [f"{extra}/{entry.name}" for entry in (tmp / extra).iterdir()]
+        names = sorted({*(n for n in SAVEDMODEL_ENTRIES if n != extra), f"{extra}/{METADATA_NAME}", *new_entries})
+    else:
+        names = sorted({*SAVEDMODEL_ENTRIES, *new_entries})
     set_aside, placed = [], []
     try:
         for name in names:
             if os.path.lexists(dest / name):
                 os.replace(dest / name, old / name)
                 set_aside.append(name)
-        for entry in tmp.iterdir():
-            os.replace(entry, dest / entry.name)
-            placed.append(entry.name)
+        for name in new_entries:
+            os.replace(tmp / name, dest / name)
+            placed.append(name)
     except BaseException:  # a failed move, or Ctrl-C between moves: the old SavedModel is put back whole
         for name in placed:
             os.replace(dest / name, tmp / name)

@@ -223,7 +223,12 @@ CASES = [
     # An unset shell variable (--run-dir "$DIR") trained into the current folder, among the user's files.
     Case("empty run folder", ["train", "--preset", "pendulum", "--run-dir", ""],
          ["Invalid value for '--run-dir': empty; give a path (. for the current folder)"]),
-    Case("empty video path", ["evaluate", "ckpt.h5", "--video", ""], ["Invalid value for '--video': empty"]),
+    # Output files: not the run folder's hint of ".", a folder they refuse.
+    Case("empty video path", ["evaluate", "ckpt.h5", "--video", ""],
+         ["Invalid value for '--video': empty; give the path to write"]),
+    Case("empty export path", ["export", "ckpt.h5", "--output", ""],
+         ["Invalid value for '--output': empty; give the path to write"]),
+    Case("empty figure path", ["plot", ".", "-o", ""], ["Invalid value for '--output' / '-o': empty; give the path"]),
     Case("unsafe YAML tag", ["train", "--preset", "p.yaml"],
          ["p.yaml: YAML does not parse at line 2, column 7: could not determine a constructor for the tag",
           "python/object/apply:os.system"],

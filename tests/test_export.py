@@ -414,18 +414,38 @@ def test_a_recurrent_export_has_design_s_step_and_initial_state(artifact, fmt):
         by_step.pop("action"), by_default.pop("action")
 
 
+def test_a_loaded_savedmodels_step_takes_its_inputs_by_name(artifact):
+    """``loaded.step(observation=..., **loaded.initial_state(n))``, as the signatures take them: its arguments
+    were state_0, state_1, ..., so only a positional call worked, in an order documented nowhere (and
+    ``initial_state`` returns its dict in another)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(artifact("rec", "savedmodel")))
+    observation = tf.constant(test_observations(Raw("savedmodel", artifact("rec", "savedmodel")).meta, n=1)[:2])
+    by_name = loaded.step(observation=observation, **loaded.initial_state(2))
+    by_signature = loaded.signatures["step"](observation=observation, **loaded.initial_state(2))
+    assert by_name.keys() == by_signature.keys()
+    for key in by_name:
+        np.testing.assert_array_equal(by_name[key].numpy(), by_signature[key].numpy())
+
+
+@pytest.mark.parametrize("off", ["state_h", "prev_action"])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact, fmt):
+def test_a_state_of_another_batch_size_than_the_observations_is_refused(artifact, fmt, off):
     """A state of batch 1 beside 2 observations was broadcast by the cell's arithmetic (both rows from one
     state) instead of refused; a client that sized initial_state wrongly got wrong rows without a word. The
-    Keras model, called directly, broadcast it too."""
+    Keras model, called directly, broadcast it too. The SavedModel says so in its own words, whichever input
+    is off (a previous action of another batch met the model's concatenation first, whose message it gave)."""
     raw = Raw(fmt, artifact("rec", fmt))
     observations = test_observations(raw.meta, n=1)[:2]
-    state = raw.zero_state(1)
-    state["prev_action"] = np.zeros((2, state["prev_action"].shape[-1]), np.float32)  # only the cell state is off
-    with pytest.raises(Exception) as info:
-        raw.run({"observation": observations, **state})
-    assert info.type.__name__ not in ("AssertionError", "KeyError", "TypeError"), info.value
+    state = raw.zero_state(2)
+    state[off] = np.zeros((1, state[off].shape[-1]), np.float32)
+    for _ in range(5 if fmt == "savedmodel" else 1):  # ops that do not wait for each other run in any order
+        with pytest.raises(Exception) as info:
+            raw.run({"observation": observations, **state})
+        assert info.type.__name__ not in ("AssertionError", "KeyError", "TypeError"), info.value
+        if fmt == "savedmodel":
+            assert "batch size must be the observation" in str(info.value), info.value  # TF escapes the quote
     good = raw.run({"observation": observations, **raw.zero_state(2)})
     assert good["action"].shape[0] == 2
 
@@ -790,10 +810,15 @@ def test_force_replaces_only_the_savedmodels_own_entries(checkpoints, tmp_path: 
     (output / "client").mkdir()
     (output / "client" / "run.py").write_text("print('mine')")
     (output / "variables" / "stale.txt").write_text("from the old SavedModel")
+    # TF Serving's warm-up requests live in assets.extra/ beside rdpg's metadata: only the latter is replaced.
+    (output / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"requests")
     code, _, err = cli("export", str(checkpoints["rec"]), "--output", str(output), "--force", "--quiet")
     assert code == 0, err
     assert (output / "notes.txt").read_text() == "mine"
     assert (output / "client" / "run.py").read_text() == "print('mine')"
+    assert (output / "assets.extra" / "tf_serving_warmup_requests").read_bytes() == b"requests"
+    assert sorted(p.name for p in (output / "assets.extra").iterdir()) == ["rdpg_policy.json",
+                                                                         "tf_serving_warmup_requests"]
     assert not (output / "variables" / "stale.txt").exists(), "variables/ is the SavedModel's: replaced whole"
     assert metadata("savedmodel", output)["recurrent"] == "lstm"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"], "temporary folders left behind"
