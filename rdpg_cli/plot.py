@@ -154,15 +154,30 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         # its last number may be cut short (-16 of -1680.87), so it is not drawn.
         text = text[:text.rfind("\n") + 1]
         reader = csv.DictReader(io.StringIO(text))
-        rows = list(reader)
         header = list(reader.fieldnames or [])
+        rows, foreign = [], []
+        for row in reader:
+            # A row of another length (csv puts extra cells under None, missing ones as None) or without a
+            # step is no row rdpg wrote (a file edited, or another file's lines appended): left out, and said.
+            if None in row or None in row.values() or not _is_step(row.get("env_steps")):
+                foreign.append(reader.line_num)
+            else:
+                rows.append(row)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PlotError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
     if not header:  # created, nothing written yet (a run that has just started): no values, like a header alone
         return [], []
     if "env_steps" not in header:
         raise PlotError(f"{path}: no env_steps column; is it an rdpg metrics file?")
+    if foreign:
+        where = f"line {foreign[0]}" if len(foreign) == 1 else f"lines {foreign[0]}, ... {foreign[-1]}"
+        log.warning("%s: left out %d line(s) that are not rows of rdpg's log (%s)", path, len(foreign), where)
     return header, rows
+
+
+def _is_step(text: str | None) -> bool:
+    """Whether a CSV cell is an env step count, as rdpg writes it: digits."""
+    return text is not None and text.isascii() and text.isdigit()
 
 
 def _number(text: str | None) -> float | None:

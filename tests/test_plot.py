@@ -350,6 +350,30 @@ def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
     assert plotting.read_run(run).columns["eval/mean_return"] == {200: eval_return(200), 400: eval_return(400)}
 
 
+@pytest.mark.parametrize(("appended", "lines"), [
+    ("garbage,,x\n", "line 5"),  # too few cells
+    ("800,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30\n", "line 5"),  # too many
+    ("eight hundred" + ",-1" * 40 + "\n" + "x" * 10 + "\n", "left out 2 line(s) that are not rows of rdpg's log (lines 5, ... 6)"),
+])
+def test_rows_that_are_no_log_rows_are_left_out_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                         appended: str, lines: str):
+    """Lines of another file appended to metrics.csv, or an edit gone wrong: the plot left them out without a
+    word (a resume refuses such a log)."""
+    run = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
+    with open(run / "metrics.csv", "a") as f:
+        f.write(appended)
+    with caplog.at_level("WARNING", logger="rdpg_cli"):
+        columns = plotting.read_run(run).columns
+    assert columns["eval/mean_return"] == {step: eval_return(step) for step in (200, 400, 600)}
+    (record,) = [r for r in caplog.records if "rows of rdpg's log" in r.getMessage()]
+    assert record.getMessage().startswith(f"{run / 'metrics.csv'}: ") and lines in record.getMessage()
+    caplog.clear()
+    write_trainer_run(tmp_path / "clean", 600, log_every=200, eval_every=200)
+    with caplog.at_level("WARNING", logger="rdpg_cli"):
+        plotting.read_run(tmp_path / "clean")
+    assert not caplog.records
+
+
 def test_a_metrics_file_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path: Path):
     """A FIFO named metrics.csv blocked `rdpg plot` for ever."""
     import os
