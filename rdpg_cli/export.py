@@ -46,8 +46,8 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import (cannot_write_in, file_identity, may_exist, name_problem, place_new,
-                                  temporary_name)
+from rdpg_cli.input_files import (cannot_write_in, file_identity, make_folder, name_problem, place_new,
+                                  remove_made_folders, temporary_name)
 from rdpg_cli.output import emit
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
@@ -958,11 +958,7 @@ def _remove_temporaries(tmp: Path, sidecar_tmp: Path, created_folders: list[Path
         tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         sidecar_tmp.unlink(missing_ok=True)
-    for folder in created_folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            break
+    remove_made_folders(created_folders)
 
 
 def _place(moves: list[tuple[Path, Path]], output: Path, force: bool) -> None:
@@ -1063,9 +1059,8 @@ def export_policy(checkpoint: Path, format_: str, output: Path | None = None, fo
         raise ExportError(f"{checkpoint}: its policy's actions are non-finite on test observations (the weights "
                           "diverged?); nothing to export")
 
-    created = [folder for folder in output.parents if not may_exist(folder)]  # deepest first, removed on a failure
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        created = make_folder(output.parent)  # removed again on a failure
     except FileExistsError:
         raise ExportError(f"--output {output}: cannot create its folder (a file is in the way)") from None
     except OSError as exc:

@@ -46,11 +46,41 @@ def regular_file_size(path: Path, shown: str, error: type[RdpgError], messages: 
     return info.st_size
 
 
-def missing_folder_problem(folder: Path) -> str | None:
-    """Why an output cannot go in ``folder`` as a place (None when it is a folder): missing, or not a folder."""
-    if folder.is_dir():
-        return None
-    return f"{folder} is not a folder" if os.path.lexists(folder) else f"folder {folder} does not exist"
+def blocked_folder_problem(folder: Path) -> str | None:
+    """Why an output cannot go in ``folder``, made with its missing parents where need be (None when it can):
+    the nearest part of it that is there is not a folder."""
+    for part in (folder, *folder.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else f"{part} is not a folder"
+    return None
+
+
+def nearest_folder(folder: Path) -> Path:
+    """``folder``, or the nearest of its parents that is there: where its missing parts would be made."""
+    return next((part for part in (folder, *folder.parents) if part.is_dir()), Path("."))
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents, as ``rdpg train --run-dir`` does; -> those made, deepest first,
+    for ``remove_made_folders`` to take back if the output is not placed. OSError as ``mkdir`` raises it (what
+    it had made removed)."""
+    made = [part for part in (folder, *folder.parents) if not may_exist(part)]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        remove_made_folders(made)
+        raise
+    return made
+
+
+def remove_made_folders(made: list[Path]) -> None:
+    """Remove the folders ``make_folder`` made, deepest first, while they are empty: one holding anything (an
+    output placed after all, a file another process put there) keeps itself and the folders above it."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def cannot_write_in(folder: Path, prefix: str) -> str | None:

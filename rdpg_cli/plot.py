@@ -30,7 +30,8 @@ from typing import Any
 from rdpg_cli.errors import RdpgError
 from rdpg_cli.extras import install_hint
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
-from rdpg_cli.input_files import missing_folder_problem, name_problem, place_new, temporary_name
+from rdpg_cli.input_files import (blocked_folder_problem, make_folder, name_problem, place_new, remove_made_folders,
+                                  temporary_name)
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +498,7 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     problem = name_problem(output)
     if problem:
         raise PlotError(f"--output {output}: {problem}")
-    problem = missing_folder_problem(output.parent)
+    problem = blocked_folder_problem(output.parent)  # a missing folder is made, once the figure is drawn
     if problem:
         raise PlotError(f"--output {output}: {problem}")
     if output.is_dir():
@@ -523,12 +524,18 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     target = output.resolve() if output.is_symlink() else output
     tmp = target.with_name(temporary_name(".rdpg-plot-", ".tmp"))
     try:
+        made = make_folder(target.parent)  # as `rdpg train --run-dir` and `rdpg export --output` do
+    except OSError as exc:
+        raise PlotError(f"--output {output}: cannot create its folder ({exc.strerror or exc})") from None
+    placed = False
+    try:
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
         stop_if_a_signal_was_swallowed()
         if force:
             os.replace(tmp, target)
         else:  # not over an image that appeared while drawing (another plot to the same output)
             place_new(tmp, target)
+        placed = True
     except FileExistsError:
         raise PlotError(f"--output {output}: appeared while drawing (another plot to the same output?); it was "
                         "left as it is; use --force to replace it") from None
@@ -539,6 +546,8 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
         # replace the error that explains the failure.
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if not placed:  # nothing of this plot is left, not even the folders it made
+            remove_made_folders(made)
     log.debug("%s: %d curve(s) from %d run(s)", output, len(curves), len(runs) - len(skipped))
     return PlotResult(output, size[0], size[1], curves, skipped)
 

@@ -35,7 +35,7 @@ from rdpg_cli.config import Config
 from rdpg_cli.envs import make_env, required_extra
 from rdpg_cli.evaluation import checked_step
 from rdpg_cli.errors import ConfigError, EnvironmentSetupError, RdpgError, reason
-from rdpg_cli.input_files import place_new
+from rdpg_cli.input_files import make_folder, place_new, remove_made_folders
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed
 
 FPS = 30
@@ -69,6 +69,10 @@ class VideoRecorder:
         self._env_id = config.env.id
         self._episode = -1
         self._moved = False
+        try:  # the video's folder, with its missing parents (as `rdpg export --output` makes them); taken back
+            self._made = make_folder(self._path.parent)  # by abort() with the temporary file
+        except OSError as exc:
+            raise ConfigError(f"--video {self._path}: cannot create its folder ({exc.strerror or exc})") from None
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow's inherited
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
@@ -79,6 +83,9 @@ class VideoRecorder:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self._process.start()
+        except BaseException:
+            remove_made_folders(self._made)
+            raise
         finally:
             signal.signal(signal.SIGINT, previous)
         child_end.close()
@@ -131,6 +138,7 @@ class VideoRecorder:
         if not self._moved:
             with contextlib.suppress(OSError):
                 self._temporary.unlink(missing_ok=True)
+            remove_made_folders(self._made)
 
     def _stop_child(self) -> None:
         if self._process.is_alive():

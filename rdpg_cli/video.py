@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rdpg_cli.errors import ConfigError, reason
-from rdpg_cli.input_files import cannot_write_in, missing_folder_problem, name_problem, temporary_name
+from rdpg_cli.input_files import blocked_folder_problem, cannot_write_in, name_problem, nearest_folder, temporary_name
 from rdpg_cli.extras import install_hint
 
 VIDEO_EXTRA = install_hint("video")
@@ -19,9 +19,9 @@ VIDEO_EXTRA = install_hint("video")
 
 def prepare_video(path: Path, force: bool = False) -> None:
     """Call before the episodes are run and rendered: everything that would stop the video from being written
-    (a missing or read-only folder, an existing file without ``force``, a folder at the path, a missing
-    imageio or ffmpeg) is reported now, not after the episodes; and rendering is set up for a machine without
-    a display.
+    (a read-only folder, a file where a folder should be, an existing file without ``force``, a folder at the
+    path, a missing imageio or ffmpeg) is reported now, not after the episodes; and rendering is set up for a
+    machine without a display. A missing folder is made when the recording starts (``VideoRecorder``).
 
     gymnasium's classic-control and Box2D renderers draw with pygame, whose SDL opens a video driver it never
     uses for ``rgb_array`` frames; without a desktop session it prints "error: XDG_RUNTIME_DIR is invalid" to
@@ -32,7 +32,7 @@ def prepare_video(path: Path, force: bool = False) -> None:
     problem = name_problem(path)
     if problem:
         raise ConfigError(f"--video {path}: {problem}")
-    problem = missing_folder_problem(folder)
+    problem = blocked_folder_problem(folder)  # a missing folder is made when the recording starts
     if problem:
         raise ConfigError(f"--video {path}: {problem}")
     if path.is_dir():
@@ -46,9 +46,10 @@ def prepare_video(path: Path, force: bool = False) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    problem = cannot_write_in(path.parent, ".rdpg-video-")  # as the video's own temporary file will be made
+    folder = nearest_folder(path.parent)  # where the video's folder would be made, if it is missing
+    problem = cannot_write_in(folder, ".rdpg-video-")  # as the video's own temporary file will be made
     if problem is not None:
-        raise ConfigError(f"--video {path}: cannot write in {path.parent} ({problem})")
+        raise ConfigError(f"--video {path}: cannot write in {folder} ({problem})")
 
 
 def _import_writer(path: Path):

@@ -505,27 +505,31 @@ def faulty_checkpoint(tmp_path: Path, fault: str, marker: Path | None = None) ->
 
 def test_a_renderer_that_crashes_is_one_line_and_leaves_no_file(tmp_path):
     """Frames are drawn in a child process (MuJoCo's OpenGL crashed any process holding TensorFlow): a
-    renderer that takes its process down is reported, and rdpg itself survives to say so."""
+    renderer that takes its process down is reported, and rdpg itself survives to say so. The video's missing
+    folders, made for it, go with its temporary file."""
     pytest.importorskip("imageio")
     checkpoint = faulty_checkpoint(tmp_path, "render_crash")
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", cwd=tmp_path, check=False,
-                  env=FAULTY_ENV)
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "new/deeper/v.gif", cwd=tmp_path,
+                  check=False, env=FAULTY_ENV)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: --video: the renderer of faulty_envs:FaultyPendulum-v0 stopped (killed by SIGSEGV)"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no video, no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no video, no temporary file, no folder
 
 
 def test_frames_are_drawn_by_another_process_without_tensorflow(tmp_path):
     """MuJoCo's OpenGL under Mesa crashes a process that has loaded TensorFlow (not testable in CI, which has
-    no MuJoCo): the environment here refuses to draw beside TensorFlow, and names the process that draws."""
+    no MuJoCo): the environment here refuses to draw beside TensorFlow, and names the process that draws.
+    (Into a folder that is not there yet: made, as `rdpg export --output` makes its own.)"""
     pytest.importorskip("imageio")
     marker = tmp_path / "drawn-by"
     checkpoint = faulty_checkpoint(tmp_path, "render_watch", marker=marker)
-    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "v.gif", "-q", cwd=tmp_path, env=FAULTY_ENV)
+    result = rdpg("evaluate", checkpoint, "--episodes", "1", "--video", "videos/v.gif", "-q", cwd=tmp_path,
+                  env=FAULTY_ENV)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "v.gif").read_bytes()[:6] == b"GIF89a"
+    assert [p.name for p in (tmp_path / "videos").iterdir()] == ["v.gif"]
+    assert (tmp_path / "videos" / "v.gif").read_bytes()[:6] == b"GIF89a"
     assert int(marker.read_text()) != os.getpid()
 
 

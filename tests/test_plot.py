@@ -181,7 +181,7 @@ def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
     ["RUN", "--metric", "eval/mean_retrun"],  # no such column
     ["FRESH"],  # no evaluation yet
     ["RUN", "--output", "curve.jpg"],  # unsupported output
-    ["RUN", "--output", "nowhere/curve.png"],  # output folder missing
+    ["RUN", "--output", "RUN/metrics.csv/curve.png"],  # a file where the output's folder would be
     ["RUN", "--smooth", "0"],
     ["RUN", "--size", "12x12"],
     ["RUN", "--size", "800x600", "--width", "900"],
@@ -339,6 +339,33 @@ def test_names_near_the_limit_links_and_unwritable_folders(tmp_path: Path, monke
     monkeypatch.setattr(Path, "unlink", read_only)
     with pytest.raises(plotting.PlotError, match=r"^--output .*c\.png: cannot write it \(Read-only file system\)$"):
         plotting.render([run], output=tmp_path / "c.png")
+
+
+def test_a_missing_output_folder_is_made_and_taken_back_if_nothing_is_placed(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """As `rdpg export --output` and `rdpg train --run-dir` do: the folders are made once the figure is drawn
+    (a metric that is not there leaves none), and removed again when the image is not placed."""
+    run = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
+    output = tmp_path / "figures" / "deeper" / "c.png"
+    with pytest.raises(plotting.PlotError, match="not in metrics.csv"):
+        plotting.render([run], metric="eval/nothing", output=output)
+    assert not (tmp_path / "figures").exists()
+    def stopped(*args):  # Ctrl-C as the image is placed
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plotting, "place_new", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            plotting.render([run], output=output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "folders or a temporary file left behind"
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "notes.txt").write_text("mine")
+    plotting.render([run], output=output)
+    assert output.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["deeper", "notes.txt"]
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(plotting.PlotError, match=r"^--output .*a-file/c\.png: .*a-file is not a folder$"):
+        plotting.render([run], output=tmp_path / "a-file" / "c.png")
 
 
 def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
