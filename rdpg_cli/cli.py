@@ -608,6 +608,7 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
     from rich.table import Table
 
+    from rdpg_cli.config import windows_past_the_episode
     from rdpg_cli.envs import require_whole_observation_fits, resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError
     from rdpg_cli.memory import require_networks_fit
@@ -621,6 +622,10 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         require_networks_fit(config, spec.observation_dim, spec.action_dim)  # before TensorFlow's slow refusal
     except (ConfigError, EnvironmentSetupError) as exc:  # the environment refused a key: say where it came from
         raise (locate(exc) if locate else exc) from None
+    padded = windows_past_the_episode(config, spec.max_episode_steps) if resume_data is None else None
+    if padded:  # a new run's, with the settings that do nothing (a resumed run was told when it started)
+        keys = ("replay.sequence_length", "replay.burn_in", "env.max_episode_steps")
+        warnings = (*warnings, f"warning: {locate(ConfigError(padded, keys=keys)) if locate else padded}")
     # A folder this command makes is removed again if the run stops before it starts.
     created = False
     if resume_data is None:

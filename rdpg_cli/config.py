@@ -657,6 +657,18 @@ def _cross_checks(config: Config, source: str, origins: dict[str, str]) -> None:
                           f"than agent.batch_size {config.agent.batch_size}; the agent would never learn")
 
 
+def windows_past_the_episode(config: Config, max_episode_steps: int | None) -> str | None:
+    """A recurrent window (burn_in + sequence_length) longer than the environment's episodes: the steps before
+    its episode are computed, masked and never learned from, in every window, so the update costs several
+    times as much for the same result. One line, or None."""
+    window = config.replay.burn_in + config.replay.sequence_length
+    if not config.recurrent or max_episode_steps is None or window <= max_episode_steps:
+        return None
+    return (f"replay.sequence_length: windows of {window} steps (burn_in + sequence_length) are longer than "
+            f"{config.env.id}'s episodes ({max_episode_steps} steps at most): each holds at least "
+            f"{window - max_episode_steps} step(s) before its episode, computed and masked, never learned from")
+
+
 def inert_settings(config: Config) -> list[str]:
     """Settings given a value of their own (not the default) that do nothing with the rest of the config, one
     line each: the run can go on, but a user who set them expected something to change."""
@@ -949,7 +961,7 @@ def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dic
         # Not about a key of the preset (a run folder named like one: "mine: another rdpg train is using ...").
         if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key) or section not in (*SECTIONS, *TOP_LEVEL_SCALARS):
             return error
-        return type(error)(f"{_located(path, origins, key)}: {error}")
+        return type(error)(f"{_located(path, origins, *(getattr(error, 'keys', ()) or (key,)))}: {error}")
 
     return locate
 

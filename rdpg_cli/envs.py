@@ -31,6 +31,8 @@ class EnvSpec:
     # Components of the environment's whole observation, before env.observation_indices (not given: the
     # observation's): what a critic over the full observation (network.critic_input) reads.
     full_observation_dim: int = 0
+    # The environment's time limit (env.max_episode_steps or its own); None where not known (a checkpoint's).
+    max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
         if not self.full_observation_dim:
@@ -257,6 +259,7 @@ def env_spec(config: Config, env: gym.Env) -> EnvSpec:
         low=low.astype(np.float32),
         high=high.astype(np.float32),
         full_observation_dim=int(full_observation_space(env).shape[0]),
+        max_episode_steps=getattr(getattr(env, "spec", None), "max_episode_steps", None),
     )
 
 

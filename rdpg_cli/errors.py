@@ -53,7 +53,12 @@ class RdpgError(Exception):
 
 
 class ConfigError(RdpgError):
-    """A preset, a --set override or a command-line value is invalid."""
+    """A preset, a --set override or a command-line value is invalid. ``keys``: the settings it is about, where
+    the message's first word names only one of them (``config.key_locator`` names the --set of each)."""
+
+    def __init__(self, message: str = "", keys: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class EnvironmentSetupError(RdpgError):

@@ -82,10 +82,13 @@ def physical_memory_bytes() -> int | None:
 
 
 def networks_do_not_fit(config: Config, detail: str = "") -> ConfigError:
-    """The one error for networks too large, found here or by TensorFlow's allocator (``Trainer``)."""
+    """The one error for networks too large, found here or by TensorFlow's allocator (``Trainer``). It is about
+    every setting the estimate counts: a --set of any of them is named (the batch's rows, not only the layers)."""
     network = config.network
+    keys = ("network", "agent.batch_size", "agent.twin_critics", *(("replay.sequence_length",) if config.recurrent
+                                                                  else ()))
     return ConfigError(f"network: the networks do not fit in memory (actor_layers {network.actor_layers}, "
-                       f"critic_layers {network.critic_layers}, units {network.units}{detail})")
+                       f"critic_layers {network.critic_layers}, units {network.units}{detail})", keys=keys)
 
 
 def require_networks_fit(config: Config, observation_dim: int, action_dim: int) -> None:
@@ -93,6 +96,9 @@ def require_networks_fit(config: Config, observation_dim: int, action_dim: int) 
     memory = physical_memory_bytes()
     if memory is not None and needed > memory:
         weights = FLOAT32_BYTES * weights_lower_bound(config, observation_dim, action_dim)
-        raise networks_do_not_fit(config, f", batch_size {config.agent.batch_size}: at least "
-                                          f"{needed / 2**30:.3g} GiB for training ({weights / 2**30:.3g} GiB of "
-                                          f"weights), {memory / 2**30:.3g} GiB of memory here")
+        rows = f", batch_size {config.agent.batch_size}"
+        if config.recurrent:
+            rows += f", sequence_length {config.replay.sequence_length}"
+        raise networks_do_not_fit(config, f"{rows}: at least {needed / 2**30:.3g} GiB for training "
+                                          f"({weights / 2**30:.3g} GiB of weights), {memory / 2**30:.3g} GiB of "
+                                          "memory here")

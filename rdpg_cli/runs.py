@@ -234,8 +234,8 @@ def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
         return
     if (run_dir / "checkpoint.h5").exists():
         raise ConfigError(
-            f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {run_dir} to continue "
-            "it or --force to start over")
+            f"--run-dir {run_dir}: already holds a run (checkpoint.h5); use --resume {shlex.quote(str(run_dir))} "
+            "to continue it or --force to start over")
     found = [name for name in RUN_FILES if os.path.lexists(run_dir / name)]
     if found:  # e.g. a run stopped before its first checkpoint: its metrics are still the user's
         raise ConfigError(f"--run-dir {run_dir}: already holds a run's files ({', '.join(found)}); "

@@ -295,8 +295,15 @@ CASES = [
     Case("a batch's activations larger than memory", ["train", "--preset", "pendulum", "--set",
                                                       "network.actor_layers=[100000000]", "--set",
                                                       "agent.batch_size=100000", "--run-dir", "fresh"],
-         ["network: the networks do not fit in memory (actor_layers [100000000], critic_layers [128, 128], "
-          "units 64, batch_size 100000: at least "]),
+         ["pendulum.yaml with --set network.actor_layers, --set agent.batch_size: network: the networks do not fit "
+          "in memory (actor_layers [100000000], critic_layers [128, 128], units 64, batch_size 100000: at least "]),
+    # Only the recurrent batch's rows too many: the --set that gave them was not named.
+    Case("a recurrent batch's rows larger than memory", ["train", "--preset", "pendulum-novel", "--set",
+                                                         "replay.sequence_length=2000000", "--set",
+                                                         "replay.size=3000000", "--run-dir", "fresh"],
+         ["pendulum-novel.yaml with --set replay.sequence_length: network: the networks do not fit in memory "
+          "(actor_layers [128], critic_layers [128, 128], units 64, batch_size 32, sequence_length 2000000: at "
+          "least "]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],
@@ -310,6 +317,10 @@ CASES = [
     Case("--run-dir holding a run", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "old"],
          ["--run-dir old: already holds a run (checkpoint.h5)", "--resume old", "--force"],
          files={"old/checkpoint.h5": b"\x89HDF\r\n\x1a\nprecious", "old/metrics.csv": "env_steps,episodes\n1,0\n"}),
+    Case("--run-dir with a space holding a run", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir",
+                                                  "my run"],
+         ["--run-dir my run: already holds a run (checkpoint.h5); use --resume 'my run' to continue"],
+         files={"my run/checkpoint.h5": b"\x89HDF\r\n\x1a\nprecious"}),
     Case("evaluate with no checkpoint argument", ["evaluate"], ["Missing argument 'artifact'"]),
     Case("evaluate --episodes not a number", ["evaluate", "x.h5", "--episodes", "many"], ["'--episodes'"]),
     # --- checkpoints (rdpg evaluate)

@@ -347,7 +347,7 @@ def test_a_missing_output_folder_is_made_and_taken_back_if_nothing_is_placed(tmp
     (a metric that is not there leaves none), and removed again when the image is not placed."""
     run = write_trainer_run(tmp_path / "run", 600, log_every=200, eval_every=200)
     output = tmp_path / "figures" / "deeper" / "c.png"
-    with pytest.raises(plotting.PlotError, match="not in metrics.csv"):
+    with pytest.raises(plotting.PlotError, match=r"not in metrics\.csv"):
         plotting.render([run], metric="eval/nothing", output=output)
     assert not (tmp_path / "figures").exists()
     def stopped(*args):  # Ctrl-C as the image is placed
@@ -380,7 +380,8 @@ def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
 @pytest.mark.parametrize(("appended", "lines"), [
     ("garbage,,x\n", "line 5"),  # too few cells
     ("800,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30\n", "line 5"),  # too many
-    ("eight hundred" + ",-1" * 40 + "\n" + "x" * 10 + "\n", "left out 2 line(s) that are not rows of rdpg's log (lines 5, ... 6)"),
+    ("eight hundred" + ",-1" * 40 + "\n" + "x" * 10 + "\n",
+     "left out 2 line(s) that are not rows of rdpg's log (lines 5, ... 6)"),
 ])
 def test_rows_that_are_no_log_rows_are_left_out_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                          appended: str, lines: str):

@@ -70,6 +70,28 @@ def test_a_setting_that_does_nothing_is_a_warning_and_the_run_goes_on(tmp_path):
     assert (tmp_path / "run" / "checkpoint.h5").exists()
 
 
+def test_recurrent_windows_longer_than_the_episodes_are_a_warning(tmp_path):
+    """Windows past the environment's time limit were accepted without a word: their steps before the episode
+    are computed and masked, in every window (4000 steps on Pendulum took 3.8x the time of 200, same numbers)."""
+    from rdpg_cli.config import load_config, shipped_presets, windows_past_the_episode
+
+    config = load_config("pendulum-novel", {"replay.sequence_length": 190, "replay.burn_in": 10})
+    assert windows_past_the_episode(config, 200) is None and windows_past_the_episode(config, None) is None
+    assert windows_past_the_episode(config, 199) == (
+        "replay.sequence_length: windows of 200 steps (burn_in + sequence_length) are longer than Pendulum-v1's "
+        "episodes (199 steps at most): each holds at least 1 step(s) before its episode, computed and masked, never "
+        "learned from")
+    assert windows_past_the_episode(load_config("pendulum", {}), 1) is None  # feed-forward: one-step windows
+    result = rdpg("train", "--preset", "pendulum-novel", "--steps", "120", *TINY, *TINY_RECURRENT, "--set",
+                  "env.max_episode_steps=5", "--run-dir", "run", "-q", cwd=tmp_path)
+    assert result.stderr.strip().splitlines() == [
+        f"warning: {shipped_presets()['pendulum-novel']} with --set replay.sequence_length, --set replay.burn_in, "
+        "--set env.max_episode_steps: replay.sequence_length: windows of 6 steps (burn_in + sequence_length) are "
+        "longer than Pendulum-v1's episodes (5 steps at most): each holds at least 1 step(s) before its episode, "
+        "computed and masked, never learned from"]
+    assert (tmp_path / "run" / "checkpoint.h5").exists()
+
+
 def test_recurrent_run_writes_every_run_file(tmp_path):
     rdpg("train", "--preset", "pendulum-novel", "--steps", "300", *TINY, *TINY_RECURRENT, "--run-dir", "run",
          cwd=tmp_path)
