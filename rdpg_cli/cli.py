@@ -327,10 +327,12 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         if preset is None:
             raise ConfigError("give --preset NAME|PATH (see 'rdpg presets'), or --resume RUN")
         flags = {}  # keys given by their own options, named as typed
-        if steps is not None:
-            overrides["train.steps"], flags["train.steps"] = steps, "--steps"
-        if seed is not None:
-            overrides["train.seed"], flags["train.seed"] = seed, "--seed"
+        for key, option, value in (("train.steps", "--steps", steps), ("train.seed", "--seed", seed)):
+            if value is None:
+                continue
+            if key in overrides and overrides[key] != value:  # which one was meant cannot be told
+                raise ConfigError(f"{option} {value} and --set {key}={overrides[key]} disagree; give one of them")
+            overrides[key], flags[key] = value, option
         config = load_config(preset, overrides, flags)
         locate = key_locator(preset, overrides, flags)
         warnings = tuple(f"warning: {locate(ConfigError(text))}" for text in inert_settings(config))
@@ -391,8 +393,14 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         # A session that extended the budget writes config.yaml at its start: if it stopped before its first
         # checkpoint, the budget it announced is still the run's.
         config = config.replace("train", steps=announced_steps)
+    warnings = ()
+    env_steps = data.counters["env_steps"]
+    if env_steps > 0 and not os.path.lexists(folder / "metrics.csv"):
+        # Deleted or moved away: the resumed run starts a new one, holding only its own rows.
+        warnings = (f"warning: {folder / 'metrics.csv'} is missing: a new one starts at env step {env_steps}, "
+                    "without the rows before",)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
-                         resume_state=read_state)
+                         resume_state=read_state, warnings=warnings)
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:

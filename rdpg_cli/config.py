@@ -703,6 +703,33 @@ def inert_settings(config: Config) -> list[str]:
     if agent.warmup_actor < agent.warmup_critic:
         notes.append(f"agent.warmup_actor: {agent.warmup_actor} < agent.warmup_critic {agent.warmup_critic}: the "
                      f"actor starts learning with the critic, at env step {agent.warmup_critic}")
+    notes += _budget_notes(config)
+    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
+            and not (whole_observation_critic and config.replay.store_state):
+        # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
+        # critics start from zero whatever store_state says.
+        if whole_observation_critic:
+            whose = "the actor's recurrent layer on its zero initial state only: its recurrent weights never learn"
+        elif config.replay.store_state:
+            whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
+                     "actor's windows from its recorded state, not the critics'): their recurrent weights never "
+                     "learn")
+        else:
+            whose = "the recurrent layers on their zero initial state only: their recurrent weights never learn"
+        notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose} (give a burn_in or a longer sequence)")
+    indices = config.env.observation_indices or []
+    repeated = sorted({i for i in indices if indices.count(i) > 1})
+    if repeated:
+        notes.append(f"env.observation_indices: {', '.join(map(str, repeated))} listed more than once (the component "
+                     "is fed in as many times)")
+    return notes
+
+
+def _budget_notes(config: Config) -> list[str]:
+    """What train.steps leaves undone: a run that ends within the warm-up, or before a gradient step, a hard
+    copy or a delayed actor step comes."""
+    agent = config.agent
+    notes: list[str] = []
     steps = config.train.steps
     # Env steps 0 .. steps-1 act (random below warmup_steps); learning runs after env step n once n reaches
     # warmup_critic (warmup_actor), n = 1 .. steps.
@@ -724,24 +751,6 @@ def inert_settings(config: Config) -> list[str]:
     if agent.policy_delay > updates:
         notes.append(f"agent.policy_delay: {agent.policy_delay} is more than this run's {updates} gradient steps: "
                      "the actor and the target networks move at most once, at the first")
-    if config.recurrent and config.replay.sequence_length == 1 and config.replay.burn_in == 0 \
-            and not (whole_observation_critic and config.replay.store_state):
-        # A stored state starts only the actor's windows (the state recorded while acting is the actor's); the
-        # critics start from zero whatever store_state says.
-        if whole_observation_critic:
-            whose = "the actor's recurrent layer on its zero initial state only: its recurrent weights never learn"
-        elif config.replay.store_state:
-            whose = ("the critics' recurrent layers on their zero initial state only (replay.store_state starts the "
-                     "actor's windows from its recorded state, not the critics'): their recurrent weights never "
-                     "learn")
-        else:
-            whose = "the recurrent layers on their zero initial state only: their recurrent weights never learn"
-        notes.append(f"replay.sequence_length: 1 with burn_in 0 trains {whose} (give a burn_in or a longer sequence)")
-    indices = config.env.observation_indices or []
-    repeated = sorted({i for i in indices if indices.count(i) > 1})
-    if repeated:
-        notes.append(f"env.observation_indices: {', '.join(map(str, repeated))} listed more than once (the component "
-                     "is fed in as many times)")
     return notes
 
 

@@ -122,8 +122,12 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         created = True
     except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
         if not run_dir.is_dir():
-            why = "exists and is not a folder" if os.path.lexists(run_dir) else \
-                f"cannot create it ({os.strerror(errno.ENOTDIR)})"  # a file where a folder above it should be
+            if run_dir.is_symlink():  # to nothing: rdpg makes no folder at a link's far end
+                why = f"is a symbolic link to {os.readlink(run_dir)}, which does not exist"
+            elif os.path.lexists(run_dir):
+                why = "exists and is not a folder"
+            else:  # a file where a folder above it should be
+                why = f"cannot create it ({os.strerror(errno.ENOTDIR)})"
             raise ConfigError(f"--run-dir {run_dir}: {why}") from None
     except OSError as exc:
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None

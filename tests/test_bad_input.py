@@ -55,12 +55,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------ the cases
 
 
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link a case's folder holds, to ``target``."""
+
+    target: str
+
+
 @dataclass
 class Case:
     id: str
     args: list[str]
     fragments: list[str]  # each must appear in the one stderr line ({tmp} is the case's folder)
-    files: dict[str, str | bytes] = field(default_factory=dict)  # written into the folder first
+    files: dict[str, str | bytes | Symlink] = field(default_factory=dict)  # written into the folder first
     checkpoint: Callable[[h5py.File], None] | None = None  # crafts ckpt.h5 from the tiny run's checkpoint
     marks: tuple = ()
     fresh: bool = False  # in a fresh interpreter: one case of each command that fails once TensorFlow has started
@@ -304,12 +311,20 @@ CASES = [
          ["pendulum-novel.yaml with --set replay.sequence_length: network: the networks do not fit in memory "
           "(actor_layers [128], critic_layers [128, 128], units 64, batch_size 32, sequence_length 2000000: at "
           "least "]),
+    # Both given, the option won whatever the order, without a word.
+    Case("--seed against --set train.seed", ["train", "--preset", "pendulum", "--set", "train.seed=3", "--seed", "4"],
+         ["--seed 4 and --set train.seed=3 disagree; give one of them"]),
+    Case("--steps against --set train.steps", ["train", "--preset", "pendulum", "--steps", "10", "--set",
+                                               "train.steps=30"],
+         ["--steps 10 and --set train.steps=30 disagree; give one of them"]),
     Case("--seed 2**32", ["train", "--preset", "pendulum", "--seed", "4294967296"],
          ["--seed: 4294967296 must be in [0, 2**32)"]),
     Case("train.seed 2**32", ["train", "--preset", "pendulum", "--set", "train.seed=4294967296"],
          ["train.seed: 4294967296 must be in [0, 2**32)"]),
     Case("--run-dir is a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken"],
          ["--run-dir taken: exists and is not a folder"], files={"taken": "my notes\n"}),
+    Case("--run-dir a link to nothing", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "link"],
+         ["--run-dir link: is a symbolic link to nowhere, which does not exist"], files={"link": Symlink("nowhere")}),
     Case("--run-dir inside a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken/run"],
          ["--run-dir taken/run: cannot create it (Not a directory)"], files={"taken": "my notes\n"}),
     Case("--run-dir name too long", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "r" * 300],
@@ -389,7 +404,9 @@ def snapshot(folder: Path) -> dict[str, tuple]:
     for path in sorted(folder.rglob("*")):
         info = path.lstat()
         rel = str(path.relative_to(folder))
-        if path.is_dir():
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path), info.st_mtime_ns)
+        elif path.is_dir():
             out[rel] = ("dir", info.st_mode, info.st_mtime_ns)
         else:
             try:
@@ -404,7 +421,9 @@ def prepare(case: Case, folder: Path, tiny_checkpoint: Path | None) -> None:
     for name, content in case.files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if isinstance(content, Symlink):
+            path.symlink_to(content.target)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content)

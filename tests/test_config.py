@@ -811,6 +811,11 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
       "move at most once, at the first"]),
     ({"env.observation_indices": [0, 2, 0]},
      ["env.observation_indices: 0 listed more than once (the component is fed in as many times)"]),
+    # A budget within the warm-up ended the checks: the repeated index after it went unsaid.
+    ({"env.observation_indices": [0, 0], "train.steps": 10},
+     ["train.steps: 10 ends within the warm-up: every action is random (agent.warmup_steps 1000), the critic never "
+      "learns (agent.warmup_critic 1000), the actor never learns (agent.warmup_actor 1000)",
+      "env.observation_indices: 0 listed more than once (the component is fed in as many times)"]),
 ])
 def test_settings_that_do_nothing_are_named(sets, notes):
     from rdpg_cli.config import inert_settings

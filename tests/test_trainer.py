@@ -742,6 +742,20 @@ def test_a_resume_without_replay_warns_on_stderr_quiet_or_not(tmp_path):
     assert "warning" not in result.stdout, result.stdout
 
 
+def test_a_resume_without_metrics_csv_says_its_rows_are_gone(tmp_path):
+    """metrics.csv deleted or moved away: the resume started a new one, holding only its own rows, without a
+    word that the history before was gone."""
+    rdpg("train", "--preset", "pendulum", "--steps", "150", *TINY, "--run-dir", "run", "-q", cwd=tmp_path)
+    (tmp_path / "run" / "metrics.csv").unlink()
+    result = rdpg("train", "--resume", "run", "--steps", "200", "-q", cwd=tmp_path)
+    assert result.stderr.strip().splitlines() == [
+        "warning: run/metrics.csv is missing: a new one starts at env step 150, without the rows before"]
+    assert [row.split(",")[0] for row in (tmp_path / "run" / "metrics.csv").read_text().splitlines()] == [
+        "env_steps", "200"]
+    result = rdpg("train", "--resume", "run", "--steps", "300", "-q", cwd=tmp_path)  # there again: no warning
+    assert result.stderr == ""
+
+
 def test_signal_stop_records_the_first_signal_aborts_on_the_second_and_ends_a_finished_run():
     from rdpg_cli.signals import FinishedRunStop, SignalStop
 
