@@ -435,14 +435,26 @@ def _write_onnx(model: Any, meta: PolicyMetadata, dest: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET,
-                                          output_path=str(dest))
-    except OSError:
-        raise  # writing the file failed, not the conversion: named as the keras and tflite writers name it
+            proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET)
     except Exception as exc:
         kind = f"{meta.recurrent} recurrent" if meta.recurrent != "none" else "feed-forward"
         raise ExportError(f"tf2onnx could not convert this {kind} policy: {reason(exc)}; the savedmodel "
                           "and tflite formats carry the same policy") from None
+    _describe_onnx(proto, meta)
+    dest.write_bytes(proto.SerializeToString())  # an OSError is named as the keras and tflite writers' are
+
+
+def _describe_onnx(proto: Any, meta: PolicyMetadata) -> None:
+    """Say in the model what its sidecar says: one batch dimension, ``batch``, for every input and output
+    (tf2onnx names each its own, ``unk__86``, so the file did not say their sizes must match), and rdpg's
+    metadata as the model's ``rdpg_policy`` property (for tools that read an .onnx alone; the sidecar, which
+    also records the file's size and sha256, is what rdpg checks)."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "rdpg_policy", meta.to_json()
 
 
 def _write_keras(model: Any, meta: PolicyMetadata, dest: Path) -> None:

@@ -607,6 +607,22 @@ def test_export_with_no_runs_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert code == 2 and "none found under runs/" in err
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_onnx_file_names_one_batch_dimension_and_carries_its_metadata(artifact, kind):
+    """tf2onnx named each input's and output's batch dimension on its own (unk__86, unk__87, ...), so the file did
+    not say their sizes must match; and the bounds and state names lived only in the sidecar."""
+    import onnx
+
+    path = artifact(kind, "onnx")
+    model = onnx.load(str(path))
+    values = [*model.graph.input, *model.graph.output]
+    assert len(values) == (2 + 2 * len(metadata("onnx", path)["state"]))  # observation, action and each state
+    assert [v.type.tensor_type.shape.dim[0].dim_param for v in values] == ["batch"] * len(values)
+    (carried,) = [p.value for p in model.metadata_props if p.key == "rdpg_policy"]
+    sidecar = metadata("onnx", path)
+    assert json.loads(carried) == {k: v for k, v in sidecar.items() if k != "file"}
+
+
 def test_missing_onnx_extra_is_named(checkpoints, artifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # makes `import tf2onnx` raise ImportError
     code, _, err = cli("export", str(checkpoints["ff"]), "--format", "onnx", "--output", str(tmp_path / "p.onnx"))
