@@ -316,7 +316,7 @@ def train(
 
 
 def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verbose) -> int:
-    from rdpg_cli.config import ConfigError, inert_settings, key_locator, load_config
+    from rdpg_cli.config import ConfigError, inert_settings, key_locator, load_config, parse_override
 
     if steps is not None and steps <= 0:
         raise ConfigError(f"--steps: {steps} must be > 0")
@@ -330,8 +330,11 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         for key, option, value in (("train.steps", "--steps", steps), ("train.seed", "--seed", seed)):
             if value is None:
                 continue
-            if key in overrides and overrides[key] != value:  # which one was meant cannot be told
-                raise ConfigError(f"{option} {value} and --set {key}={overrides[key]} disagree; give one of them")
+            given = overrides.get(key)
+            # Which one was meant cannot be told. (A YAML true or false is no number, though Python says 1 == True.)
+            if key in overrides and (isinstance(given, bool) or given != value):
+                typed = next(text.partition("=")[2] for text in reversed(set_) if parse_override(text)[0] == key)
+                raise ConfigError(f"{option} {value} and --set {key}={typed} disagree; give one of them")
             overrides[key], flags[key] = value, option
         config = load_config(preset, overrides, flags)
         locate = key_locator(preset, overrides, flags)

@@ -436,6 +436,8 @@ def _write_onnx(model: Any, meta: PolicyMetadata, dest: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET)
+    except OSError:
+        raise  # the file system failed it (a temporary file, a full disk), not the conversion: named as a write
     except Exception as exc:
         kind = f"{meta.recurrent} recurrent" if meta.recurrent != "none" else "feed-forward"
         raise ExportError(f"tf2onnx could not convert this {kind} policy: {reason(exc)}; the savedmodel "
@@ -1012,7 +1014,7 @@ def _replace_savedmodel(tmp: Path, dest: Path) -> None:
     old.mkdir()
     extra = "assets.extra"
     new_entries = [entry.name for entry in tmp.iterdir()]
-    if (dest / extra).is_dir() and not (dest / extra).is_symlink() and (tmp / extra).is_dir():
+    if (dest / extra).is_dir() and (tmp / extra).is_dir():  # a link to a folder stays one: replaced through it
         (old / extra).mkdir()
         new_entries = [name for name in new_entries if name != extra]
         new_entries += [f"{extra}/{entry.name}" for entry in (tmp / extra).iterdir()]

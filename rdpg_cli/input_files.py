@@ -64,10 +64,11 @@ def make_folder(folder: Path) -> list[Path]:
     """Make ``folder`` and its missing parents, as ``rdpg train --run-dir`` does; -> those made, deepest first,
     for ``remove_made_folders`` to take back if the output is not placed. OSError as ``mkdir`` raises it (what
     it had made removed)."""
-    made = [part for part in (folder, *folder.parents) if not may_exist(part)]
+    # "a/.." names no folder of its own to remove (rmdir refuses it, which stopped the removal before "a").
+    made = [part for part in (folder, *folder.parents) if part.name not in ("", ".", "..") and not may_exist(part)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except BaseException:  # an OSError, or Ctrl-C midway: what was made goes
         remove_made_folders(made)
         raise
     return made

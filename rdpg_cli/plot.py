@@ -171,7 +171,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if "env_steps" not in header:
         raise PlotError(f"{path}: no env_steps column; is it an rdpg metrics file?")
     if foreign:
-        where = f"line {foreign[0]}" if len(foreign) == 1 else f"lines {foreign[0]}, ... {foreign[-1]}"
+        shown = [str(line) for line in foreign] if len(foreign) <= 3 else [str(foreign[0]), str(foreign[1]), "...",
+                                                                              str(foreign[-1])]
+        where = f"line {shown[0]}" if len(shown) == 1 else f"lines {', '.join(shown[:-1])} and {shown[-1]}"
         log.warning("%s: left out %d line(s) that are not rows of rdpg's log (%s)", path, len(foreign), where)
     return header, rows
 
@@ -522,13 +524,16 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     # leaves the image that was there (--force), never a cut-short one. A symbolic link stays one: its target
     # is replaced. The temporary name is short whatever the output's (a name near the file system's limit).
     target = output.resolve() if output.is_symlink() else output
+    if output.is_symlink() and not target.parent.is_dir():  # (--force) rdpg makes no folder at a link's far end
+        raise PlotError(f"--output {output}: links to {target}, whose folder does not exist")
     tmp = target.with_name(temporary_name(".rdpg-plot-", ".tmp"))
-    try:
-        made = make_folder(target.parent)  # as `rdpg train --run-dir` and `rdpg export --output` do
-    except OSError as exc:
-        raise PlotError(f"--output {output}: cannot create its folder ({exc.strerror or exc})") from None
+    made: list[Path] = []
     placed = False
     try:
+        try:
+            made = make_folder(output.parent)  # as `rdpg train --run-dir` and `rdpg export --output` do
+        except OSError as exc:
+            raise PlotError(f"--output {output}: cannot create its folder ({exc.strerror or exc})") from None
         figure.savefig(tmp, dpi=figure.dpi, format=output.suffix[1:].lower())
         stop_if_a_signal_was_swallowed()
         if force:

@@ -73,6 +73,13 @@ class VideoRecorder:
             self._made = make_folder(self._path.parent)  # by abort() with the temporary file
         except OSError as exc:
             raise ConfigError(f"--video {self._path}: cannot create its folder ({exc.strerror or exc})") from None
+        try:
+            self._start_child(config, episodes, fps, show_stderr)
+        except BaseException:  # no recorder to abort() yet
+            remove_made_folders(self._made)
+            raise
+
+    def _start_child(self, config: Config, episodes: int, fps: int, show_stderr: bool) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow's inherited
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
@@ -83,9 +90,6 @@ class VideoRecorder:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self._process.start()
-        except BaseException:
-            remove_made_folders(self._made)
-            raise
         finally:
             signal.signal(signal.SIGINT, previous)
         child_end.close()

@@ -122,8 +122,8 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         created = True
     except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
         if not run_dir.is_dir():
-            if run_dir.is_symlink():  # to nothing: rdpg makes no folder at a link's far end
-                why = f"is a symbolic link to {os.readlink(run_dir)}, which does not exist"
+            if run_dir.is_symlink():  # to nothing (rdpg makes no folder at a link's far end), or in a loop
+                why = _dangling_link(run_dir)
             elif os.path.lexists(run_dir):
                 why = "exists and is not a folder"
             else:  # a file where a folder above it should be
@@ -133,6 +133,16 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
     require_writable(run_dir, f"--run-dir {run_dir}")
     return run_dir, created
+
+
+def _dangling_link(link: Path) -> str:
+    """What is wrong with a symbolic link that leads to no folder: where it ends, or that it never does."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself"
+    return f"is a symbolic link to {os.path.realpath(link)}, which does not exist"
 
 
 def _new_stamped_folder(parent: Path) -> Path:

@@ -66,7 +66,7 @@ class Symlink:
 class Case:
     id: str
     args: list[str]
-    fragments: list[str]  # each must appear in the one stderr line ({tmp} is the case's folder)
+    fragments: list[str]  # each must appear in the one stderr line
     files: dict[str, str | bytes | Symlink] = field(default_factory=dict)  # written into the folder first
     checkpoint: Callable[[h5py.File], None] | None = None  # crafts ckpt.h5 from the tiny run's checkpoint
     marks: tuple = ()
@@ -314,6 +314,9 @@ CASES = [
     # Both given, the option won whatever the order, without a word.
     Case("--seed against --set train.seed", ["train", "--preset", "pendulum", "--set", "train.seed=3", "--seed", "4"],
          ["--seed 4 and --set train.seed=3 disagree; give one of them"]),
+    Case("--seed against a --set train.seed of false", ["train", "--preset", "pendulum", "--set", "train.seed=false",
+                                                        "--seed", "0"],
+         ["--seed 0 and --set train.seed=false disagree; give one of them"]),  # Python: False == 0
     Case("--steps against --set train.steps", ["train", "--preset", "pendulum", "--steps", "10", "--set",
                                                "train.steps=30"],
          ["--steps 10 and --set train.steps=30 disagree; give one of them"]),
@@ -324,7 +327,10 @@ CASES = [
     Case("--run-dir is a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken"],
          ["--run-dir taken: exists and is not a folder"], files={"taken": "my notes\n"}),
     Case("--run-dir a link to nothing", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "link"],
-         ["--run-dir link: is a symbolic link to nowhere, which does not exist"], files={"link": Symlink("nowhere")}),
+         ["--run-dir link: is a symbolic link to /", "/nowhere, which does not exist"],
+         files={"link": Symlink("nowhere")}),
+    Case("--run-dir a link in a loop", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "loop"],
+         ["--run-dir loop: is a symbolic link that leads back to itself"], files={"loop": Symlink("loop")}),
     Case("--run-dir inside a file", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "taken/run"],
          ["--run-dir taken/run: cannot create it (Not a directory)"], files={"taken": "my notes\n"}),
     Case("--run-dir name too long", ["train", "--preset", "pendulum", "--steps", "10", "--run-dir", "r" * 300],

@@ -840,6 +840,15 @@ def test_force_replaces_only_the_savedmodels_own_entries(checkpoints, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"], "temporary folders left behind"
     code, _, err = cli("evaluate", str(output), "--episodes", "1", "--json")
     assert code == 0, err
+    # An assets.extra/ that links to a folder of the user's stays a link, replaced through.
+    shutil.move(output / "assets.extra", tmp_path / "shared-extra")
+    (output / "assets.extra").symlink_to(tmp_path / "shared-extra")
+    code, _, err = cli("export", str(checkpoints["ff"]), "--output", str(output), "--force", "--quiet")
+    assert code == 0, err
+    assert (output / "assets.extra").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "shared-extra").iterdir()) == ["rdpg_policy.json",
+                                                                           "tf_serving_warmup_requests"]
+    assert metadata("savedmodel", output)["recurrent"] == "none"
 
 
 def test_a_savedmodel_with_another_exports_metadata_is_refused(artifact, tmp_path: Path):

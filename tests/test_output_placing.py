@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rdpg_cli import export, recording
 from rdpg_cli.cli import app
-from rdpg_cli.input_files import place_new, temporary_name
+from rdpg_cli.input_files import make_folder, place_new, remove_made_folders, temporary_name
 from conftest import TINY, rdpg
 
 
@@ -84,6 +84,22 @@ def test_another_failure_to_link_is_not_taken_for_an_existing_output(tmp_path: P
     with pytest.raises(OSError) as raised:
         place_new(tmp, tmp_path / "out")
     assert raised.value.errno == errno.ENOSPC
+
+
+def test_made_folders_are_taken_back_deepest_first_and_only_while_empty(tmp_path: Path):
+    """What plot, video and export make for an output they end up not placing. "a/.." names no folder to remove:
+    it stopped the removal before "a", which stayed."""
+    made = make_folder(tmp_path / "a" / ".." / "b" / "c")
+    assert made == [tmp_path / "a" / ".." / "b" / "c", tmp_path / "a" / ".." / "b", tmp_path / "a"]
+    assert (tmp_path / "b" / "c").is_dir() and (tmp_path / "a").is_dir()
+    remove_made_folders(made)
+    assert list(tmp_path.iterdir()) == []
+    made = make_folder(tmp_path / "x" / "y")
+    (tmp_path / "x" / "theirs.txt").write_text("put there meanwhile")
+    remove_made_folders(made)
+    assert [p.name for p in tmp_path.iterdir()] == ["x"] and [p.name for p in (tmp_path / "x").iterdir()] == [
+        "theirs.txt"]
+    assert make_folder(tmp_path / "x") == []  # there already: nothing of it is rdpg's to remove
 
 
 @pytest.mark.parametrize("there", ["nothing", "a folder holding something", "an empty folder", "a file",

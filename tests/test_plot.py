@@ -366,6 +366,10 @@ def test_a_missing_output_folder_is_made_and_taken_back_if_nothing_is_placed(tmp
     (tmp_path / "a-file").write_text("mine")
     with pytest.raises(plotting.PlotError, match=r"^--output .*a-file/c\.png: .*a-file is not a folder$"):
         plotting.render([run], output=tmp_path / "a-file" / "c.png")
+    (tmp_path / "link.png").symlink_to("far/away/c.png")  # --force writes through a link: not to a missing folder
+    with pytest.raises(plotting.PlotError, match=r"link\.png: links to .*far/away/c\.png, whose folder does not exist"):
+        plotting.render([run], output=tmp_path / "link.png", force=True)
+    assert not (tmp_path / "far").exists()
 
 
 def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
@@ -381,7 +385,7 @@ def test_a_last_row_without_its_line_end_is_not_drawn(tmp_path: Path):
     ("garbage,,x\n", "line 5"),  # too few cells
     ("800,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30\n", "line 5"),  # too many
     ("eight hundred" + ",-1" * 40 + "\n" + "x" * 10 + "\n",
-     "left out 2 line(s) that are not rows of rdpg's log (lines 5, ... 6)"),
+     "left out 2 line(s) that are not rows of rdpg's log (lines 5 and 6)"),
 ])
 def test_rows_that_are_no_log_rows_are_left_out_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                          appended: str, lines: str):
