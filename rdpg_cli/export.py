@@ -35,10 +35,10 @@ import sys
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
