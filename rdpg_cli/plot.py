@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import importlib
 import io
 import json
@@ -512,7 +513,9 @@ def render(run_paths: Sequence[Path], metric: str = DEFAULT_METRIC, output: Path
     runs = [read_run(path) for path in find_runs(run_paths)]
     metrics = available_metrics(runs)
     if metric not in metrics:
-        raise PlotError(f"--metric {metric}: not in metrics.csv or timing.csv; available: {', '.join(metrics)}")
+        close = difflib.get_close_matches(metric, metrics, n=1, cutoff=0.5)  # as a preset's mistyped key is
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise PlotError(f"--metric {metric}: not in metrics.csv or timing.csv{hint}; available: {', '.join(metrics)}")
     curves, skipped = build_curves(runs, metric, band, smooth)
     if not curves:
         when = ("evaluations start after train.eval_every env steps" if metric.startswith("eval/") else

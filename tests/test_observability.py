@@ -185,7 +185,9 @@ def test_plot_keeps_only_measured_evaluations(tmp_path: Path):
 @pytest.mark.parametrize(("args", "expected"), [
     (["missing-run"], "missing-run: no such run folder"),
     (["EMPTY"], "no metrics.csv in it or below it"),
-    (["RUNS", "--metric", "eval/mean_retrun"], "available: eval/best_return, eval/mean_return"),
+    (["RUNS", "--metric", "eval/mean_retrun"],
+     "not in metrics.csv or timing.csv (did you mean 'eval/mean_return'?); available: eval/best_return, "
+     "eval/mean_return"),
     (["RUNS", "--output", "curve.jpg"], "give a .png, .svg or .pdf path"),
     (["RUNS", "--size", "12x12"], "--size 12x12: width 12 pixels is outside 200..8000"),
     (["RUNS", "--size", "800x600", "--width", "900"], "not both"),
