@@ -172,9 +172,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if "env_steps" not in header:
         raise PlotError(f"{path}: no env_steps column; is it an rdpg metrics file?")
     if foreign:
-        shown = [str(line) for line in foreign] if len(foreign) <= 3 else [str(foreign[0]), str(foreign[1]), "...",
-                                                                              str(foreign[-1])]
-        where = f"line {shown[0]}" if len(shown) == 1 else f"lines {', '.join(shown[:-1])} and {shown[-1]}"
+        shown = foreign if len(foreign) <= 3 else [*foreign[:2], "...", foreign[-1]]
+        where = f"line {shown[0]}" if len(shown) == 1 else f"lines {', '.join(map(str, shown[:-1]))} and {shown[-1]}"
         log.warning("%s: left out %d line(s) that are not rows of rdpg's log (%s)", path, len(foreign), where)
     return header, rows
 

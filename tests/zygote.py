@@ -114,11 +114,11 @@ def serve(preload: bool = True) -> None:
         import rdpg_cli.trainer  # noqa: F401
 
     replies = os.fdopen(os.dup(1), "w", buffering=1)
+    zygote = os.getpid()
     for line in sys.stdin:
         request = json.loads(line)
         sys.stdout.flush()
         sys.stderr.flush()
-        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
             replies.close()
