@@ -603,12 +603,12 @@ class StdoutClosed(Exception):
         self.failed = failed
 
 
-def _aborted(run_dir: Path, created: bool, signum: int) -> int:
+def _aborted(run_dir: Path, made: list[Path], signum: int) -> int:
     """A second stop signal aborted the run: a folder this command made and left unused is removed again;
     say what is left of the run; the exit status."""
     from rdpg_cli.runs import remove_if_unused
 
-    remove_if_unused(run_dir, created)
+    remove_if_unused(run_dir, made)
     note(f"aborted; {_saved_state(run_dir)}")
     return 128 + signum
 
@@ -638,9 +638,9 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
         keys = ("replay.sequence_length", "replay.burn_in", "env.max_episode_steps")
         warnings = (*warnings, f"warning: {locate(ConfigError(padded, keys=keys)) if locate else padded}")
     # A folder this command makes is removed again if the run stops before it starts.
-    created = False
+    made: list[Path] = []
     if resume_data is None:
-        run_dir, created = new_run_dir(config, run_dir, force)
+        run_dir, made = new_run_dir(config, run_dir, force)
     total = config.train.steps
     if resume_data is not None and resume_data.counters["env_steps"] >= total and not _evaluation_pending(resume_data):
         console.print(f"{run_dir}: already at {resume_data.counters['env_steps']} env steps "
@@ -663,10 +663,10 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
             summary = _train_in(run_dir, config, spec, resume_data, resume_source, resume_state, force, eager,
                                 quiet, verbose, stop, shown, warnings)
         except KeyboardInterrupt:  # a second signal
-            return _aborted(run_dir, created, stop.aborted_by or signal.SIGINT)
+            return _aborted(run_dir, made, stop.aborted_by or signal.SIGINT)
         except StdoutClosed as closed:
             if closed.env_steps is None:
-                remove_if_unused(run_dir, created)
+                remove_if_unused(run_dir, made)
                 note(f"{closed.failed} before training started; nothing was written")
             elif closed.env_steps >= total:
                 note(f"{closed.failed}; the run finished at env step {closed.env_steps}")
@@ -682,14 +682,14 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
                 # code: TensorFlow tracing the update; or wrapped as one of rdpg's errors): the user's abort.
                 if verbose:  # what the signal was turned into, for a bug report
                     _print_traceback(exc)
-                return _aborted(run_dir, created, stop.aborted_by)
+                return _aborted(run_dir, made, stop.aborted_by)
             if not isinstance(exc, RdpgError):
                 raise
             # Bad input found late (networks or replay too large for memory): no empty folder.
-            remove_if_unused(run_dir, created)
+            remove_if_unused(run_dir, made)
             raise (locate(exc) if locate and isinstance(exc, ConfigError) else exc) from None
         if summary is None:  # stopped before training started
-            remove_if_unused(run_dir, created)
+            remove_if_unused(run_dir, made)
             note(f"stopped by {stop.requested} before training started; nothing was written or removed")
             return 128 + signal.Signals[stop.requested]
         if summary.stopped_by:

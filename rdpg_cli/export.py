@@ -46,8 +46,8 @@ import numpy as np
 from rdpg_cli import __version__
 from rdpg_cli.config import Config, config_from_dict
 from rdpg_cli.errors import ConfigError, ExportError, reason
-from rdpg_cli.input_files import (cannot_write_in, file_identity, make_folder, name_problem, place_new,
-                                  remove_made_folders, temporary_name)
+from rdpg_cli.input_files import (blocked_folder_problem, cannot_write_in, file_identity, make_folder, name_problem,
+                                  place_new, remove_made_folders, temporary_name)
 from rdpg_cli.output import emit
 from rdpg_cli.signals import stop_if_a_signal_was_swallowed, stop_signals_deferred
 from rdpg_cli.extras import install_hint
@@ -825,7 +825,7 @@ def default_output(checkpoint: Path, format_: str) -> Path:
 def check_output(output: Path, format_: str, force: bool) -> None:
     """Refuse an output of the wrong kind, or one that exists without --force. --force replaces only what
     looks like an earlier export, never an arbitrary folder."""
-    problem = name_problem(output)
+    problem = name_problem(output) or blocked_folder_problem(output.parent)  # before TensorFlow builds the policy
     if problem:
         raise ExportError(f"--output {output}: {problem}")
     if format_ == "savedmodel":

@@ -16,7 +16,7 @@ from pathlib import Path
 from rdpg_cli import __version__
 from rdpg_cli.config import Config
 from rdpg_cli.errors import ConfigError, TrainingFault
-from rdpg_cli.input_files import FileMessages, regular_file_size
+from rdpg_cli.input_files import FileMessages, make_folder, regular_file_size, remove_made_folders
 
 
 class RunLock:
@@ -94,13 +94,14 @@ PATH_MAX_BYTES = 4096
 MAX_RUN_DIR_BYTES = PATH_MAX_BYTES - 256
 
 
-def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path, bool]:
-    """The folder a new run will write into, created if need be, and whether this call created it. A folder
+def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path, list[Path]]:
+    """The folder a new run will write into, created if need be, and the folders this call made: the run
+    folder, then its missing parents (none where the run folder was there), for ``remove_if_unused``. A folder
     that already holds a run's files is refused without ``force``; with it, they are removed by
     ``clear_run_files`` once the folder's lock is held. Without ``run_dir``: ``runs/<name>/<stamp>``, made
     exclusively, so that runs started in the same second get a folder each."""
     if run_dir is None:
-        return _new_stamped_folder(Path("runs") / config.name), True
+        return _new_stamped_folder(Path("runs") / config.name)
     run_dir = Path(run_dir)
     length = len(os.fsencode(str(run_dir)))
     if length > MAX_RUN_DIR_BYTES:
@@ -115,11 +116,12 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
     RunLock.check_free(run_dir)  # a folder in use is refused, --force or not
     if run_dir.is_dir():
         refuse_existing_run(run_dir, force)
-    created = False
+    made: list[Path] = []
     try:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        parents = make_folder(run_dir.parent)
+        made = parents
         run_dir.mkdir()
-        created = True
+        made = [run_dir, *parents]
     except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
         if not run_dir.is_dir():
             if run_dir.is_symlink():  # to nothing (rdpg makes no folder at a link's far end), or in a loop
@@ -129,10 +131,16 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
             else:  # a file where a folder above it should be
                 why = f"cannot create it ({os.strerror(errno.ENOTDIR)})"
             raise ConfigError(f"--run-dir {run_dir}: {why}") from None
+        made = []  # there already: the parents were too
     except OSError as exc:
+        remove_made_folders(made)
         raise ConfigError(f"--run-dir {run_dir}: cannot create it ({exc.strerror})") from None
-    require_writable(run_dir, f"--run-dir {run_dir}")
-    return run_dir, created
+    try:
+        require_writable(run_dir, f"--run-dir {run_dir}")
+    except ConfigError:
+        remove_made_folders(made)
+        raise
+    return run_dir, made
 
 
 def _dangling_link(link: Path) -> str:
@@ -145,22 +153,31 @@ def _dangling_link(link: Path) -> str:
     return f"is a symbolic link to {os.path.realpath(link)}, which does not exist"
 
 
-def _new_stamped_folder(parent: Path) -> Path:
+def _new_stamped_folder(parent: Path) -> tuple[Path, list[Path]]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        parents = make_folder(parent)  # runs/ and runs/<name> on a project's first run
     except OSError as exc:
         raise ConfigError(f"{parent}: cannot create the runs folder ({exc.strerror})") from None
-    for suffix in range(10_000):
-        run_dir = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ConfigError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
-        require_writable(run_dir, str(run_dir))
-        return run_dir
+    try:
+        for suffix in range(10_000):
+            run_dir = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise ConfigError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
+            made = [run_dir, *parents]
+            try:
+                require_writable(run_dir, str(run_dir))
+            except ConfigError:
+                remove_made_folders(made)
+                raise
+            return run_dir, made
+    except ConfigError:
+        remove_made_folders(parents)  # a no-op once the run folder is made: it holds the lock's place
+        raise
     raise ConfigError(f"{parent}: 10000 run folders stamped {stamp} already; give --run-dir")
 
 
@@ -256,11 +273,12 @@ def refuse_existing_run(run_dir: Path, force: bool = False) -> None:
                           "use --force to start over")
 
 
-def remove_if_unused(run_dir: Path, created: bool) -> None:
-    """Remove the run folder this command created, when nothing but its lock file is in it, and only with
-    its lock held: a process that lost the lock to another must not remove the folder the winner is about to
-    train in (it holds only the lock file until the winner's first write)."""
-    if not created:
+def remove_if_unused(run_dir: Path, made: list[Path]) -> None:
+    """Remove the run folder this command made (``made``: it, then the missing parents made for it), when
+    nothing but its lock file is in it, and only with its lock held: a process that lost the lock to another
+    must not remove the folder the winner is about to train in (it holds only the lock file until the winner's
+    first write). Then the parents made for it, while they are empty."""
+    if not made:
         return
     try:
         with RunLock(run_dir):  # a ConfigError while another process holds it
@@ -269,7 +287,8 @@ def remove_if_unused(run_dir: Path, created: bool) -> None:
             (run_dir / ".lock").unlink()
             run_dir.rmdir()
     except (ConfigError, OSError):
-        pass
+        return
+    remove_made_folders(made[1:])
 
 
 def clear_run_files(run_dir: Path) -> None:

@@ -578,17 +578,22 @@ def test_export_defaults_to_the_newest_run_and_never_overwrites(checkpoints, tmp
     (["{ff}", "--format", "keras", "--output", "policy.onnx"], "a keras export needs a .keras file name"),
     (["{ff}", "--format", "keras", "--output", "policy.KERAS"],
      "a keras export needs a .keras file name in lower case (keras.saving.load_model refuses .KERAS)"),
-    (["{ff}", "--format", "onnx", "--output", "{ff}/p.onnx"], "cannot create its folder (a file is in the way)"),
+    (["{ff}", "--format", "onnx", "--output", "{ff}/p.onnx"], "{ff}/p.onnx: {ff} is not a folder"),
+    (["{ff}", "--format", "savedmodel", "--output", "{ff}/deeper/policy"], "{ff}/deeper/policy: {ff} is not a folder"),
     (["{ff}", "--format", "savedmodel", "--output", "notes", "--force"], "a folder that is not a SavedModel"),
 ])
 def test_export_errors_are_one_line(args: list[str], message: str, checkpoints, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch):
+    import rdpg_cli.policy
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("not a SavedModel")
+    # Each is refused before TensorFlow builds the checkpoint's policy (seconds).
+    monkeypatch.setattr(rdpg_cli.policy, "load_agent", lambda *_: pytest.fail("the policy was built"))
     code, _, err = cli("export", *[a.format(ff=checkpoints["ff"]) for a in args])
     assert code == 2
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert message.format(ff=checkpoints["ff"]) in err and err.count("\n") == 1 and "Traceback" not in err
     assert (tmp_path / "notes" / "mine.txt").read_text() == "not a SavedModel"
 
 

@@ -888,6 +888,28 @@ def test_a_second_signal_before_training_starts_leaves_no_folder_behind(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("run_dir", [["--run-dir", "made/for/run"], []], ids=["run-dir", "stamped"])
+def test_a_run_stopped_before_it_starts_takes_back_the_parents_it_made(tmp_path, monkeypatch, run_dir):
+    """The run folder's missing parents (`--run-dir a/b/run`; runs/<preset>/ on a project's first run) stayed
+    behind, empty, when the run stopped before it started; only the run folder itself was removed."""
+    from rdpg_cli import cli
+
+    monkeypatch.setattr(cli, "load_tensorflow", lambda verbose: signal.raise_signal(signal.SIGTERM))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli.app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, *run_dir])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert "before training started; nothing was written" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "made").mkdir()  # a folder there before, or one the user put something into, stays
+    (tmp_path / "runs" / "pendulum").mkdir(parents=True)
+    (tmp_path / "runs" / "pendulum" / "earlier.txt").write_text("kept")
+    result = CliRunner().invoke(cli.app, ["train", "--preset", "pendulum", "--steps", "150", *TINY, *run_dir])
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "made", "notes.txt", "runs", "runs/pendulum", "runs/pendulum/earlier.txt"]
+
+
 def test_a_signal_dropped_before_the_run_started_stops_it_before_anything_is_written(tmp_path, monkeypatch,
                                                                                     command_line_signals):
     """A SIGTERM raised while the environment was checked, in a finalizer (Python drops the exception), was
@@ -1048,10 +1070,12 @@ def test_a_process_that_lost_the_lock_never_removes_the_folder(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     with RunLock(folder):  # the winner, before its first write
-        _remove_if_unused(folder, created=True)
+        _remove_if_unused(folder, [folder, tmp_path])
         assert (folder / ".lock").exists()
-    _remove_if_unused(folder, created=True)  # nobody holds it: the folder this command made goes
+    (tmp_path / "mine.txt").write_text("kept")
+    _remove_if_unused(folder, [folder, tmp_path])  # nobody holds it: the folder this command made goes
     assert not folder.exists()
+    assert (tmp_path / "mine.txt").read_text() == "kept"  # a parent it made that holds something stays
 
 
 def test_runs_started_in_the_same_second_get_a_stamped_folder_each(tmp_path, monkeypatch):
@@ -1062,10 +1086,13 @@ def test_runs_started_in_the_same_second_get_a_stamped_folder_each(tmp_path, mon
     monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261127-120000")
     config = load_config("pendulum")
     made = [runs.new_run_dir(config, None, force=False) for _ in range(3)]
-    assert made == [(Path("runs/pendulum/20261127-120000"), True), (Path("runs/pendulum/20261127-120000-1"), True),
-                    (Path("runs/pendulum/20261127-120000-2"), True)]
-    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), True)
-    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), False)  # there already
+    stamped = Path("runs/pendulum/20261127-120000")
+    assert made == [(stamped, [stamped, Path("runs/pendulum"), Path("runs")]),  # the first made runs/ too
+                    (Path(f"{stamped}-1"), [Path(f"{stamped}-1")]), (Path(f"{stamped}-2"), [Path(f"{stamped}-2")])]
+    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), [Path("mine")])
+    assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), [])  # there already
+    assert runs.new_run_dir(config, Path("mine/a/b"), force=False) == (Path("mine/a/b"),
+                                                                        [Path("mine/a/b"), Path("mine/a")])
 
 
 def test_a_folder_in_use_is_named_as_a_run_folder_with_its_holder(tmp_path):
