@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -147,6 +148,19 @@ def main_callback(
     _log_flags.update(verbose=False, quiet=False)
     forget_raised_interrupt()  # a stop signal an earlier command in this process (a library caller's) ended on
     configure_logging()
+    _fit_console_to_stdout()
+
+
+# Off a terminal lines are as long as they are: Rich's table of `rdpg presets -v` is this wide at most.
+PIPED_WIDTH = 1000
+
+
+def _fit_console_to_stdout() -> None:
+    """On a terminal (or with COLUMNS set) Rich fits what it prints to the width. Into a pipe or a log file it
+    would wrap at 80 columns: a message broken mid-sentence defeats grep, a table cell's path ends in "…"."""
+    piped = not console.is_terminal and "COLUMNS" not in os.environ
+    console.soft_wrap = piped
+    console.width = PIPED_WIDTH if piped else None
 
 
 def load_tensorflow(verbose: bool) -> None:
@@ -303,7 +317,8 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train an agent from a preset; writes config.yaml, command.txt, metrics.csv, timing.csv, TensorBoard
-    events, checkpoint.h5 and (from the first evaluation) best.h5 into the run folder."""
+    events, checkpoint.h5 and (from the first evaluation every train.eval_every env steps) best.h5 into the run
+    folder."""
     from rdpg_cli.signals import FinishedRunStop
 
     with user_errors(verbose):
@@ -344,9 +359,6 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
         raise ConfigError("--run-dir: a resumed run continues in its own folder; leave --run-dir out")
     if force:
         raise ConfigError("--force: a resumed run continues its own files, it replaces none; leave --force out")
-    if overrides:
-        raise ConfigError(f"--set {next(iter(overrides))}: a resumed run keeps its config; only --steps may "
-                          "change")
     from rdpg_cli.checkpoint import checked_training_state, config_from_checkpoint, find_checkpoint, read_checkpoint
     from rdpg_cli.errors import CheckpointError
 
@@ -376,10 +388,11 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     require_run_entries(folder)
     _require_best_of_this_run(folder / "best.h5", config, resume)
     require_logs_of_this_run(folder, state, with_replay=data.replay is not None)
-    if preset is not None:
+    _require_sets_of_the_run(overrides, config)
+    if preset is not None:  # with the --set values, the command line the run started with
         from rdpg_cli.envs import resolve_bounds
 
-        given, _ = resolve_bounds(load_config(preset))
+        given, _ = resolve_bounds(load_config(preset, overrides))
         mine = config.to_dict()
         theirs = given.to_dict()
         for d in (mine, theirs):
@@ -404,6 +417,21 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
                     "without the rows before",)
     return _run_training(config, folder, data, False, eager, quiet, verbose, resume_source=str(resume),
                          resume_state=read_state, warnings=warnings)
+
+
+def _require_sets_of_the_run(overrides: dict, config) -> None:
+    """A resumed run keeps its config: a ``--set`` passes only where the run has that value already (the
+    command line it was started with, given again), as ``--preset`` and ``--seed`` do."""
+    from rdpg_cli.config import ConfigError, apply_overrides, config_from_dict
+
+    stored = config.to_dict()
+    for key, value in overrides.items():
+        try:
+            same = config_from_dict(apply_overrides(stored, {key: value}), source="--set").to_dict() == stored
+        except ConfigError:
+            same = False
+        if not same:
+            raise ConfigError(f"--set {key}: a resumed run keeps its config; only --steps may change")
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
@@ -730,7 +758,8 @@ def _run_training(config, run_dir, resume_data, force, eager, quiet, verbose, re
 
 @app.command()
 def evaluate(
-    artifact: Annotated[Path, typer.Argument(help="checkpoint.h5 (or best.h5), a run folder, or an export.")],
+    artifact: Annotated[Path, typer.Argument(parser=_path, metavar="artifact",
+                                             help="checkpoint.h5 (or best.h5), a run folder, or an export.")],
     episodes: Annotated[int | None, typer.Option(
         help="Episodes to run (default: the run's train.eval_episodes, as in its evaluations).", show_default=False)
     ] = None,
@@ -749,6 +778,23 @@ def evaluate(
         _evaluate(artifact, episodes, seed, json_, video, force, quiet, verbose)
 
 
+class EvaluationProgress:
+    """A line on stderr every ``EVERY`` seconds of a long evaluation (stdout is for the result): a thousand
+    episodes take minutes, and said nothing until the table."""
+
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, result, episodes: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.EVERY and len(result.returns) < episodes:
+            self.last = now
+            note(f"evaluating: {len(result.returns)}/{episodes} episodes, mean return {result.mean_return:.1f} "
+                 "so far")
+
+
 def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: bool, video: Path | None,
               force: bool, quiet: bool, verbose: bool) -> None:
     import json
@@ -759,6 +805,8 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
 
     if episodes is not None and episodes <= 0:
         raise ConfigError(f"--episodes: {episodes} must be > 0")
+    if episodes is not None and episodes >= 2**63:  # as train refuses a --steps of that size
+        raise ConfigError(f"--episodes: {episodes} is too large")
     # numpy's SeedSequence takes 32-bit words: 2**32 would repeat seed 0's episodes
     if seed is not None and not 0 <= seed < 2**32:
         raise ConfigError(f"--seed: {seed} must be in [0, 2**32)")
@@ -782,16 +830,17 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
     seed = config.train.eval_seed if seed is None else seed
     # --json: stdout is for the one JSON line; what the environment prints goes to stderr.
     printing = stdout_to_stderr() if as_json else contextlib.nullcontext()
+    progress = None if quiet else EvaluationProgress()
     if video is None:
         with printing:
-            result = run_episodes(policy, config, episodes, seed)
+            result = run_episodes(policy, config, episodes, seed, progress=progress)
     else:
         from rdpg_cli.recording import VideoRecorder
 
         with printing:  # the recorder's process too, started here: its environment prints as the other
             recorder = VideoRecorder(config, video, episodes, show_stderr=verbose, force=force)
             try:
-                result = run_episodes(policy, config, episodes, seed, recorder=recorder)
+                result = run_episodes(policy, config, episodes, seed, recorder=recorder, progress=progress)
                 _, divergence = recorder.finish()
             except BaseException:
                 recorder.abort()
@@ -818,7 +867,8 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path | None, typer.Argument(help="checkpoint.h5 (default: the newest under runs/).")
+    checkpoint: Annotated[Path | None, typer.Argument(parser=_path, metavar="checkpoint",
+                                                      help="checkpoint.h5 (default: the newest under runs/).")
                           ] = None,
     format_: Annotated[str, typer.Option("--format", "-f", help="savedmodel, tflite, onnx or keras.")
                        ] = "savedmodel",
@@ -859,6 +909,7 @@ def _complete_metric(incomplete: str) -> list[str]:
 @app.command()
 def plot(
     run_dirs: Annotated[list[Path], typer.Argument(
+        parser=_path, metavar="run_dirs",
         help="Run folders, or folders holding runs (every run below is drawn).", show_default=False)],
     metric: Annotated[str, typer.Option("--metric", "-m", help="Column of metrics.csv or timing.csv to draw.",
                                         autocompletion=_complete_metric)] = DEFAULT_METRIC,
@@ -920,11 +971,11 @@ def presets_list(
             emit(name)
         return
     table = Table(title="shipped presets")
-    table.add_column("name", style="bold")
-    table.add_column("env")
-    table.add_column("description")
+    table.add_column("name", style="bold", overflow="fold")  # on a narrow terminal: wrapped, never cut to "…"
+    table.add_column("env", overflow="fold")
+    table.add_column("description", overflow="fold")
     if verbose:
-        table.add_column("file")
+        table.add_column("file", overflow="fold")
     with user_errors():  # --verbose adds the files column here, not a traceback
         for name, path in presets.items():
             data = read_yaml(path)

@@ -700,6 +700,10 @@ def inert_settings(config: Config) -> list[str]:
                      "no env.observation_indices (the critic reads the observation either way)")
     if not config.recurrent and given(config.network, "units"):
         notes.append(f"network.units: {config.network.units} does nothing with network.recurrent none")
+    for key in ("actor_lr", "critic_lr"):  # 1e0 for 1e-3, or YAML 1.1's 0x10 and 1_000 read as numbers
+        if getattr(agent, key) >= 1:
+            notes.append(f"agent.{key}: {getattr(agent, key):g} is a learning rate of 1 or more: Adam moves each "
+                         "weight by about that much at every step, and training diverges (the presets use 1e-3)")
     if agent.warmup_actor < agent.warmup_critic:
         notes.append(f"agent.warmup_actor: {agent.warmup_actor} < agent.warmup_critic {agent.warmup_critic}: the "
                      f"actor starts learning with the critic, at env step {agent.warmup_critic}")
@@ -906,6 +910,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if key.startswith(KWARGS_PREFIX):
         if not key[len(KWARGS_PREFIX):].isidentifier():
             raise ConfigError(f"--set {text}: '{key[len(KWARGS_PREFIX):]}' is not a keyword argument name")
+    elif key in SECTIONS:  # a whole section: --set sets one key, so the keys the preset has are not dropped
+        raise ConfigError(f"--set {text}: '{key}' is a section; set its keys one by one, as {key}.KEY=VALUE "
+                          f"(`rdpg presets show -v` lists them)")
     elif key not in all_keys():
         raise ConfigError(f"--set {text}: unknown key '{key}'{_suggest(key, all_keys())}")
     try:
@@ -916,7 +923,35 @@ def parse_override(text: str) -> tuple[str, Any]:
     except yaml.YAMLError:
         raise ConfigError(f"--set {text}: the value does not parse as YAML") from None
     # On the command line 1e-3 means a number, whatever YAML 1.1 says, alone or in a list ([-1e-3]).
-    return key, _numbers_as_numbers(value)
+    value = _numbers_as_numbers(value)
+    lost = _literal_lost_in_parsing(raw) if _holds_zero_or_infinity(value) else None
+    if lost:
+        raise ConfigError(f"--set {key}: {lost[0]} {lost[1]}")
+    return key, value
+
+
+# A number with an exponent, as typed: 1e-400, -2.5E+400, 1_000e-500.
+_EXPONENT_LITERAL = re.compile(r"(?<![\w.])[-+]?(?:\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _holds_zero_or_infinity(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_holds_zero_or_infinity(v) for v in value)
+    return isinstance(value, float) and (value == 0 or math.isinf(value))
+
+
+def _literal_lost_in_parsing(raw: str) -> tuple[str, str] | None:
+    """A number typed in ``raw`` that parsing turned into 0 or infinity (1e-400, 1e400), and why: the message
+    names it as typed, not the 0.0 or inf it became."""
+    for match in _EXPONENT_LITERAL.finditer(raw):
+        literal = match.group(0)
+        number = float(literal.replace("_", ""))
+        mantissa = literal.lower().split("e")[0]
+        if math.isinf(number):
+            return literal, _float32_problem(number)
+        if number == 0 and any(digit in mantissa for digit in "123456789"):
+            return literal, _float32_problem(FLOAT32_TINY / 2)
+    return None
 
 
 def _numbers_as_numbers(value: Any) -> Any:

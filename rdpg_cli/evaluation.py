@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -58,10 +59,12 @@ class Recorder(Protocol):
 
 
 def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
-             record_raw: bool = False, recorder: Recorder | None = None) -> EvalResult:
+             record_raw: bool = False, recorder: Recorder | None = None,
+             progress: Callable[[EvalResult, int], None] | None = None) -> EvalResult:
     """Run ``episodes`` deterministic episodes; episode i resets with a seed derived from (seed, i), so two
     evaluations with the same seed see the same start states whatever happened before. A ``recorder`` is
-    given each episode's seed and each step's action and observation."""
+    given each episode's seed and each step's action and observation; ``progress`` the result so far and
+    ``episodes`` after each episode."""
     own_env = env is None
     if own_env:
         env = make_env(config)
@@ -94,6 +97,8 @@ def evaluate(policy: Policy, config: Config, episodes: int, seed: int, env=None,
             result.returns.append(total)
             result.lengths.append(length)
             stop_if_a_signal_was_swallowed()  # an episode can take minutes
+            if progress is not None:
+                progress(result, episodes)
     finally:
         if own_env:
             env.close()

@@ -586,11 +586,29 @@ def test_parse_override(text, expected):
      "determine a constructor"),
     ("agent.gamma={a: 1, a: 2}", "--set agent.gamma={a: 1, a: 2}: the value does not parse as YAML: key 'a' "
                                  "given twice"),
+    # A whole section: not an unknown key with a guess at one of its keys.
+    ("agent={gamma: 0.9}", "--set agent={gamma: 0.9}: 'agent' is a section; set its keys one by one, as "
+                           "agent.KEY=VALUE"),
+    ("env=5", "--set env=5: 'env' is a section"),
+    # A number parsing turned into 0 or infinity is named as typed, not as the 0.0 or inf it became.
+    ("agent.gamma=1e-400", "--set agent.gamma: 1e-400 is too small for float32 (below 1.2e-38)"),
+    ("agent.actor_lr=1.0E-400", "--set agent.actor_lr: 1.0E-400 is too small for float32"),
+    ("network.actor_layers=[16, 1e-400]", "--set network.actor_layers: 1e-400 is too small for float32"),
+    ("agent.actor_lr=-1e400", "--set agent.actor_lr: -1e400 is beyond float32's range"),
 ])
 def test_parse_override_errors(text, message):
     with pytest.raises(ConfigError) as info:
         parse_override(text)
     assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("agent.actor_lr=0e-400", ("agent.actor_lr", 0.0)),  # a zero typed as one is no loss
+    ("agent.actor_lr=0", ("agent.actor_lr", 0)),
+    ("env.id=my_envs:Task1e-400", ("env.id", "my_envs:Task1e-400")),  # not a number: a name
+])
+def test_a_zero_typed_as_zero_is_not_a_lost_number(text, expected):
+    assert parse_override(text) == expected
 
 
 def test_apply_overrides_sets_creates_and_leaves_the_input_alone():
@@ -791,6 +809,13 @@ def test_an_unknown_key_suggests_the_key_in_its_right_section(text, suggestion):
     ({"agent.warmup_actor": 200},
      ["agent.warmup_actor: 200 < agent.warmup_critic 1000: the actor starts learning with the critic, at env step "
       "1000"]),
+    # YAML 1.1 reads 0x10 as 16: a learning rate no one means.
+    (dict([parse_override("agent.critic_lr=0x10")]),
+     ["agent.critic_lr: 16 is a learning rate of 1 or more: Adam moves each weight by about that much at every "
+      "step, and training diverges (the presets use 1e-3)"]),
+    ({"agent.actor_lr": 1.0}, ["agent.actor_lr: 1 is a learning rate of 1 or more: Adam moves each weight by about "
+                               "that much at every step, and training diverges (the presets use 1e-3)"]),
+    ({"agent.actor_lr": 0.5, "agent.critic_lr": 0.999}, []),
     ({"train.steps": 3000, "agent.warmup_actor": 5000},
      ["train.steps: 3000 ends within the warm-up: the actor never learns (agent.warmup_actor 5000)"]),
     # Gradient steps after env steps 1000 .. 10000 (warmup_critic 1000, a batch of 256 by then), two each: 18002.

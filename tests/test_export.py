@@ -597,6 +597,22 @@ def test_export_errors_are_one_line(args: list[str], message: str, checkpoints, 
     assert (tmp_path / "notes" / "mine.txt").read_text() == "not a SavedModel"
 
 
+def test_a_long_evaluation_says_how_far_it_is(checkpoints, monkeypatch: pytest.MonkeyPatch):
+    """A line on stderr every EVERY seconds (here: after every episode but the last); stdout keeps only the
+    result (--json: one JSON object); --quiet: none."""
+    from rdpg_cli.cli import EvaluationProgress
+
+    monkeypatch.setattr(EvaluationProgress, "EVERY", 0.0)
+    code, out, err = cli("evaluate", str(checkpoints["ff"]), "--episodes", "3", "--json")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert [line.split(", mean")[0] for line in lines] == ["evaluating: 1/3 episodes", "evaluating: 2/3 episodes"]
+    returns = json.loads(out)["returns"]
+    assert lines[1] == f"evaluating: 2/3 episodes, mean return {np.mean(returns[:2]):.1f} so far"
+    code, out, err = cli("evaluate", str(checkpoints["ff"]), "--episodes", "3", "--quiet")
+    assert code == 0 and err == "" and "3 episodes" in out
+
+
 def test_an_artifact_without_its_metadata_is_refused(artifact, tmp_path: Path):
     shutil.copy(artifact("ff", "keras"), tmp_path / "policy.keras")
     code, _, err = cli("evaluate", str(tmp_path / "policy.keras"))

@@ -147,3 +147,37 @@ def test_trainer_clips_after_adding_noise_and_resets_ou_at_episode_ends(tmp_path
     assert len(ou_after_episode_end) == 3  # after steps 30, 60 and 90
     for state in ou_after_episode_end:
         np.testing.assert_array_equal(state, np.zeros_like(state))
+
+
+def test_trainer_anneals_the_noise_by_its_env_step(tmp_path):
+    """The trainer asks for the noise of the env step it is at: annealed from 2.0 to 0 over 60 env steps, the
+    actions after step 60 carry none (a trainer passing any fixed step kept the first scale for ever)."""
+    from rdpg_cli.config import load_config, parse_override
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.trainer import Trainer
+
+    steps, warmup, anneal = 90, 20, 60
+    overrides = dict(parse_override(text) for text in [
+        *TINY[1::2], f"agent.warmup_steps={warmup}", "agent.noise=gaussian", "agent.noise_sigma=2.0",
+        "agent.noise_sigma_final=0.0", f"agent.noise_anneal_steps={anneal}",
+        "agent.warmup_critic=100000", "agent.warmup_actor=100000", "train.eval_every=100000"])
+    config, spec = resolve_bounds(load_config("pendulum", overrides))
+    trainer = Trainer(config, spec, tmp_path)
+    applied: dict[int, float] = {}  # env step -> the noise's size
+    sample = trainer.noise.sample
+
+    def recorded(step: int) -> np.ndarray:
+        noise = sample(step)
+        applied[trainer.env_steps] = float(np.abs(noise).max())
+        return noise
+
+    trainer.noise.sample = recorded
+    try:
+        trainer.run(steps, fresh=True)
+    finally:
+        trainer.close()
+    assert sorted(applied) == list(range(warmup, steps))  # once per env step after the random warm-up
+    assert all(applied[step] > 0 for step in range(warmup, anneal - 5))
+    assert all(applied[step] == 0 for step in range(anneal, steps))
+    early, late = np.mean([applied[s] for s in range(20, 35)]), np.mean([applied[s] for s in range(45, 60)])
+    assert late < early  # shrinking on the way

@@ -363,6 +363,26 @@ def test_presets_through_a_pipe_are_plain(tmp_path: Path):
     assert names.stdout.split() == list(shipped_presets())
 
 
+def test_output_through_a_pipe_is_not_cut_to_80_columns(tmp_path: Path, tiny_run):
+    """Into a pipe Rich wrapped at 80 columns: `rdpg presets -v | grep` read "/work/main/pres…" for a preset's
+    file, and a message broke mid-sentence. With COLUMNS set (or on a terminal) the width is kept, and a
+    narrow table wraps its cells instead of cutting them."""
+    files = [str(path) for path in shipped_presets().values()]
+    listing = run_cli(["presets", "-v"], cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert all(any(path in line for line in listing.stdout.splitlines()) for path in files), listing.stdout
+    assert "…" not in listing.stdout
+    narrow = run_cli(["presets", "-v"], cwd=tmp_path, extra_env={"COLUMNS": "60"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60 and "…" not in narrow.stdout
+    assert "".join(line.split("│")[-2].strip() for line in narrow.stdout.splitlines()
+                   if line.count("│") == 5).count(".yaml") == len(files)  # each path whole, over a few lines
+    run_dir, _ = tiny_run
+    at_budget = run_cli(["train", "--resume", str(run_dir)], cwd=tmp_path)
+    assert at_budget.returncode == 0, at_budget.stderr
+    assert at_budget.stdout == (f"{run_dir}: already at 300 env steps (budget 300, train.steps); raise --steps to "
+                                "train more\n")
+
+
 def test_presets_show_verbose_documents_every_key():
     result = CliRunner().invoke(app, ["presets", "show", "pendulum", "--verbose"])
     assert result.exit_code == 0, result.stderr

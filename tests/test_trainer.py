@@ -432,6 +432,11 @@ def test_resume_refuses_conflicting_input(tmp_path):
         result = rdpg("train", "--resume", missing, cwd=tmp_path, check=False)
         assert result.returncode == 2 and words in result.stderr, result.stderr
     assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
+    # The command line the run started with, given again: its --set values are the run's, and pass (as
+    # --preset and --seed do); the run is at its budget, which is all it says.
+    result = rdpg("train", "--resume", "run", "--preset", "pendulum", *TINY, "--seed", "0", cwd=tmp_path)
+    assert " ".join(result.stdout.split()) == ("run: already at 120 env steps (budget 120, train.steps); raise "
+                                               "--steps to train more")
 
 
 def test_a_log_of_another_run_is_told_from_the_runs_own():
