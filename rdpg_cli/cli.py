@@ -1014,7 +1014,7 @@ def _check_preset_against_its_environment(config, name: str) -> None:
     """What ``rdpg train`` checks against the environment (its id, kwargs, bounds, time limit), for a preset
     about to be shown. An environment that cannot be made here (a simulator not installed, no display) or
     that fails in its own code is a warning: the preset can still be read."""
-    from rdpg_cli.config import key_locator
+    from rdpg_cli.config import key_locator, resolve_preset_path
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import ConfigError, EnvironmentSetupError, first_line
     from rdpg_cli.output import stdout_to_stderr
@@ -1026,11 +1026,11 @@ def _check_preset_against_its_environment(config, name: str) -> None:
     except ConfigError as exc:  # the preset's own values: refused, as train refuses them
         raise key_locator(name)(exc) from None
     except EnvironmentSetupError as exc:  # the machine's (a simulator not installed) or the environment's
-        note(f"warning: {exc}; the preset was checked without its environment")
+        note(f"warning: {key_locator(name)(exc)}; the preset was checked without its environment")
     except (Exception, SystemExit) as exc:  # the environment's own code failing (its close(), a sys.exit())
         if raised_interrupt() is not None:
             raise
-        note(f"warning: {config.env.id} failed while the preset was checked against it "
+        note(f"warning: {resolve_preset_path(name)}: {config.env.id} failed while the preset was checked against it "
              f"({type(exc).__name__}: {first_line(exc)}); the preset was checked without its environment")
 
 

@@ -700,11 +700,12 @@ def test_presets_show_warns_where_the_environment_cannot_be_made_or_fails_and_st
         "    def close(self):\n"
         "        raise RuntimeError('the renderer would not close')\n"
         "gym.register('BadClose-v0', entry_point=BadClose, max_episode_steps=200)\n")
-    for module, env_id, warning in (
-            ("needs_envs", "X-v0", "warning: env.id: needs_envs:X-v0 needs a package that is not installed"),
-            ("closing_envs", "BadClose-v0", "warning: closing_envs:BadClose-v0 failed while the preset was "
+    for module, env_id, warning in (  # each names the preset's file, as train's error would
+            ("needs_envs", "X-v0", "warning: {preset}: env.id: needs_envs:X-v0 needs a package that is not installed"),
+            ("closing_envs", "BadClose-v0", "warning: {preset}: closing_envs:BadClose-v0 failed while the preset was "
                                             "checked against it (RuntimeError: the renderer would not close)")):
         preset = tmp_path / f"{module}.yaml"
+        warning = warning.format(preset=preset)
         preset.write_text(f"env:\n  id: '{module}:{env_id}'\n")
         result = rdpg("presets", "show", preset, "-q", cwd=tmp_path)
         assert result.stdout == preset.read_text(), result

@@ -524,7 +524,9 @@ def test_missing_simulator_names_the_extra(tmp_path: Path, preset: str, module: 
     # missing can still be read: a warning, and the preset.
     shown = run_cli(["presets", "show", preset, "-q"], cwd=tmp_path, prelude=f"sys.modules[{module!r}] = None")
     assert shown.returncode == 0 and shown.stdout == shipped_presets()[preset].read_text(), shown
-    assert shown.stderr.count("\n") == 1 and shown.stderr.startswith("warning: env.id: "), shown.stderr
+    # Named as train names it: the preset's file, then the key.
+    assert shown.stderr.count("\n") == 1, shown.stderr
+    assert shown.stderr.startswith(f"warning: {shipped_presets()[preset]}: env.id: "), shown.stderr
     assert f"pip install '.[{extra}]'" in shown.stderr and "checked without its environment" in shown.stderr
 
 
