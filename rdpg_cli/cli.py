@@ -338,19 +338,20 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     if seed is not None and not 0 <= seed < 2**32:  # as train.seed: 32-bit words for numpy's SeedSequence
         raise ConfigError(f"--seed: {seed} must be in [0, 2**32)")
     overrides = _parse_sets(set_)
+    options = (("train.steps", "--steps", steps), ("train.seed", "--seed", seed))
+    for key, option, value in options:  # a new run's or a resumed one's
+        given = overrides.get(key)
+        # Which one was meant cannot be told. (A YAML true or false is no number, though Python says 1 == True.)
+        if value is not None and key in overrides and (isinstance(given, bool) or given != value):
+            typed = next(text.partition("=")[2] for text in reversed(set_) if parse_override(text)[0] == key)
+            raise ConfigError(f"{option} {value} and --set {key}={typed} disagree; give one of them")
     if resume is None:
         if preset is None:
             raise ConfigError("give --preset NAME|PATH (see 'rdpg presets'), or --resume RUN")
         flags = {}  # keys given by their own options, named as typed
-        for key, option, value in (("train.steps", "--steps", steps), ("train.seed", "--seed", seed)):
-            if value is None:
-                continue
-            given = overrides.get(key)
-            # Which one was meant cannot be told. (A YAML true or false is no number, though Python says 1 == True.)
-            if key in overrides and (isinstance(given, bool) or given != value):
-                typed = next(text.partition("=")[2] for text in reversed(set_) if parse_override(text)[0] == key)
-                raise ConfigError(f"{option} {value} and --set {key}={typed} disagree; give one of them")
-            overrides[key], flags[key] = value, option
+        for key, option, value in options:
+            if value is not None:
+                overrides[key], flags[key] = value, option
         config = load_config(preset, overrides, flags)
         locate = key_locator(preset, overrides, flags)
         warnings = tuple(f"warning: {locate(ConfigError(text))}" for text in inert_settings(config))
@@ -388,7 +389,9 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
     require_run_entries(folder)
     _require_best_of_this_run(folder / "best.h5", config, resume)
     require_logs_of_this_run(folder, state, with_replay=data.replay is not None)
-    _require_sets_of_the_run(overrides, config)
+    # Given --steps, a --set train.steps of the same value is that budget, not the run's (checked above).
+    _require_sets_of_the_run({k: v for k, v in overrides.items() if not (k == "train.steps" and steps is not None)},
+                             config)
     if preset is not None:  # with the --set values, the command line the run started with
         from rdpg_cli.envs import resolve_bounds
 
@@ -420,18 +423,43 @@ def _train(preset, steps, seed, run_dir, set_, resume, force, eager, quiet, verb
 
 
 def _require_sets_of_the_run(overrides: dict, config) -> None:
-    """A resumed run keeps its config: a ``--set`` passes only where the run has that value already (the
-    command line it was started with, given again), as ``--preset`` and ``--seed`` do."""
+    """A resumed run keeps its config: ``--set`` values pass only where the run has them already (the command
+    line it was started with, given again), as ``--preset`` and ``--seed`` do. Bounds left to the environment
+    (``action_bounds.low=null``) are read from it, as when the run started."""
     from rdpg_cli.config import ConfigError, apply_overrides, config_from_dict
+    from rdpg_cli.envs import resolve_bounds
+    from rdpg_cli.errors import EnvironmentSetupError
 
+    if not overrides:
+        return
     stored = config.to_dict()
-    for key, value in overrides.items():
-        try:
-            same = config_from_dict(apply_overrides(stored, {key: value}), source="--set").to_dict() == stored
-        except ConfigError:
-            same = False
-        if not same:
-            raise ConfigError(f"--set {key}: a resumed run keeps its config; only --steps may change")
+    try:
+        given = config_from_dict(apply_overrides(stored, overrides), source="--set")
+        if any(key.startswith("action_bounds.") for key in overrides):
+            given, _ = resolve_bounds(given)
+        wanted = given.to_dict()
+    except (ConfigError, EnvironmentSetupError):  # a value no run could have
+        wanted = None
+    if wanted == stored:
+        return
+    differing = next((key for key in overrides if wanted is None or _at_key(wanted, key) != _at_key(stored, key)),
+                     next(iter(overrides)))
+    has = _at_key(stored, differing)
+    raise ConfigError(f"--set {differing}: a resumed run keeps its config (its {differing}: "
+                      f"{'none' if has is _NOT_SET else repr(has)}); only --steps may change")
+
+
+_NOT_SET = object()
+
+
+def _at_key(config: dict, key: str):
+    """A config dict's value at a dotted key (``env.kwargs.NAME`` included); _NOT_SET where it has none."""
+    node = config
+    for part in key.split(".", 2):
+        if not isinstance(node, dict) or part not in node:
+            return _NOT_SET
+        node = node[part]
+    return node
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:
@@ -854,7 +882,7 @@ def _evaluate(artifact: Path, episodes: int | None, seed: int | None, as_json: b
     summary = result.as_dict()
     table = Table(title=f"{label}: {episodes} episode{'' if episodes == 1 else 's'}, seed {seed}")
     for column in ("mean ± std", "min", "max", "mean length"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # narrow: wrapped, not cut to "…"
     table.add_row(f"{summary['mean_return']:.2f} ± {summary['std_return']:.2f}", f"{summary['min_return']:.2f}",
                   f"{summary['max_return']:.2f}", f"{summary['mean_length']:.1f}")
     console.print(table)

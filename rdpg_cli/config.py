@@ -924,33 +924,46 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text}: the value does not parse as YAML") from None
     # On the command line 1e-3 means a number, whatever YAML 1.1 says, alone or in a list ([-1e-3]).
     value = _numbers_as_numbers(value)
-    lost = _literal_lost_in_parsing(raw) if _holds_zero_or_infinity(value) else None
+    lost = _literal_lost_in_parsing(raw, key) if _holds_zero_or_infinity(value) else None
     if lost:
         raise ConfigError(f"--set {key}: {lost[0]} {lost[1]}")
     return key, value
 
 
-# A number with an exponent, as typed: 1e-400, -2.5E+400, 1_000e-500.
-_EXPONENT_LITERAL = re.compile(r"(?<![\w.])[-+]?(?:\d[\d_]*\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
 def _holds_zero_or_infinity(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_zero_or_infinity(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_zero_or_infinity(v) for v in value.values())
     return isinstance(value, float) and (value == 0 or math.isinf(value))
 
 
-def _literal_lost_in_parsing(raw: str) -> tuple[str, str] | None:
+def _literal_lost_in_parsing(raw: str, key: str) -> tuple[str, str] | None:
     """A number typed in ``raw`` that parsing turned into 0 or infinity (1e-400, 1e400), and why: the message
-    names it as typed, not the 0.0 or inf it became."""
-    for match in _EXPONENT_LITERAL.finditer(raw):
-        literal = match.group(0)
-        number = float(literal.replace("_", ""))
-        mantissa = literal.lower().split("e")[0]
-        if math.isinf(number):
-            return literal, _float32_problem(number)
-        if number == 0 and any(digit in mantissa for digit in "123456789"):
-            return literal, _float32_problem(FLOAT32_TINY / 2)
+    names it as typed, not the 0.0 or inf it became. Read from the YAML's scalars as written (a comment or a
+    string holding such text is none); an environment keyword is a float64, not float32."""
+    try:
+        nodes = [yaml.compose(raw, Loader=_Loader)]
+    except yaml.YAMLError:
+        return None
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, yaml.SequenceNode):
+            nodes += node.value
+        elif isinstance(node, yaml.MappingNode):
+            nodes += [value for _, value in node.value]
+        elif isinstance(node, yaml.ScalarNode) and (_looks_numeric(node.value) or node.tag.endswith(":float")):
+            try:
+                number = float(node.value.replace("_", ""))
+            except ValueError:  # YAML's .inf, .nan: typed as such
+                continue
+            mantissa = node.value.lower().split("e")[0]
+            lost_to_zero = number == 0 and any(digit in mantissa for digit in "123456789")
+            if not (lost_to_zero or math.isinf(number)):
+                continue
+            if key.startswith(KWARGS_PREFIX):
+                return node.value, "is beyond a float's range: it parses as " + ("0.0" if lost_to_zero else "inf")
+            return node.value, _float32_problem(FLOAT32_TINY / 2 if lost_to_zero else number)
     return None
 
 

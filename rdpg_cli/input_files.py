@@ -80,6 +80,10 @@ def remove_made_folders(made: list[Path]) -> None:
     for folder in made:
         try:
             folder.rmdir()
+        except (FileNotFoundError, NotADirectoryError):
+            # Not a folder this call made after all: through "..", "new/x/../../f" names the file f, made of
+            # nothing, while new/x above it was made. The folders above are still taken back while empty.
+            continue
         except OSError:
             break
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from rdpg_cli import __version__
 from rdpg_cli.config import Config
 from rdpg_cli.errors import ConfigError, TrainingFault
-from rdpg_cli.input_files import FileMessages, make_folder, regular_file_size, remove_made_folders
+from rdpg_cli.input_files import FileMessages, make_folder, may_exist, regular_file_size, remove_made_folders
 
 
 class RunLock:
@@ -118,10 +118,8 @@ def new_run_dir(config: Config, run_dir: Path | None, force: bool) -> tuple[Path
         refuse_existing_run(run_dir, force)
     made: list[Path] = []
     try:
-        parents = make_folder(run_dir.parent)
-        made = parents
-        run_dir.mkdir()
-        made = [run_dir, *parents]
+        made = make_folder(run_dir.parent)
+        made = [_make_in_made_parents(run_dir, made), *made]
     except FileExistsError:  # there already, or made by another process a moment ago: the lock decides
         if not run_dir.is_dir():
             if run_dir.is_symlink():  # to nothing (rdpg makes no folder at a link's far end), or in a loop
@@ -163,7 +161,7 @@ def _new_stamped_folder(parent: Path) -> tuple[Path, list[Path]]:
         for suffix in range(10_000):
             run_dir = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
             try:
-                run_dir.mkdir()
+                _make_in_made_parents(run_dir, parents)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -179,6 +177,21 @@ def _new_stamped_folder(parent: Path) -> tuple[Path, list[Path]]:
         remove_made_folders(parents)  # a no-op once the run folder is made: it holds the lock's place
         raise
     raise ConfigError(f"{parent}: 10000 run folders stamped {stamp} already; give --run-dir")
+
+
+def _make_in_made_parents(run_dir: Path, parents: list[Path]) -> Path:
+    """``run_dir.mkdir()`` (FileExistsError if it is there). Its parent may vanish between being made and this:
+    another rdpg that stopped before its run started takes back the empty parents it made (two first runs of a
+    project at once, in runs/<preset>/): made again, a few times, and added to ``parents``."""
+    for attempt in range(3):
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileNotFoundError:
+            if attempt == 2 or may_exist(run_dir.parent):
+                raise
+            parents[:0] = [made for made in make_folder(run_dir.parent) if made not in parents]
+    raise AssertionError("unreachable")
 
 
 def require_writable(run_dir: Path, what: str) -> None:

@@ -595,6 +595,9 @@ def test_parse_override(text, expected):
     ("agent.actor_lr=1.0E-400", "--set agent.actor_lr: 1.0E-400 is too small for float32"),
     ("network.actor_layers=[16, 1e-400]", "--set network.actor_layers: 1e-400 is too small for float32"),
     ("agent.actor_lr=-1e400", "--set agent.actor_lr: -1e400 is beyond float32's range"),
+    ("agent.actor_lr=1e-4_00", "--set agent.actor_lr: 1e-4_00 is too small for float32"),
+    # An environment's keyword is a float64: what float32 cannot hold (1e-320) is no loss there.
+    ("env.kwargs.x=1e-400", "--set env.kwargs.x: 1e-400 is beyond a float's range: it parses as 0.0"),
 ])
 def test_parse_override_errors(text, message):
     with pytest.raises(ConfigError) as info:
@@ -606,6 +609,9 @@ def test_parse_override_errors(text, message):
     ("agent.actor_lr=0e-400", ("agent.actor_lr", 0.0)),  # a zero typed as one is no loss
     ("agent.actor_lr=0", ("agent.actor_lr", 0)),
     ("env.id=my_envs:Task1e-400", ("env.id", "my_envs:Task1e-400")),  # not a number: a name
+    ("env.kwargs.x=[0.0, 2e-400x]", ("env.kwargs.x", [0.0, "2e-400x"])),  # a string beside a zero
+    ("env.kwargs.x=0.0 # 1e-400", ("env.kwargs.x", 0.0)),  # a comment
+    ("env.kwargs.x=1e-320", ("env.kwargs.x", 1e-320)),
 ])
 def test_a_zero_typed_as_zero_is_not_a_lost_number(text, expected):
     assert parse_override(text) == expected

@@ -100,6 +100,11 @@ def test_made_folders_are_taken_back_deepest_first_and_only_while_empty(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["x"] and [p.name for p in (tmp_path / "x").iterdir()] == [
         "theirs.txt"]
     assert make_folder(tmp_path / "x") == []  # there already: nothing of it is rdpg's to remove
+    # Through "..", a name listed as made may be a file (new/f2/../../notes.txt): the folders above still go.
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        make_folder(tmp_path / "new" / "f2" / ".." / ".." / "notes.txt" / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "x"]
 
 
 @pytest.mark.parametrize("there", ["nothing", "a folder holding something", "an empty folder", "a file",

@@ -420,7 +420,9 @@ def test_resume_refuses_conflicting_input(tmp_path):
     before = (tmp_path / "run" / "checkpoint.h5").read_bytes()
     cases = [
         (["--preset", "mountaincar"], "conflicts with the config of the run"),
-        (["--set", "agent.gamma=0.5"], "a resumed run keeps its config"),
+        (["--set", "agent.gamma=0.5"], "--set agent.gamma: a resumed run keeps its config (its agent.gamma: 0.99)"),
+        (["--set", "env.kwargs.g=9.0"], "--set env.kwargs.g: a resumed run keeps its config (its env.kwargs.g: none)"),
+        (["--set", "train.steps=150"], "--steps 200 and --set train.steps=150 disagree"),
         (["--seed", "9"], "uses seed 0"),
         (["--run-dir", "elsewhere"], "continues in its own folder"),
     ]
@@ -428,15 +430,22 @@ def test_resume_refuses_conflicting_input(tmp_path):
         result = rdpg("train", "--resume", "run", "--steps", "200", *extra, cwd=tmp_path, check=False)
         assert result.returncode == 2, (extra, result.stderr)
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    result = rdpg("train", "--resume", "run", "--set", "train.steps=500", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr == ("error: --set train.steps: a resumed run keeps its config (its "
+                                                        "train.steps: 120); only --steps may change\n"), result.stderr
     for missing, words in ((tmp_path / "nowhere", "not found"), (tmp_path, "no checkpoint.h5")):
         result = rdpg("train", "--resume", missing, cwd=tmp_path, check=False)
         assert result.returncode == 2 and words in result.stderr, result.stderr
     assert (tmp_path / "run" / "checkpoint.h5").read_bytes() == before
     # The command line the run started with, given again: its --set values are the run's, and pass (as
     # --preset and --seed do); the run is at its budget, which is all it says.
-    result = rdpg("train", "--resume", "run", "--preset", "pendulum", *TINY, "--seed", "0", cwd=tmp_path)
-    assert " ".join(result.stdout.split()) == ("run: already at 120 env steps (budget 120, train.steps); raise "
-                                               "--steps to train more")
+    # Bounds left to the environment are read from it, as when the run started.
+    env_bounds = ["--set", "action_bounds.low=null", "--set", "action_bounds.high=null"]
+    for again in (["--preset", "pendulum", *TINY, "--seed", "0"], env_bounds, ["--steps", "120", "--set",
+                                                                                 "train.steps=120"]):
+        result = rdpg("train", "--resume", "run", *again, cwd=tmp_path)
+        assert " ".join(result.stdout.split()) == ("run: already at 120 env steps (budget 120, train.steps); raise "
+                                                   "--steps to train more"), again
 
 
 def test_a_log_of_another_run_is_told_from_the_runs_own():
@@ -1098,6 +1107,37 @@ def test_runs_started_in_the_same_second_get_a_stamped_folder_each(tmp_path, mon
     assert runs.new_run_dir(config, Path("mine"), force=False) == (Path("mine"), [])  # there already
     assert runs.new_run_dir(config, Path("mine/a/b"), force=False) == (Path("mine/a/b"),
                                                                         [Path("mine/a/b"), Path("mine/a")])
+
+
+@pytest.mark.parametrize("run_dir", [None, Path("mine/a/run")], ids=["stamped", "run-dir"])
+def test_a_parent_taken_back_by_another_run_meanwhile_is_made_again(tmp_path, monkeypatch, run_dir):
+    """Two first runs of a project at once: A, stopping before its run started, took back the empty runs/pendulum
+    it had made just as B, which had found it there, made its own folder in it; B failed ("cannot create the
+    run folder (No such file or directory)"). B makes it again, and takes it back itself if need be."""
+    from rdpg_cli import runs
+    from rdpg_cli.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config("pendulum")
+    parent = Path("runs/pendulum") if run_dir is None else run_dir.parent
+    parent.mkdir(parents=True)  # made by A; B finds it there and makes nothing
+    real_mkdir = Path.mkdir
+    taken_back = []
+
+    def a_takes_it_back_first(self, *args, **kwargs):
+        if self.parent == parent and not taken_back:
+            parent.rmdir()  # A, between B's look and B's mkdir
+            parent.parent.rmdir()
+            taken_back.append(parent)
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", a_takes_it_back_first)
+    made_dir, made = runs.new_run_dir(config, run_dir, force=False)
+    monkeypatch.setattr(Path, "mkdir", real_mkdir)
+    assert taken_back and made_dir.is_dir()
+    assert made == [made_dir, parent, parent.parent]  # B made them again: B's to take back
+    runs.remove_if_unused(made_dir, made)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_in_use_is_named_as_a_run_folder_with_its_holder(tmp_path):
