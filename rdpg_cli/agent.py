@@ -107,6 +107,10 @@ class Agent:
             model(actor_history, model.initial_state(1))
         for model in [*self.critics, *self.target_critics]:
             model(critic_history, act, model.initial_state(1))
+        if not squash:
+            # A linear output starts at the middle of the bounds, as tanh(0) does for a squashed one: from 0, an
+            # action range such as [0, 10] started at its lower bound. (Symmetric bounds: 0, as before.)
+            self.actor.out.bias.assign((spec.high + spec.low) / 2.0)
         losses.hard_update(self.target_actor.trainable_variables, self.actor.trainable_variables)
         for target, critic in zip(self.target_critics, self.critics, strict=True):
             losses.hard_update(target.trainable_variables, critic.trainable_variables)

@@ -86,6 +86,29 @@ def test_numpy_acting_matches_tensorflow(kind, history):
         prev = np.clip(a_fast, -2, 2)
 
 
+@pytest.mark.parametrize(("bounding", "kind"), [("invert", "none"), ("clip", "lstm"), ("tanh", "none")])
+def test_an_untrained_actor_acts_in_the_middle_of_the_bounds(bounding, kind):
+    """A linear output started at 0 whatever the bounds: with [0.5, 2] and [-1, 10] the untrained policy pushed
+    at (or past) a bound. It starts in the middle, as a tanh-squashed one does; symmetric bounds keep 0."""
+    low, high = np.array([0.5, -1.0], np.float32), np.array([2.0, 10.0], np.float32)
+    spec = EnvSpec("Custom-v0", observation_dim=2, action_dim=2, low=low, high=high)
+    config = config_from_dict({
+        "env": {"id": "Pendulum-v1"}, "action_bounds": {"low": low.tolist(), "high": high.tolist()},
+        "agent": {"bounding": bounding},
+        "network": {"actor_layers": [16], "critic_layers": [16], "recurrent": kind, "units": 8},
+        "replay": {"size": 1000, **({"sequence_length": 4} if kind != "none" else {})}})
+    agent = Agent(config, spec, seed=0)
+    rng = np.random.default_rng(0)
+    actions = np.array([agent.act(rng.normal(size=2).astype(np.float32), np.zeros(2, np.float32),
+                                  agent.initial_state())[0] for _ in range(20)])
+    np.testing.assert_allclose(actions.mean(axis=0), (low + high) / 2, atol=0.1 * (high - low).max())
+    assert np.all((actions > low) & (actions < high)), actions
+    if bounding != "tanh":
+        np.testing.assert_array_equal(agent.actor.out.bias.numpy(), (low + high) / 2)
+        np.testing.assert_array_equal(agent.target_actor.out.bias.numpy(), (low + high) / 2)  # averaged from it
+    assert np.all(make_agent().actor.out.bias.numpy() == 0.0)  # symmetric bounds: as before
+
+
 def test_numpy_acting_follows_actor_updates():
     agent = make_agent(seed=1)
     replay = filled_replay()
