@@ -245,7 +245,9 @@ def test_td_target_critic_loss_and_mean_q_equal_a_step_by_step_reference(monkeyp
                        target_update=0.3)
     perturb(agent, seed=0)
     out = agent.target_actor.out
-    out.bias.assign(out.bias.numpy() + np.array([2.5, 2.5], np.float32))  # many target actions out of bounds
+    # Many target actions out of bounds: offsets from where the bias started, which was 0 before the middle of
+    # the bounds.
+    out.bias.assign(out.bias.numpy() - (LOW2 + HIGH2) / 2 + np.array([2.5, 2.5], np.float32))
     b = BURN_IN if recurrent else 0
     batch = sample(filled_replay(state_sizes=(UNITS, UNITS) if recurrent else ()), seed=1, recurrent=recurrent)
     mask = batch.valid[:, b:] > 0
@@ -614,7 +616,7 @@ def test_one_compiled_recurrent_update_equals_an_independent_reference(kind):
         "replay": {"size": 1000, "sequence_length": LENGTH, "burn_in": BURN_IN, "store_state": True}})
     agent = Agent(config, EnvSpec("Pendulum-v1", OBS, 2, LOW2, HIGH2), seed=0)
     perturb(agent, seed=0)
-    agent.actor.out.bias.assign(agent.actor.out.bias.numpy() + np.array([2.5, 5.5], np.float32))
+    agent.actor.out.bias.assign(agent.actor.out.bias.numpy() - (LOW2 + HIGH2) / 2 + np.array([2.5, 5.5], np.float32))
     states = 2 if kind == "lstm" else 1
     batch = filled_replay(state_sizes=(UNITS,) * states).sample(np.random.default_rng(1), batch_size, LENGTH, BURN_IN)
 
