@@ -426,7 +426,7 @@ def _require_sets_of_the_run(overrides: dict, config) -> None:
     """A resumed run keeps its config: ``--set`` values pass only where the run has them already (the command
     line it was started with, given again), as ``--preset`` and ``--seed`` do. Bounds left to the environment
     (``action_bounds.low=null``) are read from it, as when the run started."""
-    from rdpg_cli.config import ConfigError, apply_overrides, config_from_dict
+    from rdpg_cli.config import NOT_SET, ConfigError, apply_overrides, config_from_dict, value_at
     from rdpg_cli.envs import resolve_bounds
     from rdpg_cli.errors import EnvironmentSetupError
 
@@ -442,24 +442,11 @@ def _require_sets_of_the_run(overrides: dict, config) -> None:
         wanted = None
     if wanted == stored:
         return
-    differing = next((key for key in overrides if wanted is None or _at_key(wanted, key) != _at_key(stored, key)),
+    differing = next((key for key in overrides if wanted is None or value_at(wanted, key) != value_at(stored, key)),
                      next(iter(overrides)))
-    has = _at_key(stored, differing)
+    has = value_at(stored, differing)
     raise ConfigError(f"--set {differing}: a resumed run keeps its config (its {differing}: "
-                      f"{'none' if has is _NOT_SET else repr(has)}); only --steps may change")
-
-
-_NOT_SET = object()
-
-
-def _at_key(config: dict, key: str):
-    """A config dict's value at a dotted key (``env.kwargs.NAME`` included); _NOT_SET where it has none."""
-    node = config
-    for part in key.split(".", 2):
-        if not isinstance(node, dict) or part not in node:
-            return _NOT_SET
-        node = node[part]
-    return node
+                      f"{'none' if has is NOT_SET else repr(has)}); only --steps may change")
 
 
 def _require_best_of_this_run(path: Path, config, resume: Path) -> None:

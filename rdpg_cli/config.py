@@ -1003,6 +1003,20 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
+NOT_SET = object()
+
+
+def value_at(data: dict[str, Any], dotted: str) -> Any:
+    """A config mapping's value at a ``--set`` key (``env.kwargs.NAME`` included), as ``apply_overrides``
+    writes it; NOT_SET where it has none."""
+    node: Any = data
+    for part in dotted.split(".", 2):
+        if not isinstance(node, dict) or part not in node:
+            return NOT_SET
+        node = node[part]
+    return node
+
+
 def key_locator(preset: str, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
                 ) -> typing.Callable[[Exception], Exception]:
     """For checks made after loading (against the environment: its id, kwargs, bounds): an error about a key,

@@ -183,15 +183,16 @@ def _make_in_made_parents(run_dir: Path, parents: list[Path]) -> Path:
     """``run_dir.mkdir()`` (FileExistsError if it is there). Its parent may vanish between being made and this:
     another rdpg that stopped before its run started takes back the empty parents it made (two first runs of a
     project at once, in runs/<preset>/): made again, a few times, and added to ``parents``."""
-    for attempt in range(3):
+    retries = 2
+    while True:
         try:
             run_dir.mkdir()
             return run_dir
         except FileNotFoundError:
-            if attempt == 2 or may_exist(run_dir.parent):
+            if not retries or may_exist(run_dir.parent):
                 raise
+            retries -= 1
             parents[:0] = [made for made in make_folder(run_dir.parent) if made not in parents]
-    raise AssertionError("unreachable")
 
 
 def require_writable(run_dir: Path, what: str) -> None:
